@@ -1,0 +1,637 @@
+"""Datasets for every search: bundled digits, synthetic images, TFDS, image folders.
+
+`load(name)` returns a `Dataset`: batched, prefetched `tf.data` pipelines of
+`(float32 image normalised per channel, int32 label)` for training, validation
+and test, plus what a serving graph needs to reproduce the preprocessing.
+
+Raw pixels are float32 in [0, 255] everywhere before preprocessing; the exported
+SavedModel takes that same range (see `preprocess`).
+"""
+
+import os
+import socket
+import urllib.parse
+
+import numpy as np
+import tensorflow as tf
+
+AUGMENTATIONS = ("crop", "flip", "cutout", "color")
+AUGMENT_PRESETS = {
+    "none": (),
+    "standard": ("crop", "flip"),  # paper 000/002/003: pad-4 random crop + flip
+    "cutout": ("crop", "flip", "cutout"),  # DARTS/GDAS/EoiNAS evaluation
+}
+BUILTIN = ("digits", "synthetic")
+# Share of the examples held out as test set when a source has no test split.
+_TEST_FRACTION = 0.2
+# Examples read to estimate the per-channel mean/std of a streamed dataset.
+_STATS_EXAMPLES = 5000
+
+
+class Dataset:
+    """Train / validation / test pipelines of one image classification dataset.
+
+    Built by `keras_nas.data.load`; not meant to be constructed by hand.
+
+    Attributes:
+        name: str. The dataset name given to `load`.
+        train: `tf.data.Dataset` of `(images, labels)` batches, shuffled and
+            augmented.
+        validation: `tf.data.Dataset` carved from the training data with a
+            seed; never overlaps `train`.
+        test: `tf.data.Dataset` of the test split.
+        input_shape: tuple `(height, width, channels)` of the model input.
+        num_classes: int.
+        class_names: list of str.
+        mean, std: lists of per-channel statistics (in [0, 1] units) used to
+            normalise the images.
+        num_train, num_validation, num_test: example counts (None where a
+            streamed source does not say).
+    """
+
+    def __init__(
+        self,
+        name,
+        train,
+        validation,
+        test,
+        input_shape,
+        num_classes,
+        class_names,
+        mean,
+        std,
+        source_channels,
+        num_train=None,
+        num_validation=None,
+        num_test=None,
+        batch_size=None,
+    ):
+        self.name = name
+        self.train = train
+        self.validation = validation
+        self.test = test
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.num_classes = int(num_classes)
+        self.class_names = [str(c) for c in class_names]
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) for s in std]
+        self.source_channels = int(source_channels)
+        self.num_train = num_train
+        self.num_validation = num_validation
+        self.num_test = num_test
+        self.batch_size = batch_size
+
+    def preprocessing(self):
+        """What a serving graph needs to turn raw pixels into model inputs."""
+        return preprocessing_config(
+            self.input_shape, self.mean, self.std, self.source_channels, self.class_names
+        )
+
+    def __repr__(self):
+        return (
+            f"Dataset(name={self.name!r}, input_shape={self.input_shape}, "
+            f"num_classes={self.num_classes}, num_train={self.num_train}, "
+            f"num_validation={self.num_validation}, num_test={self.num_test})"
+        )
+
+
+def preprocessing_config(input_shape, mean, std, source_channels, class_names=None):
+    """The plain-dict description of the preprocessing used by `preprocess`."""
+    return {
+        "image_size": [int(input_shape[0]), int(input_shape[1])],
+        "channels": int(input_shape[2]),
+        "source_channels": int(source_channels),
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+        "input_range": [0.0, 255.0],
+        "class_names": list(class_names) if class_names is not None else None,
+    }
+
+
+def preprocess(images, config):
+    """Turns raw float pixels in [0, 255] into normalised model inputs.
+
+    Resizes (bilinear) to the model's image size when the size differs,
+    converts between 1 and 3 channels, scales to [0, 1] and normalises each
+    channel. Pure TensorFlow ops: the same function runs in the `tf.data`
+    pipeline and inside the exported serving graph.
+
+    Args:
+        images: float tensor `(batch, height, width, channels)` in [0, 255].
+        config: dict from `Dataset.preprocessing()`.
+    """
+    images = _resize_and_convert(images, config["image_size"], config["channels"])
+    mean = tf.constant(config["mean"], tf.float32)
+    std = tf.constant(config["std"], tf.float32)
+    return (images / 255.0 - mean) / std
+
+
+def _resize_and_convert(images, image_size, channels):
+    """Bilinear resize to `image_size` (when it differs) and 1 <-> 3 channels."""
+    images = tf.cast(images, tf.float32)
+    height, width = image_size
+    if images.shape[-1] != channels:
+        if images.shape[-1] == 1 and channels == 3:
+            images = tf.image.grayscale_to_rgb(images)
+        elif images.shape[-1] == 3 and channels == 1:
+            images = tf.image.rgb_to_grayscale(images)
+        else:
+            raise ValueError(
+                f"Cannot convert images with {images.shape[-1]} channels to "
+                f"{channels} channels."
+            )
+    static = images.shape[1:3]
+    if static[0] is not None and static[1] is not None:
+        if (static[0], static[1]) == (height, width):
+            return images
+        return tf.image.resize(images, (height, width), method="bilinear")
+    # Sizes only known at run time (the serving signature): decide in-graph.
+    shape = tf.shape(images)
+    same_size = tf.logical_and(tf.equal(shape[1], height), tf.equal(shape[2], width))
+    return tf.cond(
+        same_size,
+        lambda: tf.reshape(images, [-1, height, width, channels]),
+        lambda: tf.image.resize(images, (height, width), method="bilinear"),
+    )
+
+
+def _check_fraction(name, value, low_inclusive=False):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be a float in (0, 1). Received: {name}={value!r} "
+            f"of type {type(value).__name__}"
+        )
+    low_ok = value >= 0 if low_inclusive else value > 0
+    if not (low_ok and value < 1):
+        interval = "[0, 1)" if low_inclusive else "(0, 1)"
+        raise ValueError(f"`{name}` must be in {interval}. Received: {name}={value}")
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+
+
+def _parse_augment(augment):
+    if augment is None:
+        return ()
+    if isinstance(augment, str):
+        if augment in AUGMENT_PRESETS:
+            return AUGMENT_PRESETS[augment]
+        items = tuple(a.strip() for a in augment.split(",") if a.strip())
+    elif isinstance(augment, (list, tuple)):
+        items = tuple(augment)
+    else:
+        raise TypeError(
+            "`augment` must be None, a preset name or a list of augmentations. "
+            f"Received: augment={augment!r}"
+        )
+    unknown = [a for a in items if a not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(
+            f"`augment` must be one of {sorted(AUGMENT_PRESETS)} or a "
+            f"comma-separated list of {list(AUGMENTATIONS)}. "
+            f"Received: augment={augment!r}"
+        )
+    return items
+
+
+def _parse_image_size(image_size):
+    if image_size is None:
+        return None
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+        image_size = (int(image_size), int(image_size))
+    if (
+        not isinstance(image_size, (tuple, list))
+        or len(image_size) != 2
+        or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in image_size)
+    ):
+        raise ValueError(
+            "`image_size` must be a positive int or a (height, width) pair of "
+            f"positive ints. Received: image_size={image_size!r}"
+        )
+    return (int(image_size[0]), int(image_size[1]))
+
+
+# ----------------------------------------------------------------------------
+# Sources: each returns raw float32 pixels in [0, 255].
+
+
+def _digits_arrays():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # sklearn's digits hold 0..16 intensities; map them onto the [0, 255] range
+    # every other source uses.
+    images = digits.images.astype("float32")[..., None] * (255.0 / 16.0)
+    labels = digits.target.astype("int32")
+    return images, labels, [str(c) for c in digits.target_names]
+
+
+def _synthetic_arrays(input_shape, num_classes, num_examples, seed):
+    """Random images with a per-class template, so a model can learn them."""
+    rng = np.random.default_rng(seed)
+    templates = rng.uniform(0, 255, size=(num_classes,) + tuple(input_shape))
+    labels = (np.arange(num_examples) % num_classes).astype("int32")
+    rng.shuffle(labels)
+    noise = rng.normal(0, 40, size=(num_examples,) + tuple(input_shape))
+    images = np.clip(templates[labels] + noise, 0, 255).astype("float32")
+    return images, labels, [f"class_{i}" for i in range(num_classes)]
+
+
+def _split_indices(labels, fraction, seed):
+    """Seeded stratified split of indices into (kept, held_out)."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(labels))
+    counts = np.bincount(labels)
+    stratify = labels if counts.min() >= 2 and fraction * len(labels) >= len(counts) else None
+    kept, held = train_test_split(
+        indices, test_size=fraction, random_state=seed, stratify=stratify
+    )
+    return np.sort(kept), np.sort(held)
+
+
+def _hash_filter(dataset, seed, fraction, keep_low):
+    """Splits a stream deterministically by a seeded per-example draw."""
+
+    def pick(index, example):
+        draw = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), index]))
+        return draw < fraction if keep_low else draw >= fraction
+
+    return dataset.enumerate().filter(pick).map(lambda i, e: e)
+
+
+def _network_reachable(url, timeout=3.0):
+    host = urllib.parse.urlparse(url or "").hostname
+    if not host:
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _tfds_streams(name, data_dir, seed, validation_split):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError
+        raise ValueError(
+            f"`name` must be one of {list(BUILTIN)}, an existing image folder or a "
+            f"TensorFlow Datasets name (e.g. 'cifar10', 'cifar100', "
+            f"'imagenet_resized/32x32'). Received: name={name!r} ({str(error).splitlines()[0]})"
+        ) from None
+    if not builder.is_prepared():
+        where = data_dir or os.path.expanduser("~/tensorflow_datasets")
+        how = (
+            f"Prepare it on a machine with network access with "
+            f"`python -c \"import tensorflow_datasets as tfds; tfds.load('{name}', "
+            f"data_dir='DIR')\"` (or `tfds build {name} --data_dir DIR`), copy DIR "
+            "here and pass `--data-dir DIR` (`data_dir=` in Python)."
+        )
+        if not _network_reachable(builder.info.homepage):
+            raise ValueError(
+                f"Dataset `{name}` is not prepared in {where} and cannot be "
+                f"downloaded from this machine (no connection). {how}"
+            )
+        builder.download_and_prepare()
+    info = builder.info
+    image_key = "image" if "image" in info.features else list(info.features)[0]
+    label_key = "label"
+    features = info.features
+    num_classes = features[label_key].num_classes
+    class_names = list(features[label_key].names)
+    source_shape = features[image_key].shape
+    splits = info.splits
+    as_pair = lambda e: (tf.cast(e[image_key], tf.float32), tf.cast(e[label_key], tf.int32))
+    full_train = builder.as_dataset(split="train", shuffle_files=False).map(as_pair)
+    if "test" in splits:
+        test = builder.as_dataset(split="test").map(as_pair)
+        train_pool = full_train
+        num_test = splits["test"].num_examples
+    elif "validation" in splits:
+        test = builder.as_dataset(split="validation").map(as_pair)
+        train_pool = full_train
+        num_test = splits["validation"].num_examples
+    else:
+        test = _hash_filter(full_train, seed + 1, _TEST_FRACTION, keep_low=True)
+        train_pool = _hash_filter(full_train, seed + 1, _TEST_FRACTION, keep_low=False)
+        num_test = None
+    train = _hash_filter(train_pool, seed, validation_split, keep_low=False)
+    validation = _hash_filter(train_pool, seed, validation_split, keep_low=True)
+    return train, validation, test, source_shape, num_classes, class_names, num_test
+
+
+def _folder_streams(directory, image_size, seed, validation_split):
+    if image_size is None:
+        raise ValueError(
+            "`image_size` is required for an image folder (its images may have "
+            f"any size). Received: image_size=None for name={directory!r}"
+        )
+    common = dict(
+        labels="inferred",
+        label_mode="int",
+        image_size=image_size,
+        batch_size=None,
+        shuffle=False,
+    )
+    has_splits = all(
+        os.path.isdir(os.path.join(directory, s)) for s in ("train", "test")
+    )
+    root = os.path.join(directory, "train") if has_splits else directory
+    pool = tf.keras.utils.image_dataset_from_directory(root, **common)
+    class_names = pool.class_names
+    pool = pool.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
+    if has_splits:
+        test = tf.keras.utils.image_dataset_from_directory(
+            os.path.join(directory, "test"), class_names=class_names, **common
+        ).map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
+    else:
+        test = _hash_filter(pool, seed + 1, _TEST_FRACTION, keep_low=True)
+        pool = _hash_filter(pool, seed + 1, _TEST_FRACTION, keep_low=False)
+    train = _hash_filter(pool, seed, validation_split, keep_low=False)
+    validation = _hash_filter(pool, seed, validation_split, keep_low=True)
+    spec = train.element_spec[0]
+    return train, validation, test, tuple(spec.shape), len(class_names), class_names
+
+
+# ----------------------------------------------------------------------------
+# Augmentation: stateless ops seeded per example, so runs repeat exactly.
+
+
+def _augment_fn(ops, cutout, seed):
+    """Returns `f(image_in_0_1, example_seed) -> image` for raw-space ops."""
+
+    def raw_ops(image, example_seed):
+        height, width = image.shape[0], image.shape[1]
+        if "crop" in ops:
+            padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])  # pad 4, as DARTS/ResNet
+            image = tf.image.stateless_random_crop(
+                padded, tf.shape(image), seed=example_seed
+            )
+        if "flip" in ops:
+            image = tf.image.stateless_random_flip_left_right(
+                image, seed=example_seed + 1
+            )
+        if "color" in ops:
+            image = tf.image.stateless_random_brightness(image, 0.2, seed=example_seed + 2)
+            image = tf.image.stateless_random_contrast(
+                image, 0.8, 1.2, seed=example_seed + 3
+            )
+            image = tf.clip_by_value(image, 0.0, 1.0)
+        return tf.ensure_shape(image, (height, width, image.shape[2]))
+
+    def cutout_op(image, example_seed):
+        # Cutout (DeVries & Taylor 2017): one square, centre anywhere in the
+        # image, clipped at the borders, zeroed after normalisation.
+        height, width = image.shape[0], image.shape[1]
+        centre = tf.random.stateless_uniform(
+            [2], seed=example_seed + 4, maxval=tf.int32.max, dtype=tf.int32
+        ) % tf.constant([height, width])
+        rows = tf.range(height)[:, None]
+        cols = tf.range(width)[None, :]
+        half = cutout // 2
+        inside = (
+            (rows >= centre[0] - half)
+            & (rows < centre[0] - half + cutout)
+            & (cols >= centre[1] - half)
+            & (cols < centre[1] - half + cutout)
+        )
+        return image * tf.cast(~inside, image.dtype)[:, :, None]
+
+    return raw_ops, (cutout_op if "cutout" in ops else None)
+
+
+def _pipeline(stream, config, *, batch_size, shuffle, augment_ops, cutout, seed, cache):
+    """Preprocesses, augments, shuffles, batches and prefetches a stream."""
+    mean = tf.constant(config["mean"], tf.float32)
+    std = tf.constant(config["std"], tf.float32)
+    height, width = config["image_size"]
+
+    def to_unit(image, label):
+        # Resize/convert once per example, before augmentation: crop and flip
+        # work on the model's input size, as in the papers.
+        image = _resize_and_convert(image[None], config["image_size"], config["channels"])
+        return image[0] / 255.0, label
+
+    stream = stream.map(to_unit, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        stream = stream.cache()
+    if shuffle:
+        stream = stream.shuffle(
+            buffer_size=10000, seed=seed, reshuffle_each_iteration=True
+        )
+    if augment_ops:
+        raw_ops, cutout_op = _augment_fn(augment_ops, cutout, seed)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        stream = tf.data.Dataset.zip((stream, seeds))
+
+        def augment(pair, example_seed):
+            image, label = pair
+            example_seed = tf.cast(example_seed, tf.int32)
+            image = raw_ops(image, example_seed)
+            image = (image - mean) / std
+            if cutout_op is not None:
+                image = cutout_op(image, example_seed)
+            return image, label
+
+        stream = stream.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        stream = stream.map(
+            lambda image, label: ((image - mean) / std, label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    stream = stream.map(
+        lambda image, label: (tf.ensure_shape(image, (height, width, config["channels"])), label)
+    )
+    return stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _stats(images_unit):
+    mean = images_unit.mean(axis=(0, 1, 2))
+    std = images_unit.std(axis=(0, 1, 2))
+    return mean, np.maximum(std, 1e-3)
+
+
+def _stream_stats(stream, config):
+    total, total_sq, count = 0.0, 0.0, 0
+    for images, _ in stream.take(_STATS_EXAMPLES).batch(500):
+        x = _resize_and_convert(images, config["image_size"], config["channels"]).numpy() / 255.0
+        total = total + x.sum(axis=(0, 1, 2))
+        total_sq = total_sq + (x**2).sum(axis=(0, 1, 2))
+        count += x.shape[0] * x.shape[1] * x.shape[2]
+    if count == 0:
+        raise ValueError("The training split is empty after carving validation/test.")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return mean, np.maximum(std, 1e-3)
+
+
+def load(
+    name="digits",
+    *,
+    image_size=None,
+    channels=None,
+    batch_size=64,
+    validation_split=0.2,
+    seed=0,
+    augment=None,
+    cutout=16,
+    data_dir=None,
+    input_shape=None,
+    num_classes=None,
+    num_examples=None,
+    test_split=_TEST_FRACTION,
+):
+    """Loads an image classification dataset as train/validation/test pipelines.
+
+    Sources, by `name`:
+    - `"digits"`: scikit-learn's bundled 8x8 handwritten digits (1,797 images,
+      10 classes); no network needed. The default everywhere.
+    - `"synthetic"`: random images with one template per class (learnable),
+      of shape `input_shape` (default `(32, 32, 3)`), `num_classes` (10) and
+      `num_examples` (512).
+    - a path to a folder of images with one sub-folder per class (optionally
+      `train/` and `test/` sub-folders); `image_size` required.
+    - any TensorFlow Datasets name (`"cifar10"`, `"cifar100"`,
+      `"imagenet_resized/32x32"`, ...), read from `data_dir`. When the data are
+      not prepared there and this machine cannot download them, raises at
+      once with instructions.
+
+    The validation set is carved from the training data with `seed` and never
+    overlaps it. Sources without a test split get `test_split` of the examples
+    held out as test set (seeded as well). Images are normalised per channel
+    with statistics of the training split.
+
+    Args:
+        name: str. Dataset name or image folder. Defaults to `"digits"`.
+        image_size: int or (height, width). Resize images (bilinear). Defaults
+            to the source size.
+        channels: int, 1 or 3. Convert grayscale/RGB. Defaults to the source.
+        batch_size: int. Defaults to `64`.
+        validation_split: float in (0, 1). Share of the training data held
+            out for validation. Defaults to `0.2`.
+        seed: int. Seeds splits, shuffling and augmentation. Defaults to `0`.
+        augment: None, `"standard"` (pad-4 random crop + horizontal flip),
+            `"cutout"` (standard + cutout), or a list / comma-separated string
+            of `"crop"`, `"flip"`, `"cutout"`, `"color"` (brightness and
+            contrast). Applied to `train` only. Defaults to None.
+        cutout: int. Side of the cutout square. Defaults to `16` (DARTS).
+        data_dir: str. TFDS data folder. Defaults to TFDS' own default.
+        input_shape: tuple. Synthetic only.
+        num_classes: int. Synthetic only.
+        num_examples: int. Synthetic only.
+        test_split: float. Held-out test share for sources without a test
+            split. Defaults to `0.2`.
+
+    Returns:
+        A `Dataset`.
+
+    Example:
+
+    >>> data = load("digits", image_size=16, batch_size=32)
+    >>> data.input_shape, data.num_classes
+    ((16, 16, 1), 10)
+    >>> images, labels = next(iter(data.train))
+    >>> images.shape
+    TensorShape([32, 16, 16, 1])
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"`name` must be a non-empty string. Received: name={name!r}")
+    image_size = _parse_image_size(image_size)
+    if channels is not None and channels not in (1, 3):
+        raise ValueError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
+    _check_positive_int("batch_size", batch_size)
+    _check_fraction("validation_split", validation_split)
+    _check_fraction("test_split", test_split)
+    _check_positive_int("cutout", cutout)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"`seed` must be an int. Received: seed={seed!r}")
+    augment_ops = _parse_augment(augment)
+    if name != "synthetic" and any(
+        v is not None for v in (input_shape, num_classes, num_examples)
+    ):
+        raise ValueError(
+            "`input_shape`, `num_classes` and `num_examples` apply to "
+            f"name='synthetic' only. Received: name={name!r}"
+        )
+
+    seed = int(seed)
+    num_train = num_validation = num_test = None
+    if name in BUILTIN:
+        if name == "digits":
+            images, labels, class_names = _digits_arrays()
+        else:
+            input_shape = tuple(input_shape) if input_shape is not None else (32, 32, 3)
+            if len(input_shape) != 3 or not all(
+                isinstance(d, (int, np.integer)) and d >= 1 for d in input_shape
+            ):
+                raise ValueError(
+                    "`input_shape` must be (height, width, channels) of positive "
+                    f"ints. Received: input_shape={input_shape!r}"
+                )
+            num_classes = 10 if num_classes is None else num_classes
+            num_examples = 512 if num_examples is None else num_examples
+            _check_positive_int("num_classes", num_classes)
+            _check_positive_int("num_examples", num_examples)
+            if num_classes < 2:
+                raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+            images, labels, class_names = _synthetic_arrays(
+                input_shape, num_classes, num_examples, seed
+            )
+        pool_idx, test_idx = _split_indices(labels, test_split, seed=0)
+        train_rel, val_rel = _split_indices(labels[pool_idx], validation_split, seed)
+        train_idx, val_idx = pool_idx[train_rel], pool_idx[val_rel]
+        num_train, num_validation, num_test = len(train_idx), len(val_idx), len(test_idx)
+        source_shape = images.shape[1:]
+        num_classes = len(class_names)
+        slices = lambda idx: tf.data.Dataset.from_tensor_slices((images[idx], labels[idx]))
+        train_s, val_s, test_s = slices(train_idx), slices(val_idx), slices(test_idx)
+        cache = True
+    elif os.path.isdir(name):
+        train_s, val_s, test_s, source_shape, num_classes, class_names = _folder_streams(
+            name, image_size, seed, validation_split
+        )
+        cache = False
+    else:
+        (
+            train_s, val_s, test_s, source_shape, num_classes, class_names, num_test
+        ) = _tfds_streams(name, data_dir, seed, validation_split)
+        cache = False
+
+    source_channels = int(source_shape[-1])
+    height, width = image_size or (int(source_shape[0]), int(source_shape[1]))
+    out_channels = channels or source_channels
+    input_shape_ = (height, width, out_channels)
+    config = preprocessing_config(input_shape_, [0.0], [1.0], source_channels, class_names)
+    if name in BUILTIN:
+        unit = _resize_and_convert(images[train_idx], (height, width), out_channels).numpy() / 255.0
+        mean, std = _stats(unit)
+    else:
+        mean, std = _stream_stats(train_s, config)
+    mean = np.broadcast_to(mean, (out_channels,))
+    std = np.broadcast_to(std, (out_channels,))
+    config = preprocessing_config(input_shape_, mean, std, source_channels, class_names)
+
+    common = dict(batch_size=batch_size, cutout=cutout, seed=seed, cache=cache)
+    return Dataset(
+        name=name,
+        train=_pipeline(train_s, config, shuffle=True, augment_ops=augment_ops, **common),
+        validation=_pipeline(val_s, config, shuffle=False, augment_ops=(), **common),
+        test=_pipeline(test_s, config, shuffle=False, augment_ops=(), **common),
+        input_shape=input_shape_,
+        num_classes=num_classes,
+        class_names=class_names,
+        mean=mean,
+        std=std,
+        source_channels=source_channels,
+        num_train=num_train,
+        num_validation=num_validation,
+        num_test=num_test,
+        batch_size=batch_size,
+    )
