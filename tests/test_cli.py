@@ -1,0 +1,104 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+from keras import layers
+
+from keras_nas import cli
+
+
+def _tiny_model_file(path, input_shape=(8, 8, 1)):
+    x = keras.Input(input_shape)
+    y = layers.Conv2D(4, 3, activation="relu")(x)
+    y = layers.GlobalAveragePooling2D()(y)
+    y = layers.Dense(10, activation="softmax", name="predictions")(y)
+    keras.Model(x, y, name="tiny").save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    model = _tiny_model_file(root / "tiny.keras")
+    out = str(root / "run")
+    cli.main(["train", "--model", model, "--epochs", "2", "--out", out, "--verbose", "0"])
+    return out
+
+
+def test_train_writes_a_readable_results_folder(trained):
+    files = set(os.listdir(trained))
+    assert {"config.json", "results.json", "preprocessing.json", "model.keras",
+            "best_model.keras", "history.png", "logs"} <= files
+    results = json.load(open(os.path.join(trained, "results.json")))
+    assert len(results["history"]["loss"]) == 2
+    assert 0 <= results["test_accuracy"] <= 1
+    assert results["costs"]["params"] > 0 and results["costs"]["emissions"]["co2_kg"] >= 0
+    config = json.load(open(os.path.join(trained, "config.json")))
+    assert config["epochs"] == 2 and config["dataset"] == "digits"
+
+
+def test_train_again_resumes_and_other_settings_are_refused(trained, capsys):
+    model = os.path.join(os.path.dirname(trained), "tiny.keras")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--model", model, "--epochs", "3", "--out", trained, "--verbose", "0"])
+    assert exit_info.value.code == 2
+    assert "other settings (epochs: 2 -> 3)" in capsys.readouterr().err
+
+
+def test_profile_and_report(trained, capsys):
+    cli.main(["profile", os.path.join(trained, "best_model.keras"), "--evaluate"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["params"] == 4 * 9 + 4 + 4 * 10 + 10
+    assert 0 <= report["test_accuracy"] <= 1
+    cli.main(["report", trained])
+    text = capsys.readouterr().out
+    assert "test_accuracy" in text and "best_model.keras" in text
+
+
+def test_export_uses_saved_preprocessing(trained, capsys):
+    import tensorflow as tf
+
+    out = os.path.join(trained, "serving")
+    cli.main(["export", os.path.join(trained, "best_model.keras"), "--out", out])
+    assert "SavedModel written" in capsys.readouterr().out
+    served = tf.saved_model.load(out).signatures["serving_default"]
+    assert served(images=tf.zeros((1, 8, 8, 1)))["probabilities"].shape == (1, 10)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--arch", "resnet:a,b"], "`--arch` must look like KIND:D1,D2"),
+        (["train", "--arch", "vgg:1,2"], "`--arch` must look like KIND:D1,D2"),
+        (["train", "--genotype", "missing.json"], "`--genotype` must be an existing file"),
+        (["train", "--model", "x.keras", "--validation-split", "2"], "`--validation-split` must be in"),
+        (["profile", "missing.keras"], "`model` must be an existing .keras file"),
+        (["report", "no/such/folder"], "`folder` must be an existing results folder"),
+    ],
+)
+def test_errors_are_one_clear_line(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv + ["--out", str(tmp_path / "o")] if argv[0] == "train" else argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help_and_common_options():
+    parser = cli.build_parser()
+    for command in ("train", "export", "profile", "report"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+    for argv in (["train", "--arch", "resnet:1,1,1"], ["export", "m.keras"], ["profile", "m.keras"], ["report", "d"]):
+        args = parser.parse_args(argv)
+        assert args.dataset == "digits" and args.seed == 0 and hasattr(args, "out")
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "keras_nas", "--help"], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0
+    for command in ("search", "train", "export", "profile", "report"):
+        assert command in result.stdout
