@@ -15,7 +15,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_nas.searches import METHODS  # noqa: E402
+from keras_nas.searches import METHODS, common  # noqa: E402
 
 
 def _positive_int(text):
@@ -61,6 +61,7 @@ def build_parser():
                                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(method_parser)
         _add_common(method_parser, f"runs/{method}")
+        common.add_runtime_arguments(method_parser)
         method_parser.set_defaults(handler=_run_search, module=module)
 
     train = sub.add_parser("train", help="train one architecture from scratch")

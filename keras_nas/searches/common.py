@@ -31,3 +31,54 @@ def common_config(args):
         "validation_split", "augment", "seed",
     )
     return {k: getattr(args, k, None) for k in keys}
+
+
+def add_runtime_arguments(parser):
+    """Options for spreading a search: chief/worker roles and devices."""
+    group = parser.add_argument_group("scale-out options")
+    group.add_argument("--chief", default=None, metavar="HOST:PORT",
+                       help="address of the KerasTuner chief (sets KERASTUNER_ORACLE_IP/PORT)")
+    group.add_argument("--worker-id", default=None,
+                       help="'chief' to run the chief, any other name for a worker (sets KERASTUNER_TUNER_ID)")
+    group.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                       help="mirrored: train each model on all local GPUs (tf.distribute.MirroredStrategy)")
+    group.add_argument("--mixed-precision", action="store_true",
+                       help="float16 compute with float32 variables (GPUs with tensor cores)")
+    group.add_argument("--jit-compile", action="store_true", help="compile train steps with XLA")
+
+
+def setup_runtime(args):
+    """Applies the scale-out options; returns the distribution strategy or None.
+
+    `--chief HOST:PORT --worker-id ID` is the command-line form of KerasTuner's
+    `KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT` and `KERASTUNER_TUNER_ID`
+    environment variables (which also work on their own).
+    """
+    import keras
+    import tensorflow as tf
+
+    chief = getattr(args, "chief", None)
+    worker_id = getattr(args, "worker_id", None)
+    if chief is not None:
+        host, sep, port = chief.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"`--chief` must be HOST:PORT. Received: --chief {chief!r}")
+        if not worker_id:
+            raise ValueError("`--worker-id` is required with `--chief` ('chief' for the chief process).")
+        os.environ["KERASTUNER_ORACLE_IP"] = host
+        os.environ["KERASTUNER_ORACLE_PORT"] = port
+        os.environ["KERASTUNER_TUNER_ID"] = worker_id
+    elif worker_id:
+        raise ValueError("`--worker-id` needs `--chief HOST:PORT`.")
+    if getattr(args, "mixed_precision", False):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    if getattr(args, "strategy", "default") == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return None
+
+
+def role():
+    """'chief', 'worker' or 'single' (no distributed search)."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return "single"
+    return "chief" if os.environ.get("KERASTUNER_TUNER_ID") == "chief" else "worker"

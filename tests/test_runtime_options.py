@@ -1,0 +1,37 @@
+import argparse
+import os
+
+import pytest
+
+from keras_nas.searches import common
+
+
+def _args(**kw):
+    parser = argparse.ArgumentParser()
+    common.add_runtime_arguments(parser)
+    return parser.parse_args([a for k, v in kw.items() for a in (f"--{k.replace('_', '-')}", v)])
+
+
+def test_chief_and_worker_set_kerastuner_environment(monkeypatch):
+    for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
+        monkeypatch.delenv(key, raising=False)
+    assert common.role() == "single"
+    assert common.setup_runtime(_args(chief="127.0.0.1:8123", worker_id="w1")) is None
+    assert os.environ["KERASTUNER_ORACLE_IP"] == "127.0.0.1"
+    assert os.environ["KERASTUNER_ORACLE_PORT"] == "8123"
+    assert common.role() == "worker"
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    assert common.role() == "chief"
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"chief": "localhost"}, "`--chief` must be HOST:PORT"),
+        ({"chief": "localhost:80"}, "`--worker-id` is required with `--chief`"),
+        ({"worker_id": "w1"}, "`--worker-id` needs `--chief HOST:PORT`"),
+    ],
+)
+def test_bad_runtime_options(kw, match):
+    with pytest.raises(ValueError, match=match):
+        common.setup_runtime(_args(**kw))
