@@ -142,3 +142,16 @@ def test_consecutive_failures_stop_the_search_with_a_message(tmp_path):
                         losses=[math.inf] * 5)
     with pytest.raises(RuntimeError, match="consecutive failures exceeded the limit of 2"):
         tuner.search(verbose=0)
+
+
+def test_trial_records_keep_failure_reasons(tmp_path):
+    from keras_nas.searches.common import trial_records
+
+    oracle = CountingOracle(max_trials=2, max_consecutive_failed_trials=3)
+    tuner = SleepyTuner(oracle=oracle, directory=str(tmp_path), project_name="p",
+                        losses=[math.nan, 0.5])
+    tuner.search(verbose=0)
+    records = trial_records(oracle)
+    assert [r["status"] for r in records] == ["FAILED", "COMPLETED"]
+    assert records[0]["reason"].endswith("`loss` became nan at epoch 1; the trial is ended as failed.")
+    assert records[1]["metrics"] == {"score": 1.0} and "reason" not in records[1]

@@ -82,3 +82,31 @@ def role():
     if "KERASTUNER_ORACLE_IP" not in os.environ:
         return "single"
     return "chief" if os.environ.get("KERASTUNER_TUNER_ID") == "chief" else "worker"
+
+
+def trial_records(oracle):
+    """Every trial of a KerasTuner oracle as a plain dict for `results.json`.
+
+    Failed trials keep their reason (the last line of the error KerasTuner
+    recorded, e.g. "`loss` became nan at epoch 3 ...") and the full message.
+    """
+    records = []
+    for trial_id in sorted(oracle.trials):
+        trial = oracle.trials[trial_id]
+        metrics = {}
+        for name in trial.metrics.metrics:
+            value = trial.metrics.get_last_value(name)
+            metrics[name] = None if value is None else float(value)
+        record = {
+            "trial_id": trial_id,
+            "status": trial.status,
+            "values": dict(trial.hyperparameters.values),
+            "metrics": metrics,
+            "score": None if trial.score is None else float(trial.score),
+        }
+        if trial.message:
+            lines = [line for line in str(trial.message).strip().splitlines() if line.strip()]
+            record["reason"] = lines[-1] if lines else ""
+            record["message"] = str(trial.message)
+        records.append(record)
+    return records
