@@ -1,1 +1,3 @@
 
+from keras_nas.spaces.stage_nasnet import stage_nasnet  # noqa: F401
+from keras_nas.spaces.stage_resnet import stage_resnet  # noqa: F401
