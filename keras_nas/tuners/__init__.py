@@ -1,1 +1,2 @@
 from keras_nas.tuners.search_tuner import SearchTuner  # noqa: F401
+from keras_nas.tuners.stage_wise_tuner import StageWiseTuner  # noqa: F401
