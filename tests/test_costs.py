@@ -91,3 +91,18 @@ def test_training_emissions():
 def test_profile_rejects_non_models():
     with pytest.raises(TypeError, match="`model` must be a Keras model"):
         costs.profile("resnet")
+
+
+def test_cifar_resnet56_matches_paper_and_tensorflow():
+    from keras_nas.spaces import stage_resnet
+
+    model = stage_resnet((9, 9, 9))
+    report = costs.profile(model)
+    # Paper 000 Table III: ResNet-56 has 0.86 M parameters, 125 M "FLOPs"
+    # (multiply-accumulates of its convolutions) and 10.42 MB memory.
+    assert round(report.params / 1e6, 2) == 0.86
+    assert round(report.macs_by_kind["conv"] / 1e6) == 125
+    assert 125e6 <= report.macs <= 128e6
+    assert abs(report.memory_mb - 10.42) / 10.42 < 0.02
+    tf_flops = costs.tf_profiler_flops(model)
+    assert abs(report.flops - tf_flops) / tf_flops < 0.02
