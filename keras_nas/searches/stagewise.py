@@ -179,18 +179,16 @@ def _plots(out, models, num_stages):
 
 
 def ensemble_accuracy(models, data):
-    """Accuracy of the averaged class probabilities of `models` on `data`."""
-    import numpy as np
-    import tensorflow as tf
+    """Accuracy of the averaged class probabilities of `models` on `data`.
 
-    correct = total = 0
-    predictors = [tf.function(lambda x, m=m: m(x, training=False)) for m in models]
-    for images, labels in data:
-        probabilities = tf.add_n([p(images) for p in predictors]) / len(predictors)
-        predicted = np.argmax(probabilities.numpy(), axis=-1)
-        correct += int(np.sum(predicted == np.asarray(labels).reshape(-1)))
-        total += len(predicted)
-    return correct / max(total, 1)
+    `data` must yield its batches in the same order on every pass (the
+    validation and test pipelines are not shuffled).
+    """
+    import numpy as np
+
+    labels = np.concatenate([np.asarray(y).reshape(-1) for _, y in data])
+    probabilities = sum(model.predict(data, verbose=0) for model in models) / len(models)
+    return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
 
 
 def summarize(tuner, oracle, dataset, out, latency=True):
@@ -225,6 +223,8 @@ def summarize(tuner, oracle, dataset, out, latency=True):
             "memory_mb": report.to_dict()["memory_mb"],
             "latency_ms": report.to_dict()["latency_ms"],
             "train_seconds": seconds,
+            "energy_kwh": costs.training_emissions(seconds)["energy_kwh"],
+            "co2_kg": costs.training_emissions(seconds)["co2_kg"],
             "emissions": costs.training_emissions(seconds),
             "val_accuracy": metrics.get("val_accuracy"),
             "search_val_accuracy": metrics.get("search_val_accuracy"),
