@@ -80,3 +80,20 @@ def test_bad_arguments():
         StageWiseTuner(oracle, stage_resnet, criterion="vip")
     with pytest.raises(ValueError, match="`final_epochs` must be an int >= 0. Received: final_epochs=-1"):
         StageWiseTuner(oracle, stage_resnet, final_epochs=-1)
+
+
+def test_a_failed_network_stops_the_search_with_its_reason(tmp_path):
+    ds = _data()
+    oracle = StageWiseOracle(num_stages=3, initial_depth=1, delta=1, iterations=2)
+
+    def build(depths):
+        if max(depths) > 1:
+            raise ValueError("too deep for this test")
+        return stage_resnet(depths, input_shape=(8, 8, 1), num_classes=3)
+
+    tuner = StageWiseTuner(oracle, build, epochs=1, importance_samples=16,
+                           directory=str(tmp_path), project_name="trials")
+    tuner.search(ds.train, validation_data=ds.validation, verbose=0)
+    assert [oracle.trials[t].status for t in oracle.end_order] == ["COMPLETED", "FAILED"]
+    assert "failed" in oracle.stopped_reason
+    assert "too deep for this test" in oracle.trials[oracle.end_order[1]].message

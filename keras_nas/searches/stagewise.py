@@ -336,6 +336,13 @@ def run(args):
     if common.role() == "worker":
         return {}
     results = summarize(tuner, oracle, dataset, out)
+    if results["stopped_reason"]:
+        reasons = "; ".join(
+            f"trial {t['trial_id']}: {t.get('reason', t['status'])}"
+            for t in results["trials"] if t["status"] != "COMPLETED"
+        )
+        print(f"The search stopped early: {results['stopped_reason']} ({reasons}). "
+              "Fix the cause and run the same command with --overwrite.", flush=True)
     for d in results["decisions"]:
         print(
             f"iteration {d['iteration']}: A {d['previous_depths']} vs T {d['temporary_depths']}, "
