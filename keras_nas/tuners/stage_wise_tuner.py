@@ -184,9 +184,13 @@ class StageWiseTuner(SearchTuner):
             )
         return callbacks
 
-    def stage_depths(self, trial):
-        hp = trial.hyperparameters
-        return [int(hp.get(f"depth_{i}")) for i in range(self.oracle.num_stages)]
+    @staticmethod
+    def stage_depths(trial):
+        """`[depth_0, ..]` of a trial (read from its values: on a distributed
+        worker `self.oracle` is a gRPC client without the oracle's settings)."""
+        values = trial.hyperparameters.values
+        stages = sum(1 for name in values if name.startswith("depth_"))
+        return [int(values[f"depth_{i}"]) for i in range(stages)]
 
     # -- one trial ------------------------------------------------------
 
