@@ -27,15 +27,15 @@ def add_arguments(parser):
                        help="residual block type [basic on CIFAR, bottleneck on ImageNet]")
     group.add_argument("--criterion", choices=("pls", "inffs", "ilfs"), default="pls",
                        help="stage importance criterion [pls, Table II]")
-    group.add_argument("--m0", type=int, default=2, help="initial modules per stage [6]")
-    group.add_argument("--delta", type=int, default=1, help="growth step [2 residual, 1 cell]")
-    group.add_argument("--iterations", type=int, default=2, help="iterations n; trains 2n+1 networks [5]")
+    group.add_argument("--m0", type=int, default=2, help="initial modules per stage (default 2) [paper: 6]")
+    group.add_argument("--delta", type=int, default=1, help="growth step (default 1) [paper: 2 residual, 1 cell]")
+    group.add_argument("--iterations", type=int, default=2, help="iterations n; trains 2n+1 networks (default 2) [paper: 5]")
     group.add_argument("--stages", type=int, default=3, help="number of stages S [3; 4 on ImageNet 224]")
-    group.add_argument("--epochs", type=int, default=12, help="training epochs per network [200]")
-    group.add_argument("--final-epochs", type=int, default=0, help="extra epochs for each candidate [100]")
+    group.add_argument("--epochs", type=int, default=12, help="training epochs per network (default 12) [paper: 200]")
+    group.add_argument("--final-epochs", type=int, default=0, help="extra epochs for each candidate (default 0) [paper: 100]")
     group.add_argument("--optimizer", choices=("sgd", "nesterov", "adam"), default="nesterov",
                        help="[SGD; the reference code uses Nesterov momentum 0.9]")
-    group.add_argument("--learning-rate", type=float, default=0.05, help="initial learning rate [0.01]")
+    group.add_argument("--learning-rate", type=float, default=0.05, help="initial learning rate (default 0.05) [paper: 0.01]")
     group.add_argument("--momentum", type=float, default=0.9, help="[0.9]")
     group.add_argument("--l2", type=float, default=1e-4, help="L2 penalty on kernels [1e-4, reference code]")
     group.add_argument("--milestones", default=None,
@@ -46,7 +46,7 @@ def add_arguments(parser):
     group.add_argument("--n-components", type=int, default=2, help="PLS components [2]")
     group.add_argument("--alpha", type=float, default=0.5, help="inf-FS mixing weight [0.5]")
     group.add_argument("--tokens", type=int, default=6, help="il-FS tokens [6]")
-    group.add_argument("--filters", type=int, default=8, help="cell modules: filters F of stage 1 [32]")
+    group.add_argument("--filters", type=int, default=8, help="cell modules: filters F of stage 1 (default 8) [paper: 32]")
     group.add_argument("--donor", default=None,
                        help="weight transfer: a trained deeper .keras network of the same family [ResNet-110]")
 
