@@ -1,1 +1,5 @@
 
+from keras_nas.callbacks.architecture_warmup import ArchitectureWarmup  # noqa: F401
+from keras_nas.callbacks.operation_pruning import OperationPruning  # noqa: F401
+from keras_nas.callbacks.search_checkpoint import SearchCheckpoint  # noqa: F401
+from keras_nas.callbacks.temperature_schedule import TemperatureSchedule  # noqa: F401

@@ -1,1 +1,7 @@
 
+from keras_nas.layers.auxiliary_tap import AuxiliaryTap  # noqa: F401
+from keras_nas.layers.drop_path import DropPath  # noqa: F401
+from keras_nas.layers.factorized_reduce import FactorizedReduce  # noqa: F401
+from keras_nas.layers.gumbel_edge import GumbelEdge  # noqa: F401
+from keras_nas.layers.search_cell import SearchCell  # noqa: F401
+from keras_nas.layers.zero import Zero  # noqa: F401

@@ -1,0 +1,51 @@
+"""One EoiNAS cell search per KerasTuner trial, each with its own seed."""
+
+import os
+
+from keras_nas.tuners.search_tuner import SearchTuner
+
+
+class EoiNASSeedTuner(SearchTuner):
+    """Runs `keras_nas.searches.eoinas.one_shot_search` for the trial's seed.
+
+    Each trial searches in `<directory>/<project_name>/trial_<id>/search`
+    (checkpointed every epoch, so a restarted trial resumes), writes its
+    `genotype.json` there and reports `val_accuracy`: the accuracy of the
+    architectures sampled on the validation half during the last search epoch
+    (what GDAS/EoiNAS pick the best of 4 seeds by).
+
+    Args:
+        oracle: `keras_nas.oracles.SeedOracle`.
+        search_kwargs: dict. Arguments of `one_shot_search` besides `dataset`,
+            `directory` and `seed`.
+        **kwargs: `SearchTuner` arguments (`directory`, `project_name`, ...).
+
+    Example:
+
+    >>> tuner = EoiNASSeedTuner(SeedOracle([0, 1]), search_kwargs={"epochs": 8}, directory="runs/x")
+    >>> tuner.search(dataset=data)
+    """
+
+    def __init__(self, oracle, search_kwargs=None, **kwargs):
+        super().__init__(oracle=oracle, **kwargs)
+        self.search_kwargs = dict(search_kwargs or {})
+
+    def trial_search_dir(self, trial_id):
+        return os.path.join(self.project_dir, f"trial_{trial_id}", "search")
+
+    def run_trial(self, trial, dataset, **kwargs):
+        from keras_nas.searches.eoinas import one_shot_search
+
+        result = one_shot_search(
+            dataset, directory=self.trial_search_dir(trial.trial_id),
+            seed=int(trial.hyperparameters.get("seed")), **self.search_kwargs,
+        )
+        self.check_finite(result["history"])
+        return {"val_accuracy": result["val_accuracy"]}
+
+    # Trials build their own model inside `one_shot_search`; nothing to save here.
+    def save_model(self, trial_id, model, step=0):
+        pass
+
+    def load_model(self, trial):
+        return None
