@@ -10,6 +10,7 @@ CPU on the bundled digits; the paper's CIFAR-10 setting is in
 + 100 final, SGD lr 0.01 x0.1 at epochs 100 and 150).
 """
 
+import argparse
 import os
 import shutil
 
@@ -326,10 +327,15 @@ def run(args):
         directory=out,
         project_name="trials",
     )
+    importance_data = dataset.train
+    if args.augment and str(args.augment).lower() != "none":
+        # The paper scores the training samples themselves: the same seeded
+        # training split, loaded again without augmentation.
+        importance_data = common.load_data(argparse.Namespace(**{**vars(args), "augment": None})).train
     tuner.search(
         dataset.train,
         validation_data=dataset.validation,
-        importance_data=dataset.train,
+        importance_data=importance_data,
         test_data=dataset.test,
         verbose=args.verbose,
     )
