@@ -4,9 +4,12 @@ import keras
 from keras import layers
 
 # NASNet-A cells (Zoph et al. 2018, Fig. 4); wiring as in Keras' NASNet
-# application. BN settings of the reference TF-slim/Keras implementation.
-_BN_MOMENTUM = 0.9997
-_BN_EPSILON = 1e-3
+# application. BN settings of the reference TF-slim CIFAR models
+# (`nasnet_cifar_arg_scope`: decay 0.9, epsilon 1e-5); the ImageNet models'
+# 0.9997 leaves the moving statistics at their initial values for thousands
+# of steps, so short runs evaluate at chance.
+_BN_MOMENTUM = 0.9
+_BN_EPSILON = 1e-5
 
 
 def _bn(name):
