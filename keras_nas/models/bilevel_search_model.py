@@ -254,13 +254,20 @@ class BilevelSearchModel(keras.Model):
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
         return probs, loss, grads, index
 
+    def _run_forward_backward(self, x, y):
+        # Eagerly (`run_eagerly=True`, tests) run it as plain Python: only the
+        # sampled branch of each `tf.switch_case` executes, nothing is traced.
+        if tf.executing_eagerly():
+            return self._forward_backward(x, y)
+        return self._traced_forward_backward(x, y)
+
     def _split(self, grads):
         by_id = {id(v): g for v, g in zip(self.trainable_variables, grads)}
         return ([by_id[id(v)] for v in self.weight_variables], [by_id[id(v)] for v in self.arch_variables])
 
     def weight_step(self, x, y):
         """SGD on the weights (Algorithm 1 line 3)."""
-        probs, loss, grads, index = self._traced_forward_backward(x, y)
+        probs, loss, grads, index = self._run_forward_backward(x, y)
         grads = self._split(grads)[0]
         weights = self.weight_variables
         grads, _ = tf.clip_by_global_norm(grads, self.grad_clip)
@@ -271,7 +278,7 @@ class BilevelSearchModel(keras.Model):
 
     def arch_step(self, x, y):
         """Adam on alpha (Algorithm 1 line 4), skipped while `arch_enabled` is 0."""
-        probs, loss, grads, index = self._traced_forward_backward(x, y)
+        probs, loss, grads, index = self._run_forward_backward(x, y)
         arch = self.arch_variables
         grads = [g + self.arch_weight_decay * v for g, v in zip(self._split(grads)[1], arch)]
 

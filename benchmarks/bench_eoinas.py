@@ -1,0 +1,128 @@
+"""EoiNAS/GDAS supernet speed, measured side by side in one run (CPU by default).
+
+1. One bilevel training step (weight step + architecture step) of the same
+   supernet in `gdas` mode (only the sampled op of each edge runs) and in
+   `darts` mode (all 8 ops run), on the same batch. Target: gdas >= 4x faster.
+2. One weight step of the `gdas` supernet whose live mask leaves exactly the
+   sampled op on every edge, against a fixed network made of those same ops
+   (plain Keras layers, no sampling, no `tf.switch_case`). Target: <= 1.3x.
+
+    PYTHONPATH=. python benchmarks/bench_eoinas.py [--cells 5 --channels 16 --image-size 16 --batch 32]
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_nas.layers.search_cell import cell_edges  # noqa: E402
+from keras_nas.spaces import darts, darts_ops  # noqa: E402
+
+
+def time_calls(fn, runs):
+    fn()  # trace + first run
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def supernet(mode, args):
+    model = darts.search_network(cells=args.cells, channels=args.channels, num_classes=10,
+                                 input_shape=(args.image_size, args.image_size, 3), edge_mode=mode)
+    model.compile(jit_compile=False)
+    return model
+
+
+def fixed_network(model, ops_by_kind, args):
+    """The supernet's topology with one plain op per edge (the sampled ones)."""
+    inputs = keras.Input((args.image_size, args.image_size, 3))
+    s = keras.layers.Conv2D(3 * args.channels, 3, padding="same", use_bias=False)(inputs)
+    s0 = s1 = keras.layers.BatchNormalization()(s)
+    for i, cell in enumerate(model.cell_layers):
+        kind = "reduce" if cell.reduction else "normal"
+        c = cell.channels
+        if cell.reduction_prev:
+            from keras_nas.layers import FactorizedReduce
+
+            p0 = FactorizedReduce(c, affine=False)(s0)
+        else:
+            p0 = darts_ops.relu_conv_bn(c, 1, 1, affine=False)(s0)
+        states = [p0, darts_ops.relu_conv_bn(c, 1, 1, affine=False)(s1)]
+        k = 0
+        for node in range(cell.steps):
+            terms = []
+            for j in range(node + 2):
+                strides = 2 if cell.reduction and j < 2 else 1
+                terms.append(darts_ops.make_op(ops_by_kind[kind][k], c, strides, affine=False,
+                                               name=f"c{i}_e{k}")(states[j]))
+                k += 1
+            states.append(keras.layers.Add()(terms))
+        s0, s1 = s1, keras.layers.Concatenate()(states[-cell.multiplier:])
+    x = keras.layers.GlobalAveragePooling2D()(s1)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", type=int, default=5)
+    parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--image-size", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    keras.utils.set_random_seed(0)
+    x = tf.random.normal((args.batch, args.image_size, args.image_size, 3))
+    y = tf.random.uniform((args.batch,), 0, 10, dtype=tf.int32)
+    data = ((x, y), (x, y))
+
+    results = {}
+    for mode in ("gdas", "darts"):
+        model = supernet(mode, args)
+        step = tf.function(model.train_step)
+        t0 = time.perf_counter()
+        results[mode] = time_calls(lambda: step(data), args.runs)
+        print(f"{mode:>5} bilevel step: {results[mode] * 1000:8.1f} ms  (incl. tracing: "
+              f"{time.perf_counter() - t0:.0f} s total)", flush=True)
+    print(f"speed-up gdas vs darts: {results['darts'] / results['gdas']:.2f}x (target >= 4x)\n", flush=True)
+
+    model = supernet("gdas", args)
+    rng = np.random.default_rng(0)
+    num_edges, num_ops = len(cell_edges(4)), len(model.primitives)
+    ops_by_kind = {}
+    for kind in ("normal", "reduce"):
+        chosen = rng.integers(0, num_ops, num_edges)
+        model.lives[kind].assign(np.eye(num_ops, dtype="float32")[chosen])
+        ops_by_kind[kind] = [model.primitives[k] for k in chosen]
+    gumbel_step = tf.function(lambda: model.weight_step(x, y))
+    gumbel = time_calls(gumbel_step, args.runs)
+    fixed = fixed_network(model, ops_by_kind, args)
+    optimizer = keras.optimizers.SGD(0.025, momentum=0.9)
+    optimizer.build(fixed.trainable_variables)
+
+    @tf.function
+    def fixed_step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, fixed(x, training=True)))
+        grads = tape.gradient(loss, fixed.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, 5.0)
+        grads = [g + 3e-4 * v for g, v in zip(grads, fixed.trainable_variables)]
+        optimizer.apply(grads, fixed.trainable_variables)
+        return loss
+
+    plain = time_calls(fixed_step, args.runs)
+    print(f"gdas supernet weight step (one live op per edge): {gumbel * 1000:8.1f} ms")
+    print(f"fixed network of the same ops, weight step:      {plain * 1000:8.1f} ms")
+    print(f"Gumbel-edge machinery overhead: {gumbel / plain:.2f}x (target <= 1.3x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nas.callbacks import SearchCheckpoint
+from keras_nas.models import BilevelSearchModel
+
+
+def _tiny(**kwargs):
+    # Four of the eight ops keep the eager build fast; the logic is per column.
+    config = dict(cells=3, channels=2, num_classes=3, input_shape=(4, 4, 1), steps=2, multiplier=2,
+                  primitives=["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"])
+    config.update(kwargs)
+    model = BilevelSearchModel(**config)
+    model.compile(run_eagerly=True)
+    return model
+
+
+def _batch(n=4):
+    x = tf.random.normal((n, 4, 4, 1))
+    y = tf.constant(np.arange(n) % 3, tf.int32)
+    return (x, y), (x, y)
+
+
+def test_search_network_reductions_at_one_and_two_thirds():
+    model = _tiny(cells=4)
+    assert [c.reduction for c in model.cell_layers] == [False, True, True, False]
+    assert BilevelSearchModel.reduction_indices(8) == (2, 5)
+    assert model.alpha_normal.shape == (5, 4)
+
+
+def test_bilevel_step_counts_statistics_and_freezes_alpha_in_warmup():
+    model = _tiny()
+    model.arch_enabled.assign(0.0)
+    alpha_before = model.alpha_normal.numpy().copy()
+    weight_before = model.cell_layers[0].preprocess1.weights[1].numpy().copy()
+    logs = model.train_step(_batch())
+    np.testing.assert_array_equal(model.alpha_normal.numpy(), alpha_before)
+    assert not np.allclose(model.cell_layers[0].preprocess1.weights[1].numpy(), weight_before)
+    counts = model.op_counts.numpy()
+    # C^e: one sampled op per edge and cell type per step.
+    np.testing.assert_array_equal(counts.sum(axis=-1), np.ones((2, 5)))
+    # C^a: the validation accuracy lands on exactly one op per edge.
+    acc = model.op_accuracy.numpy()
+    np.testing.assert_allclose(acc.sum(axis=-1), np.full((2, 5), float(logs["arch_accuracy"])), atol=1e-6)
+    model.arch_enabled.assign(1.0)
+    model.train_step(_batch())
+    assert not np.allclose(model.alpha_normal.numpy(), alpha_before)
+    np.testing.assert_array_equal(model.op_counts.numpy().sum(axis=-1), np.full((2, 5), 2.0))
+
+
+def test_pruned_ops_never_counted():
+    model = _tiny()
+    live = np.zeros((5, 4), "float32")
+    live[:, 3] = 1.0
+    model.live_normal.assign(live)
+    for _ in range(3):
+        model.train_step(_batch())
+    counts = model.op_counts.numpy()[0]
+    assert counts[:, 3].sum() == 15 and counts.sum() == 15
+
+
+@pytest.mark.parametrize("mode", ["darts", "gumbel_soft"])
+def test_mixture_modes_train(mode):
+    model = _tiny(edge_mode=mode)
+    logs = model.train_step(_batch())
+    assert np.isfinite(float(logs["loss"]))
+
+
+def test_get_config_round_trip():
+    model = _tiny(edge_mode="gumbel_soft", weight_decay=1e-4, temperature=3.0)
+    config = model.get_config()
+    clone = BilevelSearchModel.from_config(config)
+    assert clone.get_config() == config
+    assert float(clone.temperature.numpy()) == 3.0
+
+
+def test_checkpoint_restores_search_state(tmp_path):
+    model = _tiny()
+    model.train_step(_batch())
+    model.live_reduce.assign(np.eye(4, dtype="float32")[[1, 2, 3, 0, 1]])
+    model.temperature.assign(0.7)
+    checkpoint = SearchCheckpoint(str(tmp_path))
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(4)
+    fresh = _tiny()
+    assert SearchCheckpoint(str(tmp_path)).restore(fresh) == 5
+    for name in ("alpha_normal", "live_reduce", "op_counts", "op_accuracy", "temperature"):
+        np.testing.assert_array_equal(getattr(fresh, name).numpy(), getattr(model, name).numpy())
+    np.testing.assert_array_equal(fresh.optimizer.variables[-1].numpy(), model.optimizer.variables[-1].numpy())
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="`edge_mode` must be one of"):
+        BilevelSearchModel(edge_mode="enas")
+    with pytest.raises(ValueError, match="`cells` must be an int >= 3"):
+        BilevelSearchModel(cells=2)
