@@ -129,6 +129,9 @@ class OperationPruning(keras.callbacks.Callback):
 
         model = self.model
         edges = cell_edges(model.steps)
+        # A search resumed from the checkpoint of an earlier epoch redoes this
+        # epoch: forget what a killed run logged for it.
+        self.decisions = [d for d in self.decisions if d["epoch"] < epoch + 1]
         for kind in ("normal", "reduce"):
             scores = self.scores(kind)
             live_before = model.lives[kind].numpy()

@@ -144,7 +144,7 @@ class BilevelSearchModel(keras.Model):
             ))
             reduction_prev = reduction
         self.global_pool = keras.layers.GlobalAveragePooling2D(name="global_pool")
-        self.classifier = keras.layers.Dense(num_classes, activation="softmax", name="predictions")
+        self.classifier = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")
 
         shape = (self.num_edges, len(primitives))
         # alpha: zero initialisation, "equal amount of attention" (sec. 4.2).

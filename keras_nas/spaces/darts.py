@@ -207,7 +207,7 @@ def _auxiliary_head(x, num_classes, imagenet, name="auxiliary"):
     x = darts_ops.batch_norm(True, f"{name}_bn2")(x)
     x = keras.layers.ReLU(name=f"{name}_relu2")(x)
     x = keras.layers.GlobalAveragePooling2D(name=f"{name}_flatten")(x)
-    return keras.layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=f"{name}_predictions")(x)
 
 
 def eval_network(genotype, cells=20, channels=36, num_classes=10, input_shape=(32, 32, 3), auxiliary=True,
@@ -295,9 +295,9 @@ def eval_network(genotype, cells=20, channels=36, num_classes=10, input_shape=(3
     x = keras.layers.GlobalAveragePooling2D(name="global_pool")(s1)
     name = name or "darts_eval_network"
     if aux_probs is None:
-        outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+        outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
         return keras.Model(inputs, outputs, name=name)
-    main = keras.layers.Dense(num_classes, activation="softmax", name="main_predictions")(x)
+    main = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="main_predictions")(x)
     outputs = AuxiliaryTap(name="predictions")([main, aux_probs])
     return AuxiliaryHeadModel(inputs, outputs, auxiliary_weight=auxiliary_weight, name=name)
 

@@ -1,0 +1,38 @@
+import pytest
+
+from keras_nas.oracles import SeedOracle
+
+
+def _oracle(tmp_path, seeds):
+    oracle = SeedOracle(seeds=seeds)
+    oracle._set_project_dir(str(tmp_path), "seeds")
+    return oracle
+
+
+def test_one_trial_per_seed_then_stop(tmp_path):
+    oracle = _oracle(tmp_path, [3, 5])
+    seen = []
+    for worker in ("a", "b"):
+        trial = oracle.create_trial(worker)
+        seen.append(trial.hyperparameters.get("seed"))
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.1 * len(seen)})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert seen == [3, 5]
+    assert oracle.create_trial("c").status == "STOPPED"
+    assert oracle.get_best_trials(1)[0].hyperparameters.get("seed") == 5
+
+
+def test_state_round_trip_keeps_seeds(tmp_path):
+    oracle = _oracle(tmp_path, [0, 1, 2])
+    state = oracle.get_state()
+    other = _oracle(tmp_path / "x", [9])
+    other.set_state(state)
+    assert other.seeds == [0, 1, 2]
+
+
+def test_bad_seeds():
+    with pytest.raises(ValueError, match="`seeds` must not repeat"):
+        SeedOracle(seeds=[1, 1])
+    with pytest.raises(ValueError, match="`seeds` must be a non-empty list"):
+        SeedOracle(seeds=[])
