@@ -115,3 +115,19 @@ def test_warmup_flag():
     assert float(M.arch_enabled.numpy()) == 0.0
     callback.on_epoch_begin(2)
     assert float(M.arch_enabled.numpy()) == 1.0
+
+
+def test_drop_path_schedule_ramps_linearly():
+    import numpy as np
+
+    from keras_nas.callbacks import DropPathSchedule
+    from keras_nas.spaces import darts
+
+    model = darts.eval_network("DARTS_V2", cells=3, channels=4, num_classes=3, input_shape=(8, 8, 1),
+                               auxiliary=False, drop_path=0.3)
+    callback = DropPathSchedule(10)
+    callback.set_model(model)
+    callback.on_epoch_begin(5)
+    rates = {float(layer.current_rate.numpy()) for layer in model.layers if type(layer).__name__ == "DropPath"}
+    assert len(rates) == 1 and np.isclose(rates.pop(), 0.15)
+    assert DropPathSchedule(**callback.get_config()).epochs == 10

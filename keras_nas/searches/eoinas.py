@@ -190,6 +190,7 @@ def _search_kwargs(args):
 
 def run(args):
     from keras_nas import training
+    from keras_nas.callbacks.drop_path_schedule import DropPathSchedule
     from keras_nas.oracles.seed_oracle import SeedOracle
     from keras_nas.searches import common
     from keras_nas.spaces import darts
@@ -240,7 +241,8 @@ def run(args):
           f"the auxiliary head) for {args.eval_epochs} epochs", flush=True)
     result = training.train_model(model, dataset, epochs=args.eval_epochs, optimizer="sgd",
                                   learning_rate=args.eval_learning_rate, momentum=0.9, weight_decay=3e-4,
-                                  schedule="cosine", out=out, verbose=args.verbose)
+                                  schedule="cosine", out=out, verbose=args.verbose,
+                                  callbacks=[DropPathSchedule(args.eval_epochs)])
     training.plot_history(result["history"], os.path.join(out, "history.png"), title="derived network")
     results = {
         "method": "eoinas",
