@@ -119,7 +119,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
     start = time.perf_counter()
     history = {}
     if initial_epoch < epochs:
-        history = model.fit(data, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+        history = model.fit(data, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, shuffle=False,
                             verbose=verbose).history
     seconds = time.perf_counter() - start
     previous = io.read_json(os.path.join(directory, "history.json"), default={})
