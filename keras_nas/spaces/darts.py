@@ -351,7 +351,7 @@ def plot_genotype(genotype, path, title=None):
         for i in range(steps):
             pos[i + 2] = (0.3 + 0.45 * i / max(steps - 1, 1), 0.9 - 0.8 * i / max(steps - 1, 1))
         out = (1.05, 0.5)
-        labels = {0: "c_{k-2}", 1: "c_{k-1}"}
+        labels = {0: "$c_{k-2}$", 1: "$c_{k-1}$"}
         for node, (op, source) in enumerate(pairs):
             target = node // 2 + 2
             (x0, y0), (x1, y1) = pos[source], pos[target]
@@ -367,7 +367,7 @@ def plot_genotype(genotype, path, title=None):
             color = "lightgreen" if node < 2 else "lightblue"
             ax.text(x, y, labels.get(node, str(node - 2)), ha="center", va="center",
                     bbox={"boxstyle": "round", "fc": color})
-        ax.text(*out, "c_{k}", ha="center", va="center", bbox={"boxstyle": "round", "fc": "khaki"})
+        ax.text(*out, "$c_{k}$", ha="center", va="center", bbox={"boxstyle": "round", "fc": "khaki"})
         ax.set_xlim(-0.15, 1.2)
         ax.set_ylim(0, 1)
         ax.axis("off")
