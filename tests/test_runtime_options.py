@@ -14,7 +14,9 @@ def _args(**kw):
 
 def test_chief_and_worker_set_kerastuner_environment(monkeypatch):
     for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
-        monkeypatch.delenv(key, raising=False)
+        # setenv first so monkeypatch restores the variable after the test.
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     assert common.role() == "single"
     assert common.setup_runtime(_args(chief="127.0.0.1:8123", worker_id="w1")) is None
     assert os.environ["KERASTUNER_ORACLE_IP"] == "127.0.0.1"
