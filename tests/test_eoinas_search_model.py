@@ -36,6 +36,8 @@ def test_bilevel_step_counts_statistics_and_freezes_alpha_in_warmup():
     weight_before = model.cell_layers[0].preprocess1.weights[1].numpy().copy()
     logs = model.train_step(_batch())
     np.testing.assert_array_equal(model.alpha_normal.numpy(), alpha_before)
+    # Adam's step counter is put back, so the first enabled step is step 1.
+    assert int(model.arch_optimizer.iterations.numpy()) == 0
     assert not np.allclose(model.cell_layers[0].preprocess1.weights[1].numpy(), weight_before)
     counts = model.op_counts.numpy()
     # C^e: one sampled op per edge and cell type per step.

@@ -52,3 +52,27 @@ def test_plain_training_loop_under_mirrored_strategy():
         """
     )
     assert "CHANGED True" in out
+
+
+def test_eoinas_bilevel_step_under_mirrored_strategy():
+    # Both updates of Algorithm 1 (weights by SGD, alpha by Adam) aggregate
+    # across replicas; each replica's sampled ops add to C^e.
+    out = run_under_strategy(
+        """
+        from keras_nas.models import BilevelSearchModel
+        with strategy.scope():
+            model = BilevelSearchModel(cells=3, channels=4, num_classes=10, input_shape=data.input_shape,
+                                       primitives=["skip_connect", "sep_conv_3x3"], steps=2, multiplier=2)
+            model.compile()
+        alpha = model.alpha_normal.numpy().copy()
+        stem = model.stem_conv.kernel.numpy().copy()
+        pairs = tf.data.Dataset.zip((data.train, data.validation.repeat())).take(1)
+        model.fit(pairs, epochs=1, verbose=0)
+        print("ALPHA", not np.allclose(alpha, model.alpha_normal.numpy()))
+        print("WEIGHTS", not np.allclose(stem, model.stem_conv.kernel.numpy()))
+        print("COUNTS", int(model.op_counts.numpy().sum()))
+        """
+    )
+    assert "ALPHA True" in out and "WEIGHTS True" in out
+    # 5 edges x 2 cell types x 2 replicas, one sampled op each.
+    assert "COUNTS 20" in out

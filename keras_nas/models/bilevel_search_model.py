@@ -10,6 +10,11 @@ from keras_nas.layers.search_cell import SearchCell, cell_edges
 CELL_TYPES = ("normal", "reduce")
 
 
+def _replica_scale():
+    """1 / replicas: the optimizer sums per-replica gradients under tf.distribute."""
+    return 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def masked_logits(alpha, live):
     """Log-probabilities of the live ops (Eq. 2); pruned ops get -inf."""
     return tf.nn.log_softmax(tf.where(live > 0.5, alpha, tf.fill(tf.shape(alpha), -np.inf)), axis=-1)
@@ -156,9 +161,12 @@ class BilevelSearchModel(keras.Model):
             shape=(), initializer=keras.initializers.Constant(temperature), trainable=False, name="temperature")
         self.arch_enabled = self.add_weight(shape=(), initializer="ones", trainable=False, name="arch_enabled")
         # C^e and C^a of Eq. (6), index 0 normal, 1 reduce.
-        self.op_counts = self.add_weight(shape=(2,) + shape, initializer="zeros", trainable=False, name="op_counts")
+        # Under tf.distribute every replica samples and counts its own ops:
+        # the statistics add up ("sum") across replicas.
+        self.op_counts = self.add_weight(shape=(2,) + shape, initializer="zeros", trainable=False,
+                                         aggregation="sum", name="op_counts")
         self.op_accuracy = self.add_weight(shape=(2,) + shape, initializer="zeros", trainable=False,
-                                           name="op_accuracy")
+                                           aggregation="sum", name="op_accuracy")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.arch_loss_tracker = keras.metrics.Mean(name="arch_loss")
@@ -272,7 +280,8 @@ class BilevelSearchModel(keras.Model):
         weights = self.weight_variables
         grads, _ = tf.clip_by_global_norm(grads, self.grad_clip)
         # PyTorch SGD(weight_decay): L2 added to the (clipped) gradient before momentum.
-        grads = [g + self.weight_decay * v for g, v in zip(grads, weights)]
+        scale = _replica_scale()
+        grads = [(g + self.weight_decay * v) * scale for g, v in zip(grads, weights)]
         self.optimizer.apply(grads, weights)
         return probs, loss, index
 
@@ -280,15 +289,20 @@ class BilevelSearchModel(keras.Model):
         """Adam on alpha (Algorithm 1 line 4), skipped while `arch_enabled` is 0."""
         probs, loss, grads, index = self._run_forward_backward(x, y)
         arch = self.arch_variables
-        grads = [g + self.arch_weight_decay * v for g, v in zip(self._split(grads)[1], arch)]
-
-        def apply():
-            self.arch_optimizer.apply(grads, arch)
-            return tf.constant(True)
-
         # Warm-up (Algorithm 1, first 20 epochs) freezes alpha through a
-        # variable, so switching it on does not re-trace the step.
-        tf.cond(self.arch_enabled > 0.5, apply, lambda: tf.constant(False))
+        # variable, so switching it on does not re-trace the step. Not a
+        # `tf.cond` around the update: under `tf.distribute` the optimizer
+        # aggregates gradients across replicas, which cannot happen inside a
+        # conditional. Instead the gradient is zeroed and Adam's step counter
+        # put back: from zero moments a zero gradient moves nothing, so the
+        # first enabled step is exactly Adam's first step.
+        enabled = tf.cast(self.arch_enabled > 0.5, "float32")
+        scale = _replica_scale() * enabled
+        grads = [(g + self.arch_weight_decay * v) * tf.cast(scale, g.dtype)
+                 for g, v in zip(self._split(grads)[1], arch)]
+        self.arch_optimizer.apply(grads, arch)
+        iterations = self.arch_optimizer.iterations
+        iterations.assign_sub(tf.cast(1.0 - enabled, iterations.dtype))
         return probs, loss, index
 
     def train_step(self, data):
