@@ -62,12 +62,12 @@ def build_parser():
         module.add_arguments(method_parser)
         _add_common(method_parser, f"runs/{method}")
         common.add_runtime_arguments(method_parser)
-        method_parser.set_defaults(handler=_run_search, module=module)
+        method_parser.set_defaults(handler=_run_search, _search_module=module)
 
     train = sub.add_parser("train", help="train one architecture from scratch")
     what = train.add_mutually_exclusive_group(required=True)
     what.add_argument("--arch", help="resnet:D1,D2,D3 (CIFAR basic blocks), resnet-bottleneck:D1,..,D4, or nasnet:N1,N2,N3")
-    what.add_argument("--genotype", help="genotype.json of a cell search (EoiNAS/DARTS form)")
+    what.add_argument("--genotype", help="genotype.json of a cell search (EoiNAS/DARTS form), or DARTS_V1, DARTS_V2, GDAS_V1")
     what.add_argument("--model", help="a saved .keras model whose architecture is retrained from scratch")
     train.add_argument("--epochs", type=_positive_int, default=10)
     train.add_argument("--optimizer", choices=("sgd", "nesterov", "adam"), default="sgd")
@@ -77,7 +77,9 @@ def build_parser():
     train.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine")
     train.add_argument("--cells", type=_positive_int, default=8, help="--genotype: number of cells (paper: 20)")
     train.add_argument("--init-channels", type=_positive_int, default=16, help="--genotype: initial channels (paper: 36)")
-    train.add_argument("--auxiliary", action="store_true", help="--genotype: auxiliary head (weight 0.4)")
+    train.add_argument("--auxiliary", action="store_true", help="--genotype: auxiliary head")
+    train.add_argument("--auxiliary-weight", type=float, default=0.4,
+                       help="--genotype: weight of the auxiliary loss (DARTS sec. 4.3: 0.4)")
     train.add_argument("--drop-path", type=float, default=0.0, help="--genotype: drop-path rate (paper: 0.2-0.3)")
     _add_common(train, "runs/train")
     train.set_defaults(handler=_run_train)
@@ -124,7 +126,7 @@ def _check_common(args):
 def _run_search(args):
     _check_common(args)
     args.verbose = _verbosity(args)
-    return args.module.run(args)
+    return args._search_module.run(args)
 
 
 def build_architecture(spec, input_shape, num_classes):
@@ -158,12 +160,23 @@ def _run_train(args):
     _check_common(args)
     out = args.out or os.path.join("runs", "train")
     if args.genotype and not os.path.exists(args.genotype):
-        raise ValueError(f"`--genotype` must be an existing file. Received: {args.genotype!r}")
+        from keras_nas.spaces import darts
+
+        if args.genotype not in darts.GENOTYPES:
+            raise ValueError(
+                f"`--genotype` must be an existing file or one of {sorted(darts.GENOTYPES)}. "
+                f"Received: {args.genotype!r}"
+            )
     if args.model and not os.path.exists(args.model):
         raise ValueError(f"`--model` must be an existing .keras file. Received: {args.model!r}")
     config = {**common.common_config(args), **{k: getattr(args, k) for k in (
         "arch", "genotype", "model", "epochs", "optimizer", "learning_rate", "momentum",
-        "weight_decay", "schedule", "cells", "init_channels", "auxiliary", "drop_path")}}
+        "weight_decay", "schedule", "cells", "init_channels", "auxiliary", "auxiliary_weight",
+        "drop_path")}}
+    if not 0 <= args.drop_path < 1:
+        raise ValueError(f"`--drop-path` must be in [0, 1). Received: --drop-path {args.drop_path}")
+    if args.auxiliary_weight < 0:
+        raise ValueError(f"`--auxiliary-weight` must be >= 0. Received: --auxiliary-weight {args.auxiliary_weight}")
     dataset = common.load_data(args)
     if args.arch:
         model = build_architecture(args.arch, dataset.input_shape, dataset.num_classes)
@@ -177,11 +190,18 @@ def _run_train(args):
             num_classes=dataset.num_classes,
             input_shape=dataset.input_shape,
             auxiliary=args.auxiliary,
+            auxiliary_weight=args.auxiliary_weight,
             drop_path=args.drop_path,
         )
     else:
         _register_custom_objects()
         model = keras.models.clone_model(keras.saving.load_model(args.model, compile=False))
+    callbacks = []
+    if args.genotype and args.drop_path > 0:
+        from keras_nas.callbacks import DropPathSchedule
+
+        # DARTS train.py: the drop-path rate ramps up linearly over training.
+        callbacks.append(DropPathSchedule(args.epochs))
     resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite)
     io.write_preprocessing(out, dataset)
     print(f"{'Resuming' if resumed else 'Training'} {model.name} "
@@ -197,6 +217,7 @@ def _run_train(args):
         schedule=args.schedule,
         out=out,
         verbose=_verbosity(args),
+        callbacks=callbacks,
     )
     result["costs"] = training.summarize_costs(model, result["train_seconds"])
     training.plot_history(result["history"], os.path.join(out, "history.png"), title=model.name)

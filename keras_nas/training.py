@@ -131,6 +131,7 @@ def train_model(
         epochs=epochs,
         callbacks=cbs,
         verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles each epoch itself
     )
     seconds = time.perf_counter() - start
     if out is not None:

@@ -73,7 +73,9 @@ def test_export_uses_saved_preprocessing(trained, capsys):
     [
         (["train", "--arch", "resnet:a,b"], "`--arch` must look like KIND:D1,D2"),
         (["train", "--arch", "vgg:1,2"], "`--arch` must look like KIND:D1,D2"),
-        (["train", "--genotype", "missing.json"], "`--genotype` must be an existing file"),
+        (["train", "--genotype", "missing.json"], "`--genotype` must be an existing file or one of"),
+        (["train", "--genotype", "DARTS_V2", "--drop-path", "1.5"], "`--drop-path` must be in [0, 1)"),
+        (["train", "--genotype", "DARTS_V2", "--auxiliary-weight", "-1"], "`--auxiliary-weight` must be >= 0"),
         (["train", "--model", "x.keras", "--validation-split", "2"], "`--validation-split` must be in"),
         (["profile", "missing.keras"], "`model` must be an existing .keras file"),
         (["report", "no/such/folder"], "`folder` must be an existing results folder"),
@@ -84,6 +86,19 @@ def test_errors_are_one_clear_line(argv, message, capsys, tmp_path):
         cli.main(argv + ["--out", str(tmp_path / "o")] if argv[0] == "train" else argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_genotype_with_drop_path_schedule_and_auxiliary_weight(tmp_path):
+    out = str(tmp_path / "darts")
+    assert cli.main(["train", "--genotype", "DARTS_V2", "--cells", "3", "--init-channels", "4",
+                     "--epochs", "2", "--drop-path", "0.2", "--auxiliary", "--auxiliary-weight", "0.3",
+                     "--out", out, "--verbose", "0"]) == 0
+    model = keras.saving.load_model(os.path.join(out, "model.keras"), compile=False)
+    assert model.auxiliary_weight == pytest.approx(0.3)
+    # DropPathSchedule: rate * epoch / epochs, so 0.2 * 1 / 2 in the last epoch.
+    rates = [float(layer.current_rate.numpy()) for layer in model._flatten_layers()
+             if type(layer).__name__ == "DropPath"]
+    assert rates and all(r == pytest.approx(0.1) for r in rates)
 
 
 def test_every_subcommand_has_help_and_common_options():
