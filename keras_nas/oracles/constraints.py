@@ -1,0 +1,120 @@
+"""Resource constraints of an EPNAS search: `"params<=2e6"`, `"intensity>=80"`, ...
+
+A constraint names a resource that `keras_nas.costs.profile` measures and one
+bound. Several strings on the same resource combine into an interval
+(`intensity>=80` and `intensity<=200`); a bound given twice, an empty
+interval or a malformed string raises a `ValueError` before anything trains.
+"""
+
+import re
+
+# name in a constraint string -> CostReport attribute
+RESOURCES = {
+    "params": "params",
+    "size": "params",
+    "flops": "flops",
+    "complexity": "flops",
+    "macs": "macs",
+    "intensity": "compute_intensity",
+    "compute_intensity": "compute_intensity",
+    "memory_mb": "memory_mb",
+}
+_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "g": 1e9, "G": 1e9}
+_PATTERN = re.compile(
+    r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>)\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*$"
+)
+_FORMAT = "RESOURCE<=VALUE or RESOURCE>=VALUE, e.g. 'params<=2e6', 'intensity>=80', 'flops<=2M'"
+
+
+def parse_constraint(text):
+    """One constraint string -> `{"resource", "lower", "upper"}`.
+
+    Args:
+        text: str. `RESOURCE<=VALUE` or `RESOURCE>=VALUE` with RESOURCE one of
+            `params` (alias `size`), `flops` (alias `complexity`), `macs`,
+            `intensity` (alias `compute_intensity`, FLOPs/byte), `memory_mb`;
+            VALUE a positive number with an optional k/M/G suffix.
+
+    Returns:
+        dict with `resource` (the `CostReport` attribute name), `lower` and
+        `upper` (one of them None) and `text`.
+
+    Example:
+
+    >>> parse_constraint("params<=2e6")
+    {'resource': 'params', 'lower': None, 'upper': 2000000.0, 'text': 'params<=2e6'}
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"A constraint must be a string ({_FORMAT}). Received: {text!r}")
+    match = _PATTERN.match(text)
+    if not match:
+        raise ValueError(f"Malformed constraint. Expected {_FORMAT}. Received: {text!r}")
+    name, op, number, suffix = match.groups()
+    if name.lower() not in RESOURCES:
+        raise ValueError(
+            f"Unknown resource `{name}` in constraint {text!r}. Valid resources: "
+            f"{sorted(RESOURCES)}"
+        )
+    value = float(number) * _SUFFIX[suffix]
+    if value <= 0:
+        raise ValueError(f"A constraint bound must be > 0. Received: {text!r}")
+    resource = RESOURCES[name.lower()]
+    lower, upper = (None, value) if op.startswith("<") else (value, None)
+    return {"resource": resource, "lower": lower, "upper": upper, "text": text.strip()}
+
+
+def parse_constraints(texts):
+    """Constraint strings -> one `{"resource", "lower", "upper"}` per resource.
+
+    Raises a `ValueError` for a malformed string, a bound given twice for the
+    same resource (`params<=1e6` and `params<=2e6`) and an empty interval
+    (`params<=1e5` and `params>=2e5`).
+
+    Example:
+
+    >>> parse_constraints(["intensity>=80", "params<=2e6", "intensity<=200"])
+    [{'resource': 'compute_intensity', 'lower': 80.0, 'upper': 200.0, ...}, ...]
+    """
+    if texts is None:
+        return []
+    if isinstance(texts, str):
+        texts = [texts]
+    merged = {}
+    for text in texts:
+        c = parse_constraint(text)
+        entry = merged.setdefault(c["resource"], {"resource": c["resource"], "lower": None, "upper": None, "text": []})
+        side = "lower" if c["lower"] is not None else "upper"
+        if entry[side] is not None:
+            raise ValueError(
+                f"Contradictory constraints: the {side} bound of `{c['resource']}` is given twice "
+                f"({' and '.join(repr(t) for t in entry['text'])} and {text!r}). Give each bound once."
+            )
+        entry[side] = c[side]
+        entry["text"].append(c["text"])
+        if entry["lower"] is not None and entry["upper"] is not None and entry["lower"] > entry["upper"]:
+            raise ValueError(
+                f"Contradictory constraints: no `{c['resource']}` satisfies "
+                f"{' and '.join(repr(t) for t in entry['text'])} (lower bound "
+                f"{entry['lower']:g} > upper bound {entry['upper']:g})."
+            )
+    return [dict(v, text=" and ".join(v["text"])) for v in merged.values()]
+
+
+def constraint_report(usages, constraints, base=0.9):
+    """Per constraint: usage, bounds, satisfied (hard, Eq. 1) and `V(U)` (Eq. 2)."""
+    from keras_nas.oracles.soft_penalty import soft_penalty
+
+    report = []
+    for c in constraints:
+        usage = float(usages[c["resource"]])
+        satisfied = (c["lower"] is None or usage >= c["lower"]) and (c["upper"] is None or usage <= c["upper"])
+        report.append({
+            "constraint": c["text"],
+            "resource": c["resource"],
+            "usage": usage,
+            "lower": c["lower"],
+            "upper": c["upper"],
+            "satisfied": bool(satisfied),
+            "penalty": soft_penalty(usage, c["lower"], c["upper"], base),
+        })
+    return report

@@ -1,0 +1,252 @@
+"""Thin KerasTuner Tuner that builds, costs, trains and rewards one EPNAS child per trial."""
+
+import contextlib
+import gc
+import json
+import math
+import os
+import time
+
+import keras
+
+from keras_nas import costs, io, training
+from keras_nas.oracles.soft_penalty import constrained_reward
+from keras_nas.tuners.search_tuner import SearchTuner
+
+MODEL = "model.keras"
+SUMMARY = "summary.json"
+
+
+def sgdr_learning_rate(epoch, learning_rate=0.05, min_learning_rate=0.001, t0=10, t_mult=2):
+    """Cosine annealing with warm restarts (Loshchilov & Hutter 2016) at an epoch.
+
+    EPNAS section 4.1: `l_max = 0.05, l_min = 0.001, T_0 = 10, T_mult = 2`.
+    """
+    t_i, t_cur = float(t0), float(epoch)
+    while t_cur >= t_i:
+        t_cur -= t_i
+        t_i *= t_mult
+    return min_learning_rate + 0.5 * (learning_rate - min_learning_rate) * (1 + math.cos(math.pi * t_cur / t_i))
+
+
+def _check_positive(name, value, integer=False):
+    bad = isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float)) or value <= 0
+    if bad:
+        kind = "a positive int" if integer else "a positive number"
+        raise ValueError(f"`{name}` must be {kind}. Received: {name}={value!r}")
+
+
+class EPNASTuner(SearchTuner):
+    """Trains the child networks an `EPNASOracle` (or `RandomArchitectureOracle`) proposes.
+
+    Per trial: build the architecture in the trial values with
+    `space.build`, measure its resources with `keras_nas.costs.profile`
+    (params, FLOPs, MACs, compute intensity, memory), train it and report
+    `reward = val_accuracy * prod_i V(U_i)` (Eq. 3) with the constraints the
+    oracle put in the trial. Training follows section 4.1: Nesterov momentum,
+    SGDR (`l_max 0.05, l_min 0.001, T_0 10, T_mult 2`), 20 epochs. With
+    performance prediction (section 3.4) the batch size and learning rate are
+    scaled up together (paper: 128 -> 1024 and 0.05 -> 0.5), one aggressive
+    cosine decay spans the `prediction_epochs` (paper: 10), training stops
+    early when the validation accuracy stalls, and the child starts from the
+    shared parameter dictionary (`keras_nas.parameter_store.ParameterStore`)
+    and contributes its trained weights back.
+
+    Writes `model.keras` and `summary.json` into each trial folder; a
+    finished trial is never retrained and an interrupted one resumes from its
+    last epoch (`BackupAndRestore`).
+
+    Args:
+        oracle: `EPNASOracle` or `RandomArchitectureOracle`.
+        space: `EPNASSpace` of the search.
+        input_shape: tuple. Image shape.
+        num_classes: int.
+        epochs: int. Epochs per child without prediction. Defaults to `20`.
+        learning_rate, min_learning_rate, t0, t_mult: SGDR settings.
+        momentum: float. Defaults to `0.9`.
+        weight_decay: float. Decoupled weight decay (not given in the paper).
+            Defaults to `1e-4`.
+        clipnorm: float or None. Gradient-norm clipping (not in the paper;
+            keeps large-learning-rate prediction runs finite). Defaults to None.
+        prediction: bool. Performance prediction. Defaults to `False`.
+        prediction_epochs: int. Defaults to `10`.
+        batch_scale: int. Batch-size factor with prediction. Defaults to `8`.
+        lr_scale: float. Learning-rate factor with prediction. Defaults to `10`.
+        patience: int. Early-stopping patience (epochs). Defaults to `3`.
+        sharing_dir: str or None. Parameter-sharing folder (used with
+            prediction). Defaults to None.
+        seed: int. Each trial is seeded with `seed + trial number`.
+        jit_compile: bool. Defaults to `False`.
+        **kwargs: passed to `SearchTuner` (`directory`, `project_name`, ...).
+
+    Example:
+
+    ```python
+    tuner = EPNASTuner(oracle, space, input_shape=(8, 8, 1), num_classes=10, epochs=5,
+                       directory="runs/epnas", project_name="trials")
+    tuner.search(dataset.train, validation_data=dataset.validation)
+    ```
+    """
+
+    def __init__(
+        self,
+        oracle,
+        space,
+        input_shape,
+        num_classes,
+        *,
+        epochs=20,
+        learning_rate=0.05,
+        min_learning_rate=0.001,
+        t0=10,
+        t_mult=2,
+        momentum=0.9,
+        weight_decay=1e-4,
+        clipnorm=None,
+        prediction=False,
+        prediction_epochs=10,
+        batch_scale=8,
+        lr_scale=10.0,
+        patience=3,
+        sharing_dir=None,
+        seed=0,
+        jit_compile=False,
+        **kwargs,
+    ):
+        for name, value in (("epochs", epochs), ("prediction_epochs", prediction_epochs),
+                            ("batch_scale", batch_scale), ("patience", patience), ("t0", t0)):
+            _check_positive(name, value, integer=True)
+        for name, value in (("learning_rate", learning_rate), ("lr_scale", lr_scale), ("t_mult", t_mult)):
+            _check_positive(name, value)
+        super().__init__(oracle=oracle, **kwargs)
+        self.space = space
+        self.input_shape = tuple(input_shape)
+        self.num_classes = int(num_classes)
+        self.epochs = epochs
+        self.learning_rate = float(learning_rate)
+        self.min_learning_rate = float(min_learning_rate)
+        self.t0 = t0
+        self.t_mult = t_mult
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.clipnorm = clipnorm
+        self.prediction = bool(prediction)
+        self.prediction_epochs = prediction_epochs
+        self.batch_scale = batch_scale
+        self.lr_scale = float(lr_scale)
+        self.patience = patience
+        self.sharing_dir = sharing_dir
+        self.seed = int(seed)
+        self.jit_compile = bool(jit_compile)
+        self._rebatched = {}
+
+    def _scope(self):
+        if self.distribution_strategy is None:
+            return contextlib.nullcontext()
+        return self.distribution_strategy.scope()
+
+    def _schedule(self):
+        """`(epochs, learning-rate function)` of a child."""
+        if self.prediction:
+            lr = self.learning_rate * self.lr_scale
+            # One cosine cycle over the short run: the aggressive decay of section 3.4.
+            return self.prediction_epochs, lambda e: sgdr_learning_rate(
+                e, lr, self.min_learning_rate, self.prediction_epochs, 1)
+        return self.epochs, lambda e: sgdr_learning_rate(
+            e, self.learning_rate, self.min_learning_rate, self.t0, self.t_mult)
+
+    def _train_data(self, train_data):
+        if not self.prediction or self.batch_scale == 1:
+            return train_data
+        key = id(train_data)
+        if key not in self._rebatched:
+            batch = None
+            for x, _ in train_data.take(1):
+                batch = int(x.shape[0])
+            self._rebatched[key] = train_data.unbatch().batch(batch * self.batch_scale).prefetch(2)
+        return self._rebatched[key]
+
+    @staticmethod
+    def architecture(trial):
+        return json.loads(trial.hyperparameters.values["architecture"])
+
+    def build_child(self, architecture):
+        with self._scope():
+            return self.space.build(architecture, self.input_shape, self.num_classes)
+
+    def run_trial(self, trial, train_data, validation_data=None, verbose=2, **_):
+        trial_dir = self.get_trial_dir(trial.trial_id)
+        done = io.read_json(os.path.join(trial_dir, SUMMARY))
+        if done is not None and os.path.exists(os.path.join(trial_dir, MODEL)):
+            return done["metrics"]  # finished before the process died
+        values = trial.hyperparameters.values
+        architecture = self.architecture(trial)
+        constraints = json.loads(values.get("constraints", "[]"))
+        keras.utils.set_random_seed(self.seed + int(trial.trial_id))
+        model = self.build_child(architecture)
+        report = costs.profile(model)
+        usages = {
+            "params": report.params, "flops": report.flops, "macs": report.macs,
+            "compute_intensity": report.compute_intensity, "memory_mb": report.memory_mb,
+        }
+        shared_fraction = 0.0
+        store = None
+        if self.prediction and self.sharing_dir:
+            from keras_nas.parameter_store import ParameterStore
+
+            store = ParameterStore(self.sharing_dir)
+            shared_fraction = store.load_into(model)
+        epochs, schedule = self._schedule()
+        with self._scope():
+            model.compile(
+                optimizer=training.make_optimizer("nesterov", schedule(0), self.momentum, self.weight_decay,
+                                                   clipnorm=self.clipnorm),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+                jit_compile=self.jit_compile,
+            )
+        callbacks = [
+            keras.callbacks.LearningRateScheduler(schedule),
+            keras.callbacks.BackupAndRestore(os.path.join(trial_dir, "backup")),
+            *self.fit_callbacks(),
+        ]
+        if self.prediction:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=self.patience, restore_best_weights=True))
+        start = time.perf_counter()
+        history = model.fit(self._train_data(train_data), validation_data=validation_data, epochs=epochs,
+                            callbacks=callbacks, verbose=verbose, shuffle=False)
+        train_seconds = time.perf_counter() - start
+        self.check_finite(history)
+        hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        val_accuracy = max(hist.get("val_accuracy", [0.0]))
+        reward, penalties = constrained_reward(val_accuracy, usages, constraints,
+                                               float(values.get("penalty_base", 0.9)))
+        model.save(os.path.join(trial_dir, MODEL))
+        if store is not None:
+            store.contribute(model, trial.trial_id, int(values.get("global_step", 0)), val_accuracy)
+        metrics = {
+            "reward": float(reward),
+            "val_accuracy": float(val_accuracy),
+            "train_seconds": float(train_seconds),
+            "epochs_trained": float(len(hist.get("loss", []))),
+            "shared_fraction": float(shared_fraction),
+            **{k: float(v) for k, v in usages.items()},
+        }
+        summary = {"architecture": architecture, "usages": usages, "penalties": penalties,
+                   "history": hist, "metrics": metrics}
+        io.atomic_write_json(os.path.join(trial_dir, SUMMARY), summary)
+        print(
+            f"EPNAS child {trial.trial_id} (episode {values.get('episode')}, step {values.get('step')}, "
+            f"branch {values.get('branch')}): {len(architecture)} elements, {report.params:,} params, "
+            f"{report.flops / 1e6:.2f} MFLOPs, intensity {report.compute_intensity:.1f}, "
+            f"val acc {val_accuracy:.4f}, reward {reward:.4f}, {train_seconds:.1f} s"
+            + (f", {shared_fraction:.0%} shared" if store is not None else ""),
+            flush=True,
+        )
+        del model
+        gc.collect()
+        return metrics
+
+    def load_model(self, trial):
+        return keras.saving.load_model(os.path.join(self.get_trial_dir(trial.trial_id), MODEL))
