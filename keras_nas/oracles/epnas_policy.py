@@ -5,7 +5,6 @@ import base64
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 _NEG = -1e9
 
@@ -209,6 +208,8 @@ class EPNASPolicy:
 
     def distributions(self, features_list, masks_list, training=False):
         """`(scale, [insert heads])` as `tfp.distributions.Categorical`s for a batch of networks."""
+        import tensorflow_probability as tfp  # imported here: ~1 s, only the chief's oracle needs it
+
         scale_logits, *head_logits = self.model(self._inputs(features_list), training=training)
         heads = []
         for k, (name, _) in enumerate(self.heads):
