@@ -36,12 +36,12 @@ def reinforce_loss(log_probs, advantages, num_branches):
 
 
 def _encode(array):
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    array = np.array(array, dtype=np.float32, order="C")
     return {"shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode("ascii")}
 
 
 def _decode(entry):
-    return np.frombuffer(base64.b64decode(entry["data"]), dtype=np.float32).reshape(entry["shape"])
+    return np.frombuffer(base64.b64decode(entry["data"]), dtype=np.float32).reshape(tuple(entry["shape"]))
 
 
 class EPNASPolicy:
