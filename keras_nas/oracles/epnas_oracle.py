@@ -241,20 +241,40 @@ class EPNASOracle(SearchOracle):
             flush=True,
         )
 
-    def populate_space(self, trial_id):
+    def _advance(self):
+        """Merges finished steps, updates the policy after finished episodes.
+
+        Returns `(episode, step, branch)` of the next child to propose,
+        `"IDLE"` while a step is outstanding, or `"STOPPED"`.
+        """
         if "0" not in self.starts:
             self.starts["0"] = self._initial_starts()
         for global_step in range(self.episodes * self.steps):
             episode, step = divmod(global_step, self.steps)
             ids = [self._child_at(global_step, n) for n in range(self.branches)]
             if None in ids:
-                return self._propose(trial_id, episode, step, ids.index(None))
+                return episode, step, ids.index(None)
             if any(self.trials[i].status not in ENDED for i in ids):
-                return {"status": "IDLE"}
+                return "IDLE"
             self._merge_step(global_step)
             if step == self.steps - 1 and len(self.history) <= episode:
                 self._finish_episode(episode)
-        return {"status": "STOPPED"}
+        return "STOPPED"
+
+    def populate_space(self, trial_id):
+        nxt = self._advance()
+        if isinstance(nxt, str):
+            return {"status": nxt}
+        return self._propose(trial_id, *nxt)
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id):
+        if self.max_trials and len(self.trials) >= self.max_trials and len(self.history) < self.episodes:
+            # KerasTuner stops without asking `populate_space` once every
+            # child exists: the last episode's update happens here.
+            if self._advance() == "STOPPED":
+                self.save()
+        return super().create_trial(tuner_id)
 
     # -- state ------------------------------------------------------------
 
