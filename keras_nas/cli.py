@@ -328,6 +328,12 @@ def main(argv=None):
         if os.environ.get("KERAS_NAS_DEBUG"):
             raise
         parser.exit(2, f"keras-nas: error: {error}\n")
+    except RuntimeError as error:
+        # A search that gave up (e.g. too many failed trials in a row): the
+        # message says why; finished work stays in the results folder.
+        if os.environ.get("KERAS_NAS_DEBUG"):
+            raise
+        parser.exit(1, f"keras-nas: search stopped: {error}\n(set KERAS_NAS_DEBUG=1 for the traceback)\n")
     except KeyboardInterrupt:
         parser.exit(130, "keras-nas: interrupted; run the same command again to resume.\n")
     return 0

@@ -155,3 +155,20 @@ def test_trial_records_keep_failure_reasons(tmp_path):
     assert [r["status"] for r in records] == ["FAILED", "COMPLETED"]
     assert records[0]["reason"].endswith("`loss` became nan at epoch 1; the trial is ended as failed.")
     assert records[1]["metrics"] == {"score": 1.0} and "reason" not in records[1]
+
+
+def test_run_search_records_failed_trials_before_giving_up(tmp_path):
+    import json
+
+    from keras_nas.searches.common import run_search
+
+    oracle = CountingOracle(max_trials=5, max_consecutive_failed_trials=2)
+    tuner = SleepyTuner(oracle=oracle, directory=str(tmp_path), project_name="p",
+                        losses=[math.nan] * 5)
+    with pytest.raises(RuntimeError, match=r"consecutive failures exceeded the limit of 2\..*trial 0: "):
+        run_search(tuner, oracle, str(tmp_path), "demo", verbose=0)
+    with open(tmp_path / "results.json") as f:
+        results = json.load(f)
+    assert results["stopped_reason"].startswith("Number of consecutive failures exceeded the limit of 2")
+    assert [t["status"] for t in results["trials"]] == ["FAILED", "FAILED"]
+    assert all("`loss` became nan at epoch 1" in t["reason"] for t in results["trials"])

@@ -16,8 +16,9 @@ class SearchCheckpoint(keras.callbacks.Callback):
     to pass to `fit(initial_epoch=...)`. Files are replaced atomically.
 
     Args:
-        directory: str. Folder for `search.weights.h5`, `optimizers.npz` and
-            `search_state.json`.
+        directory: str. Folder for `search-<epoch>.weights.h5`,
+            `optimizers-<epoch>.npz` and `search_state.json` (which names the
+            last complete pair).
 
     Example:
 
@@ -33,10 +34,12 @@ class SearchCheckpoint(keras.callbacks.Callback):
         self.directory = directory
 
     @property
-    def _paths(self):
-        d = self.directory
-        return (os.path.join(d, "search.weights.h5"), os.path.join(d, "optimizers.npz"),
-                os.path.join(d, "search_state.json"))
+    def _state_path(self):
+        return os.path.join(self.directory, "search_state.json")
+
+    def _files(self, epochs_done):
+        return (os.path.join(self.directory, f"search-{epochs_done:04d}.weights.h5"),
+                os.path.join(self.directory, f"optimizers-{epochs_done:04d}.npz"))
 
     @staticmethod
     def _optimizers(model):
@@ -46,10 +49,11 @@ class SearchCheckpoint(keras.callbacks.Callback):
         from keras_nas import io
 
         os.makedirs(self.directory, exist_ok=True)
-        weights, optimizers, state = self._paths
-        tmp = weights + ".part.weights.h5"
-        self.model.save_weights(tmp)
-        os.replace(tmp, weights)
+        # Weights and optimizer slots of this epoch go to new files; the state
+        # file, replaced atomically last, names them. A kill at any moment
+        # leaves the previous epoch's consistent set in use.
+        weights, optimizers = self._files(epoch + 1)
+        self.model.save_weights(weights)
         arrays = {}
         for i, opt in enumerate(self._optimizers(self.model)):
             for j, v in enumerate(opt.variables):
@@ -57,24 +61,33 @@ class SearchCheckpoint(keras.callbacks.Callback):
         tmp = optimizers + ".part.npz"
         np.savez(tmp, **arrays)
         os.replace(tmp, optimizers)
-        io.atomic_write_json(state, {"epochs_done": epoch + 1, "logs": dict(logs or {})})
+        io.atomic_write_json(self._state_path, {
+            "epochs_done": epoch + 1,
+            "weights": os.path.basename(weights),
+            "optimizers": os.path.basename(optimizers),
+            "logs": {k: float(v) for k, v in (logs or {}).items()},
+        })
+        keep = {os.path.basename(weights), os.path.basename(optimizers)}
+        for name in os.listdir(self.directory):
+            if (name.startswith("search-") or name.startswith("optimizers-")) and name not in keep:
+                os.remove(os.path.join(self.directory, name))
 
     def restore(self, model):
         """Loads the last checkpoint into a compiled `model`; returns the epochs done (0 if none)."""
         from keras_nas import io
 
-        weights, optimizers, state = self._paths
-        info = io.read_json(state, default=None)
-        if not info or not os.path.exists(weights):
+        info = io.read_json(self._state_path, default=None)
+        if not info:
             return 0
+        weights = os.path.join(self.directory, info["weights"])
+        optimizers = os.path.join(self.directory, info["optimizers"])
         model.load_weights(weights)
-        if os.path.exists(optimizers):
-            arrays = np.load(optimizers)
-            for i, opt in enumerate(self._optimizers(model)):
-                for j, v in enumerate(opt.variables):
-                    key = f"opt{i}_{j}"
-                    if key in arrays and tuple(arrays[key].shape) == tuple(v.shape):
-                        v.assign(arrays[key])
+        arrays = np.load(optimizers)
+        for i, opt in enumerate(self._optimizers(model)):
+            for j, v in enumerate(opt.variables):
+                key = f"opt{i}_{j}"
+                if key in arrays and tuple(arrays[key].shape) == tuple(v.shape):
+                    v.assign(arrays[key])
         return int(info["epochs_done"])
 
     def get_config(self):

@@ -45,6 +45,11 @@ def add_runtime_arguments(parser):
     group.add_argument("--mixed-precision", action="store_true",
                        help="float16 compute with float32 variables (GPUs with tensor cores)")
     group.add_argument("--jit-compile", action="store_true", help="compile train steps with XLA")
+    group.add_argument("--max-failures", type=int, default=3,
+                       help="stop after this many failed trials in a row (NaN loss, build error); "
+                            "a failed trial's reason is kept in results.json")
+    group.add_argument("--lease-seconds", type=float, default=300.0,
+                       help="a running trial whose worker sent no heartbeat for this long goes to another worker")
 
 
 def setup_runtime(args):
@@ -57,6 +62,12 @@ def setup_runtime(args):
     import keras
     import tensorflow as tf
 
+    max_failures = getattr(args, "max_failures", 3)
+    if not isinstance(max_failures, int) or max_failures < 1:
+        raise ValueError(f"`--max-failures` must be an int >= 1. Received: --max-failures {max_failures!r}")
+    lease = getattr(args, "lease_seconds", 300.0)
+    if not isinstance(lease, (int, float)) or lease <= 0:
+        raise ValueError(f"`--lease-seconds` must be > 0. Received: --lease-seconds {lease!r}")
     chief = getattr(args, "chief", None)
     worker_id = getattr(args, "worker_id", None)
     if chief is not None:
@@ -75,6 +86,49 @@ def setup_runtime(args):
     if getattr(args, "strategy", "default") == "mirrored":
         return tf.distribute.MirroredStrategy()
     return None
+
+
+def oracle_arguments(args):
+    """Keyword arguments of every `SearchOracle` from the failure/lease options."""
+    return {
+        "max_consecutive_failed_trials": getattr(args, "max_failures", 3),
+        "lease_seconds": getattr(args, "lease_seconds", 300.0),
+    }
+
+
+def failure_summary(records):
+    """One line per failed trial of `trial_records`: 'trial 3: <reason>'."""
+    return "; ".join(f"trial {r['trial_id']}: {r.get('reason', r['status'])}"
+                     for r in records if r["status"] == "FAILED")
+
+
+def run_search(tuner, oracle, out, method, *args, **kwargs):
+    """`tuner.search(*args, **kwargs)`; if the search gives up, records why first.
+
+    KerasTuner stops a search with a `RuntimeError` after
+    `max_consecutive_failed_trials` failed trials in a row. Before passing
+    that on, the chief writes `results.json` with every trial and the reason
+    each failed one failed, so nothing finished is lost and the user can see
+    what went wrong.
+    """
+    from keras_nas import io
+
+    try:
+        return tuner.search(*args, **kwargs)
+    except RuntimeError as error:
+        if role() == "worker":
+            raise
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        records = trial_records(oracle)
+        io.atomic_write_json(os.path.join(out, io.RESULTS_FILE), {
+            "method": method,
+            "stopped_reason": first_line,
+            "trials": records,
+        })
+        raise RuntimeError(
+            f"{first_line} Failed trials: {failure_summary(records)}. Trials so far are in "
+            f"{os.path.join(out, io.RESULTS_FILE)}; fix the cause and run again with --overwrite."
+        ) from error
 
 
 def role():

@@ -58,6 +58,24 @@ def validate_search_options(epochs, warmup_epochs, prune_interval, variant, edge
         raise ValueError(f"`tau_min`/`tau_max` must satisfy 0 < tau_min <= tau_max. Received: {tau_min}, {tau_max}")
 
 
+def _read_history(path, epochs_done):
+    """Per-epoch logs from the CSVLogger file, last row per epoch, epochs < epochs_done."""
+    import csv
+
+    if not os.path.exists(path):
+        return {}
+    rows = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            # An epoch logged twice (killed after the log, before the
+            # checkpoint, then run again): the later row is the one kept.
+            rows[int(row.pop("epoch"))] = row
+    epochs = [e for e in sorted(rows) if e < epochs_done]
+    keys = sorted({k for e in epochs for k in rows[e]})
+    return {k: [float(rows[e][k]) if rows[e].get(k) not in (None, "") else float("nan") for e in epochs]
+            for k in keys}
+
+
 def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=160, warmup_epochs=20,
                     prune_interval=20, variant="eoinas", edge_mode="gdas", learning_rate=0.025,
                     min_learning_rate=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
@@ -112,7 +130,10 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
     if variant != "gdas":
         callbacks.append(cb.OperationPruning(warmup_epochs, prune_interval, criterion=_criterion(variant),
                                              importance_lambda=importance_lambda, log_path=pruning_log))
-    callbacks += [checkpoint, keras.callbacks.TerminateOnNaN(),
+    # Appended per epoch (Keras CSVLogger), so a killed search keeps the
+    # history of its finished epochs.
+    history_csv = os.path.join(directory, "history.csv")
+    callbacks += [checkpoint, keras.callbacks.CSVLogger(history_csv, append=True), keras.callbacks.TerminateOnNaN(),
                   keras.callbacks.TensorBoard(os.path.join(directory, "logs"), write_graph=False)]
     # Weight half and architecture half side by side (Algorithm 1 lines 3-4).
     data = tf.data.Dataset.zip((dataset.train, dataset.validation.repeat()))
@@ -122,9 +143,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
         history = model.fit(data, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, shuffle=False,
                             verbose=verbose).history
     seconds = time.perf_counter() - start
-    previous = io.read_json(os.path.join(directory, "history.json"), default={})
-    history = {k: [float(v) for v in previous.get(k, [])] + [float(v) for v in history.get(k, [])]
-               for k in set(previous) | set(history)}
+    history = _read_history(history_csv, epochs_done=initial_epoch + len(next(iter(history.values()), [])))
     io.atomic_write_json(os.path.join(directory, "history.json"), history)
     scores = final_scores(model, variant, importance_lambda)
     genotype = darts.derive_genotype(scores["normal"], scores["reduce"], model.primitives, model.steps,
@@ -219,13 +238,17 @@ def run(args):
     print(f"{'Resuming' if resumed else 'Starting'} EoiNAS ({args.variant}, edge mode {args.edge_mode}) on "
           f"{dataset.name} {dataset.input_shape}: {args.seeds} seed(s) x {args.epochs} epochs -> {out}", flush=True)
     search_kwargs["verbose"] = args.verbose
-    oracle = SeedOracle(seeds=list(range(args.seed, args.seed + args.seeds)))
+    oracle = SeedOracle(seeds=list(range(args.seed, args.seed + args.seeds)), **common.oracle_arguments(args))
     tuner = EoiNASSeedTuner(oracle, search_kwargs=search_kwargs, directory=out, project_name="tuner",
                             overwrite=False, distribution_strategy=strategy)
-    tuner.search(dataset=dataset)
+    common.run_search(tuner, oracle, out, "eoinas", dataset=dataset)
     if common.role() == "worker":
         return {"role": "worker"}
-    best = oracle.get_best_trials(1)[0]
+    completed = oracle.get_best_trials(1)
+    if not completed:
+        raise RuntimeError(f"Every seed's search failed ({common.failure_summary(common.trial_records(oracle))}). "
+                           "Fix the cause and run the same command with --overwrite.")
+    best = completed[0]
     search = io.read_json(os.path.join(tuner.trial_search_dir(best.trial_id), "search.json"))
     genotype = darts.genotype_from_dict(search["genotype"])
     darts.save_genotype(genotype, os.path.join(out, "genotype.json"))

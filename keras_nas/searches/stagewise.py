@@ -302,7 +302,7 @@ def run(args):
     )
     oracle = StageWiseOracle(
         num_stages=args.stages, initial_depth=args.m0, delta=args.delta,
-        iterations=args.iterations, seed=args.seed,
+        iterations=args.iterations, seed=args.seed, lease_seconds=common.oracle_arguments(args)["lease_seconds"],
     )
     tuner = StageWiseTuner(
         oracle,
