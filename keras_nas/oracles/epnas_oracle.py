@@ -128,6 +128,8 @@ class EPNASOracle(SearchOracle):
         kwargs.setdefault("max_consecutive_failed_trials", branches * steps * episodes)
         objective = objective or keras_tuner.Objective("reward", "max")
         super().__init__(objective=objective, max_trials=episodes * branches * steps, seed=seed, **kwargs)
+        # KerasTuner replaces a seed of 0 by a random one; EPNAS' samples must not move on resume.
+        self.seed = int(seed)
         self.space = space_from(space)
         self.constraints = constraints_from(constraints)
         self.episodes = episodes

@@ -38,6 +38,8 @@ class RandomArchitectureOracle(SearchOracle):
         kwargs.setdefault("max_consecutive_failed_trials", max_trials)
         objective = objective or keras_tuner.Objective("reward", "max")
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+        # KerasTuner replaces a seed of 0 by a random one; EPNAS' samples must not move on resume.
+        self.seed = int(seed)
         self.space = space_from(space)
         self.constraints = constraints_from(constraints)
         self.penalty_base = float(penalty_base)

@@ -1,0 +1,64 @@
+"""EPNASTuner: SGDR, one tiny search end to end in-process, resume without retraining."""
+
+import json
+import os
+
+import pytest
+
+from keras_nas import data
+from keras_nas.oracles import EPNASOracle
+from keras_nas.spaces.epnas import EPNASSpace
+from keras_nas.tuners import EPNASTuner
+from keras_nas.tuners.epnas_tuner import SUMMARY, sgdr_learning_rate
+
+
+def test_sgdr_schedule():
+    # T_0 = 10, T_mult = 2: restarts at epochs 10 and 30 (section 4.1).
+    assert sgdr_learning_rate(0) == pytest.approx(0.05)
+    assert sgdr_learning_rate(5) == pytest.approx(0.001 + 0.5 * 0.049)
+    assert sgdr_learning_rate(10) == pytest.approx(0.05)
+    assert sgdr_learning_rate(20) == pytest.approx(0.001 + 0.5 * 0.049)
+    assert sgdr_learning_rate(30) == pytest.approx(0.05)
+    assert sgdr_learning_rate(9) < sgdr_learning_rate(8)
+
+
+def _search(tmp_path, prediction=False):
+    dataset = data.load("synthetic", input_shape=(8, 8, 1), num_classes=3, num_examples=96, batch_size=16)
+    space = EPNASSpace("layers", max_layers=4, initial_layers=(2, 3), channels=(16, 32))
+    sharing = str(tmp_path / "shared") if prediction else None
+    oracle = EPNASOracle(space, constraints=["params<=2000"], episodes=1, branches=2, steps=2, top_k=1,
+                         action_units=16, sharing_dir=sharing, seed=0)
+    tuner = EPNASTuner(oracle, space, dataset.input_shape, dataset.num_classes, epochs=1, prediction=prediction,
+                       prediction_epochs=1, batch_scale=2, lr_scale=2, sharing_dir=sharing,
+                       directory=str(tmp_path), project_name="trials")
+    tuner.search(dataset.train, validation_data=dataset.validation, verbose=0)
+    return oracle, tuner
+
+
+def test_search_rewards_children_and_resumes_without_retraining(tmp_path):
+    oracle, tuner = _search(tmp_path, prediction=True)
+    assert sorted(t.status for t in oracle.trials.values()) == ["COMPLETED"] * 4
+    assert len(oracle.history) == 1
+    trial = oracle.trials["0"]
+    summary = json.load(open(os.path.join(tuner.get_trial_dir("0"), SUMMARY)))
+    metrics = summary["metrics"]
+    assert metrics["reward"] == pytest.approx(metrics["val_accuracy"] * summary["penalties"]["params"])
+    assert trial.score == pytest.approx(metrics["reward"])
+    assert {"params", "flops", "compute_intensity", "macs", "memory_mb"} <= set(metrics)
+    # Step-1 children start from the dictionary of step 0.
+    fractions = {t: oracle.trials[t].metrics.get_last_value("shared_fraction") for t in oracle.trials}
+    assert max(fractions[t] for t in ("2", "3")) > 0, (fractions, {k: c["architecture"] for k, c in oracle.children.items()})
+    assert os.path.exists(tmp_path / "shared" / "store.json")
+    mtimes = {t: os.path.getmtime(os.path.join(tuner.get_trial_dir(t), SUMMARY)) for t in oracle.trials}
+    # Running the same search again trains nothing.
+    again, again_tuner = _search(tmp_path, prediction=True)
+    assert {t: os.path.getmtime(os.path.join(again_tuner.get_trial_dir(t), SUMMARY)) for t in again.trials} == mtimes
+    assert again.history == json.loads(json.dumps(oracle.history))
+    # A trial whose summary exists (killed before the oracle heard of it) returns it without data.
+    saved = again_tuner.run_trial(again.trials["1"], None)
+    assert saved["reward"] == pytest.approx(again.trials["1"].metrics.get_last_value("reward"))
+
+
+def test_tuner_arguments():
+    with pytest.raises(ValueError, match="`epochs` must be a positive int. Received: epochs=0"):
+        EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, epochs=0)
