@@ -5,3 +5,5 @@ from keras_nas.layers.factorized_reduce import FactorizedReduce  # noqa: F401
 from keras_nas.layers.gumbel_edge import GumbelEdge  # noqa: F401
 from keras_nas.layers.search_cell import SearchCell  # noqa: F401
 from keras_nas.layers.zero import Zero  # noqa: F401
+from keras_nas.layers.channel_mask import ChannelMask  # noqa: F401
+from keras_nas.layers.channel_select import ChannelSelect  # noqa: F401

@@ -1,0 +1,422 @@
+"""`keras-nas search cnas`: channel-level architecture search (paper 004, CNAS).
+
+Three steps (sec. 2.1): (1) train the one-shot network with a channel mask
+on every edge; (2) search the sparse network: each iteration scores every
+remaining input channel by Taylor saliency (Algorithm 1), zeroes the
+fraction gamma with the lowest, and fine-tunes one epoch, until
+|W*| / |W| reaches rho (sec. 2.2); (3) materialise the physically sparse
+network and retrain it from scratch (CNAS-R) or fine-tune it (CNAS-W).
+Baselines of Figure 2(b) at the same parameter count: a smaller dense
+one-shot network and random pruning. Writes `results.json` (with the
+Table 1 statistics per cell), `topology.png`, `pruning.png`,
+`history.png`, `sparse_model.keras` (W* with the searched weights) and
+`best_model.keras` (the final model). Every phase checkpoints each epoch
+(masks included): the same command resumes.
+
+Defaults run on the bundled digits on a CPU in a few minutes; the paper's
+CIFAR-10 setting is `recipes/cnas_cifar10.py`, the DenseNet-BC space
+`recipes/cnas_densenet_bc.py`.
+"""
+
+import math
+import os
+import time
+
+from keras_nas import io
+from keras_nas.searches import common
+
+SPACES = ("nasnet", "densenet-bc")
+MODES = ("retrain", "finetune")
+
+
+def sgdr_learning_rate(epoch, *, l_max, l_min, t_0, t_mul):
+    """SGDR (Loshchilov & Hutter 2017) per epoch: cosine from l_max to l_min, restarts after T_0, T_0 T_mul, ..."""
+    start, period = 0, t_0
+    while epoch >= start + period:
+        start += period
+        period *= t_mul
+    return l_min + 0.5 * (l_max - l_min) * (1 + math.cos(math.pi * (epoch - start) / period))
+
+
+def add_arguments(parser):
+    s = parser.add_argument_group("CNAS search space (CPU-small defaults; paper values in brackets)")
+    s.add_argument("--space", choices=SPACES, default="nasnet", help="NASNet-shaped cells [Fig. 1] or DenseNet-BC [sec. 3.4]")
+    s.add_argument("--cells", type=int, default=1, help="normal cells per stage N (default 1) [6]")
+    s.add_argument("--nodes", type=int, default=3, help="nodes per cell (default 3) [5]")
+    s.add_argument("--ops-per-node", type=int, default=2, help="ops per node [2]")
+    s.add_argument("--init-channels", type=int, default=8, help="node output channels C of stage 1 (default 8)")
+    s.add_argument("--layers-per-block", type=int, default=3, help="densenet-bc: bottleneck layers per block (default 3) [19]")
+    s.add_argument("--growth-rate", type=int, default=6, help="densenet-bc: growth rate k (default 6) [12]")
+    s.add_argument("--dropout", type=float, default=0.0, help="spatial dropout rate [used, rate not given]")
+    p = parser.add_argument_group("CNAS search")
+    p.add_argument("--sparsity", type=float, default=0.46, help="target rho = |W*|/|W| [0.46]")
+    p.add_argument("--gamma", type=float, default=0.1, help="share of remaining input channels zeroed per iteration [0.1]")
+    p.add_argument("--saliency-batches", type=int, default=10, help="minibatches m per Taylor saliency (default 10)")
+    p.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning epochs between iterations [1]")
+    p.add_argument("--search-learning-rate", type=float, default=0.01, help="learning rate while fine-tuning between iterations (default 0.01)")
+    p.add_argument("--epochs", type=int, default=6, help="one-shot training epochs (default 6) [150]")
+    t = parser.add_argument_group("training (one-shot and final)")
+    t.add_argument("--mode", choices=MODES, default="retrain", help="retrain: CNAS-R (re-initialise); finetune: CNAS-W")
+    t.add_argument("--final-epochs", type=int, default=8, help="epochs of the final sparse model (default 8) [630]")
+    t.add_argument("--learning-rate", type=float, default=0.05, help="SGDR l_max [0.05]")
+    t.add_argument("--min-learning-rate", type=float, default=1e-4, help="SGDR l_min [1e-4]")
+    t.add_argument("--t0", type=int, default=None, help="SGDR T_0 in epochs (default: the phase's epochs) [10]")
+    t.add_argument("--t-mul", type=int, default=2, help="SGDR T_mul [2]")
+    t.add_argument("--momentum", type=float, default=0.9, help="Nesterov momentum [0.9]")
+    t.add_argument("--weight-decay", type=float, default=2e-4, help="weight decay [2e-4]")
+    t.add_argument("--baselines", action=argparse_bool(), default=True,
+                   help="also train the Fig. 2(b) baselines: small dense network and random pruning (default on)")
+
+
+def argparse_bool():
+    import argparse
+
+    return argparse.BooleanOptionalAction
+
+
+KEYS = ("space", "cells", "nodes", "ops_per_node", "init_channels", "layers_per_block", "growth_rate", "dropout",
+        "sparsity", "gamma", "saliency_batches", "finetune_epochs", "search_learning_rate", "epochs", "mode",
+        "final_epochs", "learning_rate", "min_learning_rate", "t0", "t_mul", "momentum", "weight_decay", "baselines")
+
+
+def validate(args):
+    """Every option checked before anything is trained or written."""
+    if args.space not in SPACES:
+        raise ValueError(f"`--space` must be one of {list(SPACES)}. Received: {args.space!r}")
+    if args.mode not in MODES:
+        raise ValueError(f"`--mode` must be one of {list(MODES)}. Received: {args.mode!r}")
+    for name in ("sparsity", "gamma"):
+        value = getattr(args, name)
+        if not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise ValueError(f"`--{name}` must be in (0, 1). Received: --{name} {value}")
+    for name, low in (("cells", 1), ("nodes", 1), ("ops_per_node", 1), ("init_channels", 2), ("layers_per_block", 1),
+                      ("growth_rate", 1), ("saliency_batches", 1), ("finetune_epochs", 1), ("epochs", 1),
+                      ("final_epochs", 1), ("t_mul", 1)):
+        value = getattr(args, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be an int >= {low}. Received: {value!r}")
+    if args.t0 is not None and args.t0 < 1:
+        raise ValueError(f"`--t0` must be an int >= 1. Received: {args.t0}")
+    if args.space == "nasnet" and (args.init_channels % args.ops_per_node or args.init_channels % 2):
+        raise ValueError(
+            f"`--init-channels` must be even and divisible by `--ops-per-node`. Received: "
+            f"--init-channels {args.init_channels}, --ops-per-node {args.ops_per_node}"
+        )
+    for name in ("learning_rate", "min_learning_rate", "search_learning_rate"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be > 0. Received: {getattr(args, name)}")
+    if args.min_learning_rate > args.learning_rate:
+        raise ValueError(f"`--min-learning-rate` must be <= `--learning-rate`. Received: {args.min_learning_rate}")
+    if not 0 <= args.dropout < 1:
+        raise ValueError(f"`--dropout` must be in [0, 1). Received: {args.dropout}")
+    if not 0 <= args.momentum < 1:
+        raise ValueError(f"`--momentum` must be in [0, 1). Received: {args.momentum}")
+    if args.weight_decay < 0:
+        raise ValueError(f"`--weight-decay` must be >= 0. Received: {args.weight_decay}")
+    if getattr(args, "chief", None):
+        raise ValueError("CNAS is a single one-shot search: `--chief` does not apply; use `--strategy mirrored` "
+                         "to spread it over local devices.")
+
+
+def builder(args, input_shape, num_classes, **overrides):
+    """`(**kwargs) -> model` for the chosen space (`selection=`, `masked=`, `return_topology=`)."""
+    from keras_nas.spaces.channels import channel_nasnet
+    from keras_nas.spaces.densenet_bc import densenet_bc
+
+    if args.space == "nasnet":
+        base = {"cells_per_stage": args.cells, "nodes": args.nodes, "channels": args.init_channels,
+                "ops_per_node": args.ops_per_node}
+        fn = channel_nasnet
+    else:
+        base = {"layers_per_block": args.layers_per_block, "growth_rate": args.growth_rate}
+        fn = densenet_bc
+    base.update(num_classes=num_classes, input_shape=tuple(input_shape), dropout=args.dropout, **overrides)
+    return lambda **kwargs: fn(**{**base, **kwargs})
+
+
+def _scope(strategy):
+    import contextlib
+
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, learning_rate, callbacks=(),
+                state_fn=None, on_restore=None, skip_fit=None):
+    """Fits `model` in `<out>/<name>` with per-epoch checkpoints; returns the phase summary (resumes)."""
+    import keras
+
+    from keras_nas import training
+    from keras_nas.callbacks.fit_checkpoint import FitCheckpoint
+
+    directory = os.path.join(out, name)
+    summary_path = os.path.join(directory, "done.json")
+    final_weights = os.path.join(directory, "final.weights.h5")
+    done = io.read_json(summary_path)
+    if done is not None and os.path.exists(final_weights):
+        model.load_weights(final_weights)
+        return done
+    with _scope(strategy):
+        model.compile(
+            optimizer=training.make_optimizer("nesterov" if args.momentum else "sgd", learning_rate,
+                                              args.momentum, args.weight_decay),
+            loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+            jit_compile=bool(getattr(args, "jit_compile", False)),
+        )
+    checkpoint = FitCheckpoint(directory, state_fn=state_fn)
+    initial_epoch, extra = checkpoint.restore(model)
+    if on_restore is not None:
+        on_restore(extra)
+    if initial_epoch:
+        print(f"[{name}] resuming after epoch {initial_epoch}", flush=True)
+    start = time.perf_counter()
+    if initial_epoch < epochs and not (skip_fit and skip_fit()):
+        model.fit(
+            dataset.train, validation_data=dataset.validation, epochs=epochs, initial_epoch=initial_epoch,
+            callbacks=[keras.callbacks.LearningRateScheduler(lr_fn), *callbacks, checkpoint,
+                       keras.callbacks.TerminateOnNaN()],
+            verbose=args.verbose,
+        )
+    seconds = time.perf_counter() - start
+    history = checkpoint.history
+    if any(not math.isfinite(v) for v in history.get("loss", [])):
+        raise ValueError(f"Training diverged in phase `{name}` (loss not finite); lower `--learning-rate`.")
+    test_loss, test_accuracy = model.evaluate(dataset.test, verbose=0)[:2]
+    val_loss, val_accuracy = model.evaluate(dataset.validation, verbose=0)[:2]
+    model.save_weights(final_weights)
+    done = {"phase": name, "epochs_done": len(history.get("loss", [])), "history": history,
+            "val_accuracy": float(val_accuracy), "test_accuracy": float(test_accuracy),
+            "test_loss": float(test_loss), "seconds": seconds, "params": int(model.count_params()),
+            "extra": state_fn() if state_fn else {}}
+    io.atomic_write_json(summary_path, done)
+    return done
+
+
+def _lr(args, epochs):
+    t_0 = args.t0 or epochs
+    return lambda epoch: sgdr_learning_rate(epoch, l_max=args.learning_rate, l_min=args.min_learning_rate,
+                                            t_0=t_0, t_mul=args.t_mul)
+
+
+def max_iterations(input_channels, gamma):
+    """Iterations enough for any run: gamma of the remaining, at least one channel each."""
+    return int(math.ceil(math.log(1.0 / max(input_channels, 2)) / math.log(1.0 - gamma))) + 10
+
+
+def dense_baseline(args, input_shape, num_classes, target_params):
+    """The smaller dense network of the same shape closest to `target_params` (Fig. 2(b) "no pruning")."""
+    from keras_nas.pruning import ChannelGraph
+
+    build = builder(args, input_shape, num_classes)
+    key = "channels" if args.space == "nasnet" else "growth_rate"
+    step = 2 * args.ops_per_node // math.gcd(2, args.ops_per_node) if args.space == "nasnet" else 1
+    best = None
+    width = step
+    while True:
+        _, topology = build(**{key: width, "return_topology": True, "masked": False})
+        params = ChannelGraph(topology).total_params
+        if best is None or abs(params - target_params) < abs(best[1] - target_params):
+            best = (width, params)
+        if params > target_params:
+            break
+        width += step
+    return {key: best[0]}, best[1]
+
+
+def _plots(out, report, iterations, total_params, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = [str(r["cell"]) for r in report]
+    pos = np.arange(len(report))
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.5 * len(report) + 4), 3.8))
+    axes[0].bar(pos - 0.2, [r["X"] for r in report], 0.4, label="|X| one-shot", color="0.7")
+    axes[0].bar(pos + 0.2, [r["d_to_x"] for r in report], 0.4, label="|d->x|")
+    axes[0].bar(pos + 0.2, [r["z_to_x"] for r in report], 0.4, bottom=[r["d_to_x"] for r in report], label="|z->x|")
+    axes[0].set_xticks(pos, labels, rotation=90 if len(report) > 10 else 0, fontsize=7)
+    axes[0].set_xlabel("cell")
+    axes[0].set_ylabel("input channels")
+    axes[0].set_title("Input channels per cell (Table 1)")
+    axes[0].legend(fontsize=7)
+    axes[1].bar(pos - 0.2, [r["params"] for r in report], 0.4, label="params one-shot", color="0.7")
+    axes[1].bar(pos + 0.2, [r["params_star"] for r in report], 0.4, label="params final")
+    axes[1].set_xticks(pos, labels, rotation=90 if len(report) > 10 else 0, fontsize=7)
+    axes[1].set_xlabel("cell")
+    axes[1].set_title("Weights per cell")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "topology.png"), dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    its = [0] + [r["iteration"] for r in iterations]
+    ax.plot(its, [1.0] + [r["sparsity"] for r in iterations], marker="o", label="|W'|/|W|")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("|W'| / |W|")
+    if iterations and "val_accuracy" in iterations[0]:
+        ax2 = ax.twinx()
+        ax2.plot([r["iteration"] for r in iterations], [r["val_accuracy"] for r in iterations], color="C1",
+                 marker="x", label="val accuracy")
+        ax2.set_ylabel("val accuracy (after fine-tuning)")
+    ax.set_title(f"Progressive zeroing (|W| = {total_params:,})")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "pruning.png"), dpi=100)
+    plt.close(fig)
+
+
+def _save_model(model, path):
+    tmp = path + ".part.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def run(args):
+    import keras
+    import numpy as np
+
+    from keras_nas import costs, pruning, training
+    from keras_nas.callbacks.channel_pruning import ChannelPruning
+
+    validate(args)
+    out = common.out_dir(args, "cnas")
+    strategy = common.setup_runtime(args)
+    dataset = common.load_data(args)
+    build = builder(args, dataset.input_shape, dataset.num_classes)
+    keras.utils.set_random_seed(args.seed)
+    with _scope(strategy):
+        oneshot, topology = build(return_topology=True)
+    graph = pruning.ChannelGraph(topology)
+    floor = graph.sparsity(graph.minimal_masks())
+    if args.sparsity <= floor:
+        raise ValueError(
+            f"`--sparsity` must be above {floor:.3f} for this network: the weights outside the searchable "
+            f"edges and one input channel per cell remain. Received: --sparsity {args.sparsity}"
+        )
+    config = {"method": "cnas", **common.common_config(args), **{k: getattr(args, k) for k in KEYS}}
+    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite)
+    io.write_preprocessing(out, dataset)
+    total = graph.total_params
+    print(f"{'Resuming' if resumed else 'Starting'} CNAS ({args.space}, CNAS-{'R' if args.mode == 'retrain' else 'W'}) "
+          f"on {dataset.name} {dataset.input_shape}: one-shot |W| = {total:,} weights, "
+          f"|X| = {graph.input_channels(graph.full_masks()):,} input channels on {len(graph.edges)} edges; "
+          f"target rho = {args.sparsity} -> {out}", flush=True)
+
+    # (1) one-shot model.
+    print(f"[oneshot] training the one-shot network for {args.epochs} epochs", flush=True)
+    oneshot_done = train_phase("oneshot", oneshot, dataset, out, epochs=args.epochs, lr_fn=_lr(args, args.epochs),
+                               args=args, strategy=strategy, learning_rate=args.learning_rate)
+    print(f"[oneshot] val accuracy {oneshot_done['val_accuracy']:.4f}, test accuracy "
+          f"{oneshot_done['test_accuracy']:.4f}", flush=True)
+
+    # (2) progressive zeroing to rho.
+    search = ChannelPruning(topology, args.sparsity, gamma=args.gamma, saliency_batches=args.saliency_batches,
+                            finetune_epochs=args.finetune_epochs, saliency_data=dataset.train, strategy=strategy)
+    iterations = max_iterations(graph.input_channels(graph.full_masks()), args.gamma) * args.finetune_epochs
+    print(f"[search] zeroing gamma = {args.gamma} of the remaining input channels per iteration "
+          f"({args.saliency_batches} minibatches of Taylor saliency, {args.finetune_epochs} fine-tuning epoch(s) each)",
+          flush=True)
+    search_done = train_phase(
+        "search", oneshot, dataset, out, epochs=iterations, lr_fn=lambda epoch: args.search_learning_rate,
+        args=args, strategy=strategy, learning_rate=args.search_learning_rate, callbacks=[search],
+        state_fn=lambda: {"iterations": search.history},
+        on_restore=lambda extra: search.set_history(extra.get("iterations", [])),
+        skip_fit=lambda: graph.count_params(pruning.read_masks(oneshot, graph)) <= search.target_params,
+    )
+    log = search_done["extra"].get("iterations", [])
+    masks = pruning.read_masks(oneshot, graph)
+    final_params = graph.count_params(masks)
+    reached = final_params <= search.target_params
+    if not reached:
+        print(f"[search] stopped at {final_params / total:.3f} of |W|: nothing more can be removed", flush=True)
+
+    # (3) the physically sparse model.
+    sparse, selection = pruning.materialize(oneshot, graph, lambda sel: build(selection=sel))
+    images = next(iter(dataset.validation))[0]
+    difference = float(np.max(np.abs(oneshot.predict(images, verbose=0) - sparse.predict(images, verbose=0))))
+    if sparse.count_params() != final_params:
+        raise RuntimeError(f"materialised model has {sparse.count_params()} weights, expected {final_params}")
+    _save_model(sparse, os.path.join(out, "sparse_model.keras"))
+    report = graph.cell_report(masks)
+    print(f"[search] W*: {final_params:,} weights ({final_params / total:.3f} of |W|), "
+          f"|X*| = {graph.input_channels(masks):,}, {sum(r['nodes_removed'] for r in report)} node(s) and "
+          f"{sum(r['edges_removed'] for r in report)} edge(s) removed, {len(log)} iterations; materialised "
+          f"model max |p_masked - p_sparse| = {difference:.2e}", flush=True)
+
+    if args.mode == "retrain":
+        keras.utils.set_random_seed(args.seed + 1)
+        with _scope(strategy):
+            final = build(selection=selection)
+    else:
+        final = sparse
+    name = "CNAS-R" if args.mode == "retrain" else "CNAS-W"
+    print(f"[final] {name}: training the sparse model for {args.final_epochs} epochs", flush=True)
+    final_done = train_phase("final", final, dataset, out, epochs=args.final_epochs,
+                             lr_fn=_lr(args, args.final_epochs), args=args, strategy=strategy,
+                             learning_rate=args.learning_rate)
+    _save_model(final, os.path.join(out, "best_model.keras"))
+    print(f"[final] {name}: val accuracy {final_done['val_accuracy']:.4f}, test accuracy "
+          f"{final_done['test_accuracy']:.4f}", flush=True)
+
+    baselines = {}
+    if args.baselines:
+        widths, dense_params = dense_baseline(args, dataset.input_shape, dataset.num_classes, final_params)
+        keras.utils.set_random_seed(args.seed + 2)
+        with _scope(strategy):
+            dense = build(masked=False, **widths)
+        print(f"[baseline] no pruning: dense network {widths} with {dense_params:,} weights", flush=True)
+        done = train_phase("baseline_dense", dense, dataset, out, epochs=args.final_epochs,
+                           lr_fn=_lr(args, args.final_epochs), args=args, strategy=strategy,
+                           learning_rate=args.learning_rate)
+        baselines["no_pruning"] = {**widths, "params": done["params"], "val_accuracy": done["val_accuracy"],
+                                   "test_accuracy": done["test_accuracy"]}
+        random_masks = pruning.random_masks(graph, final_params, seed=args.seed)
+        keras.utils.set_random_seed(args.seed + 3)
+        with _scope(strategy):
+            randomly = build(selection=graph.selection(random_masks))
+        print(f"[baseline] random pruning: {graph.count_params(random_masks):,} weights", flush=True)
+        done = train_phase("baseline_random", randomly, dataset, out, epochs=args.final_epochs,
+                           lr_fn=_lr(args, args.final_epochs), args=args, strategy=strategy,
+                           learning_rate=args.learning_rate)
+        baselines["random_pruning"] = {"params": done["params"], "val_accuracy": done["val_accuracy"],
+                                       "test_accuracy": done["test_accuracy"]}
+        for key, b in baselines.items():
+            print(f"[baseline] {key}: {b['params']:,} weights, test accuracy {b['test_accuracy']:.4f}", flush=True)
+
+    _plots(out, report, log, total, f"CNAS ({args.space}), rho = {args.sparsity}")
+    training.plot_history(final_done["history"], os.path.join(out, "history.png"), title=f"{name} final model")
+    costs_final = costs.profile(final).to_dict()
+    costs_oneshot = costs.profile(oneshot).to_dict()
+    results = {
+        "method": "cnas",
+        "space": args.space,
+        "mode": name,
+        "oneshot_params": total,
+        "final_params": final_params,
+        "sparsity": final_params / total,
+        "target_sparsity": args.sparsity,
+        "reached": reached,
+        "input_channels": graph.input_channels(graph.full_masks()),
+        "final_input_channels": graph.input_channels(masks),
+        "nodes_removed": sum(r["nodes_removed"] for r in report),
+        "edges_removed": sum(r["edges_removed"] for r in report),
+        "iterations": log,
+        "cells": report,
+        "materialize_max_abs_difference": difference,
+        "oneshot": {k: oneshot_done[k] for k in ("val_accuracy", "test_accuracy", "seconds")},
+        "search_seconds": search_done["seconds"],
+        "final": {k: final_done[k] for k in ("val_accuracy", "test_accuracy", "seconds", "params")},
+        "val_accuracy": final_done["val_accuracy"],
+        "test_accuracy": final_done["test_accuracy"],
+        "macs": {"oneshot": costs_oneshot["macs"], "final": costs_final["macs"]},
+        "costs": costs_final,
+        "baselines": baselines,
+        "best_model": os.path.join(out, "best_model.keras"),
+    }
+    io.atomic_write_json(os.path.join(out, io.RESULTS_FILE), results)
+    print(f"Done: {name} with {final_params:,} of {total:,} weights (rho {final_params / total:.3f}), test accuracy "
+          f"{final_done['test_accuracy']:.4f}; results in {out}", flush=True)
+    return results
