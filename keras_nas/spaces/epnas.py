@@ -125,7 +125,11 @@ class EPNASSpace:
         self.mode = mode
         self.max_layers = int(max_layers if max_layers is not None else (12 if layer_mode else 5))
         self.min_layers = int(min_layers if min_layers is not None else (2 if layer_mode else 1))
-        initial = initial_layers if initial_layers is not None else ((3, 6) if layer_mode else (2, 4))
+        if initial_layers is None:
+            lo, hi = (3, 6) if layer_mode else (2, 4)
+            initial = (min(max(lo, self.min_layers), self.max_layers), min(max(hi, self.min_layers), self.max_layers))
+        else:
+            initial = initial_layers
         self.initial_layers = (int(initial[0]), int(initial[1]))
         self.channels = tuple(int(c) for c in (channels or (LAYER_CHANNELS if layer_mode else BRANCH_CHANNELS)))
         self.partitions = int(partitions if partitions is not None else (4 if layer_mode else 2))

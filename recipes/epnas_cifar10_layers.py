@@ -1,0 +1,89 @@
+"""Paper 002's CIFAR-10 layer-by-layer search (Zhou et al., EPNAS, Sec. 4.1, Tables 2, 4, 5).
+
+Run on a GPU machine, unchanged:
+
+    python recipes/epnas_cifar10_layers.py prediction      # Table 4 "Layer-by-Layer Search w prediction"
+    python recipes/epnas_cifar10_layers.py scratch         # Table 4 "Layer-by-Layer Search" (20 epochs/child)
+    python recipes/epnas_cifar10_layers.py table5          # Table 5: sz <= 2M, c.i. >= 80
+    python recipes/epnas_cifar10_layers.py random          # the random-search baseline of Fig. 4
+
+Each setting is a plain dict of `keras-nas search epnas` options; `command`
+turns one into the argument list and `run` runs it. Nothing happens at import.
+"""
+
+import sys
+
+SCRATCH = {
+    "dataset": "cifar10",  # 45K train / 5K validation images of 32x32 (Sec. 4.1)
+    "validation_split": 0.1,  # 5,000 of the 50,000 training images rank the children
+    "augment": "crop,flip,color",  # "random flipping, cropping, brightness, and contrast adjustments" (PNAS)
+    "batch_size": 128,  # "batch size (BZ) of 128"
+    "mode": "layers",  # layer-by-layer search (Sec. 3.3, Table 2)
+    "channel_table": "16,32,64,96,128,256",  # Table 2 channel sizes
+    "max_layers": 12,  # MAX_LAYERS of Table 2 (not given; 12 keeps children at the 3-8 M params of Table 4)
+    "episodes": 15,  # "We run 15 episodes"
+    "branches": 8,  # "In total, 8 branches are constructed"
+    "steps": 10,  # "episode step of 10 ... for layer-by-layer search"
+    "top_k": 8,  # "select top 8 models from each episode to initialize the next"
+    "epochs": 20,  # "Each generated neural networks are trained for 20 epochs"
+    "learning_rate": 0.05,  # SGDR l_max = 0.05
+    "min_learning_rate": 0.001,  # SGDR l_min = 0.001
+    "t0": 10,  # SGDR T_0 = 10
+    "t_mult": 2,  # SGDR T_mult = 2
+    "momentum": 0.9,  # Nesterov momentum
+    "policy_learning_rate": 6e-4,  # "Adam optimizer with a learning rate of 0.0006"
+    "penalty_base": 0.9,  # p_i = 0.9 for every constraint (footnote 1)
+    "constraint": ["params<=4e6"],  # Table 4 compares models under a size constraint (~3-4 M params)
+    "prediction": False,
+    "out": "runs/epnas_cifar10_layers",
+}
+
+PREDICTION = {
+    **SCRATCH,
+    "prediction": True,  # performance prediction + dictionary parameter sharing (Sec. 3.4)
+    "prediction_epochs": 10,  # "do early stop at 10 epochs for each model with parameter sharing"
+    "batch_scale": 8,  # "we increase ... BZ to 1024" (128 x 8)
+    "lr_scale": 10.0,  # "we increase LR to 0.5" (0.05 x 10)
+    "out": "runs/epnas_cifar10_layers_pp",
+}
+
+TABLE5 = {
+    **PREDICTION,
+    "constraint": ["params<=2e6", "intensity>=80"],  # Table 5 row "sz <= 2M, c.i. >= 80"
+    "out": "runs/epnas_cifar10_layers_table5",
+}
+
+RANDOM = {**SCRATCH, "baseline": "random", "out": "runs/epnas_cifar10_layers_random"}  # Fig. 4 random search
+
+SETTINGS = {"scratch": SCRATCH, "prediction": PREDICTION, "table5": TABLE5, "random": RANDOM}
+
+
+def command(settings):
+    """`keras-nas` arguments for a settings dict (None left out, lists repeated, booleans as flags)."""
+    argv = ["search", "epnas"]
+    for key, value in settings.items():
+        flag = f"--{key.replace('_', '-')}"
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{key.replace('_', '-')}")
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                argv += [flag, str(item)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def run(settings, **overrides):
+    """Runs the search with `overrides` applied; returns the CLI exit code."""
+    from keras_nas import cli
+
+    return cli.main(command({**settings, **overrides}))
+
+
+if __name__ == "__main__":
+    name = sys.argv[1] if len(sys.argv) > 1 else "prediction"
+    if name not in SETTINGS:
+        sys.exit(f"usage: python recipes/epnas_cifar10_layers.py [{'|'.join(SETTINGS)}]")
+    sys.exit(run(SETTINGS[name]))

@@ -1,0 +1,88 @@
+"""Paper 002's CIFAR-10 module (cell) search (Zhou et al., EPNAS, Sec. 3.3, 4.1, Tables 3-5).
+
+Run on a GPU machine, unchanged:
+
+    python recipes/epnas_cifar10_module.py prediction      # Table 4 "Module Search w prediction"
+    python recipes/epnas_cifar10_module.py scratch         # Table 4 "Module Search"
+    python recipes/epnas_cifar10_module.py table5          # Table 5: sz <= 3M
+    python recipes/epnas_cifar10_module.py random          # the random-search baseline of Fig. 4
+
+The searched cell is stacked PNAS-style (stages of cells, pooling and doubled
+channels between stages). Nothing happens at import.
+"""
+
+import sys
+
+SCRATCH = {
+    "dataset": "cifar10",  # 45K train / 5K validation images of 32x32 (Sec. 4.1)
+    "validation_split": 0.1,  # 5,000 of the 50,000 training images rank the children
+    "augment": "crop,flip,color",  # "random flipping, cropping, brightness, and contrast adjustments" (PNAS)
+    "batch_size": 128,  # "batch size (BZ) of 128"
+    "episodes": 15,  # "We run 15 episodes"
+    "branches": 8,  # "In total, 8 branches are constructed"
+    "top_k": 8,  # "select top 8 models from each episode to initialize the next"
+    "epochs": 20,  # "Each generated neural networks are trained for 20 epochs"
+    "learning_rate": 0.05,  # SGDR l_max = 0.05
+    "min_learning_rate": 0.001,  # SGDR l_min = 0.001
+    "t0": 10,  # SGDR T_0 = 10
+    "t_mult": 2,  # SGDR T_mult = 2
+    "momentum": 0.9,  # Nesterov momentum
+    "policy_learning_rate": 6e-4,  # "Adam optimizer with a learning rate of 0.0006"
+    "penalty_base": 0.9,  # p_i = 0.9 for every constraint (footnote 1)
+    "prediction": False,
+    "mode": "module",  # module search (Sec. 3.3, Table 3)
+    "channel_table": "8,12,16,24,32",  # Table 3 channel sizes
+    "max_layers": 5,  # MAX_BRANCHES of Table 3 (not given; PNAS cells have 5 blocks)
+    "steps": 5,  # "episode step of ... 5 for ... module search"
+    "stages": 3,  # PNAS CIFAR stacking: 3 stages with 2 reductions
+    "cells_per_stage": 2,  # cells per stage (not given; 2 keeps the stacked network near 4 M params)
+    "filters": 32,  # stage-1 cell width (not given)
+    "constraint": ["params<=4e6"],  # Table 4: the module searches report 4.0-4.3 M params
+    "out": "runs/epnas_cifar10_module",
+}
+
+PREDICTION = {
+    **SCRATCH,
+    "prediction": True,  # "20 min per model with 10 epochs" (Sec. 4.1)
+    "prediction_epochs": 10,
+    "batch_scale": 8,  # BZ 1024
+    "lr_scale": 10.0,  # LR 0.5
+    "out": "runs/epnas_cifar10_module_pp",
+}
+
+TABLE5 = {**PREDICTION, "constraint": ["params<=3e6"], "out": "runs/epnas_cifar10_module_table5"}  # "sz <= 3M"
+
+RANDOM = {**SCRATCH, "baseline": "random", "out": "runs/epnas_cifar10_module_random"}
+
+SETTINGS = {"scratch": SCRATCH, "prediction": PREDICTION, "table5": TABLE5, "random": RANDOM}
+
+
+def command(settings):
+    """`keras-nas` arguments for a settings dict (None left out, lists repeated, booleans as flags)."""
+    argv = ["search", "epnas"]
+    for key, value in settings.items():
+        flag = f"--{key.replace('_', '-')}"
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{key.replace('_', '-')}")
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                argv += [flag, str(item)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def run(settings, **overrides):
+    """Runs the search with `overrides` applied; returns the CLI exit code."""
+    from keras_nas import cli
+
+    return cli.main(command({**settings, **overrides}))
+
+
+if __name__ == "__main__":
+    name = sys.argv[1] if len(sys.argv) > 1 else "prediction"
+    if name not in SETTINGS:
+        sys.exit(f"usage: python recipes/epnas_cifar10_module.py [{'|'.join(SETTINGS)}]")
+    sys.exit(run(SETTINGS[name]))
