@@ -1,0 +1,69 @@
+"""ChannelMask and ChannelSelect: exact zeroing, the alive gate, config and .keras round-trips."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_nas.layers import ChannelMask, ChannelSelect
+
+
+def test_mask_zeroes_exactly_the_chosen_channels():
+    layer = ChannelMask()
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 5)).astype("float32")
+    layer(x)
+    layer.set_mask([1, 0, 1, 0, 1])
+    y = np.asarray(layer(x))
+    np.testing.assert_array_equal(y[..., [1, 3]], 0.0)
+    np.testing.assert_array_equal(y[..., [0, 2, 4]], x[..., [0, 2, 4]])
+    assert layer.spatial_size == 16
+    assert not layer.mask.trainable and layer.trainable_weights == []
+
+
+def test_alive_gate_is_zero_only_when_every_channel_is_removed():
+    layer = ChannelMask(return_alive=True)
+    x = np.ones((3, 2, 2, 2), "float32")
+    _, alive = layer(x)
+    assert alive.shape == (3, 1, 1, 1) and np.all(np.asarray(alive) == 1)
+    layer.set_mask([0, 1])
+    assert np.all(np.asarray(layer(x)[1]) == 1)
+    layer.set_mask([0, 0])
+    assert np.all(np.asarray(layer(x)[1]) == 0)
+
+
+def test_set_mask_rejects_wrong_values():
+    layer = ChannelMask()
+    layer(np.ones((1, 2, 2, 3), "float32"))
+    with pytest.raises(ValueError, match="0/1 vector of length 3"):
+        layer.set_mask([1, 0])
+    with pytest.raises(ValueError, match="0/1 vector"):
+        layer.set_mask([1, 0.5, 1])
+    with pytest.raises(TypeError, match="`return_alive` must be a bool"):
+        ChannelMask(return_alive="yes")
+
+
+def test_get_config_round_trips_and_mask_survives_keras_saving(tmp_path):
+    layer = ChannelMask(return_alive=True, name="m")
+    restored = ChannelMask.from_config(layer.get_config())
+    assert restored.get_config() == layer.get_config()
+    inputs = keras.Input((4, 4, 3))
+    y, alive = ChannelMask(return_alive=True, name="m")(inputs)
+    y = keras.layers.Multiply()([y, alive])
+    model = keras.Model(inputs, y)
+    model.get_layer("m").set_mask([0, 1, 1])
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(loaded.get_layer("m").mask.numpy(), [0, 1, 1])
+    x = np.ones((1, 4, 4, 3), "float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_channel_select_gathers_in_order_and_round_trips():
+    layer = ChannelSelect([2, 0])
+    x = np.arange(6.0, dtype="float32").reshape(1, 1, 2, 3)
+    np.testing.assert_array_equal(np.asarray(layer(x))[0, 0], [[2.0, 0.0], [5.0, 3.0]])
+    assert ChannelSelect.from_config(layer.get_config()).indices == [2, 0]
+    with pytest.raises(ValueError, match="`indices` must be a non-empty list"):
+        ChannelSelect([])
+    with pytest.raises(ValueError, match="`indices` must be < the 3 input channels"):
+        ChannelSelect([3])(x)

@@ -1,0 +1,116 @@
+"""CNAS search procedure: the pruning callback stops at rho, checkpoints resume with masks, CLI checks."""
+
+import argparse
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_nas import data as data_lib
+from keras_nas import pruning
+from keras_nas.callbacks import ChannelPruning, FitCheckpoint
+from keras_nas.searches import cnas
+from keras_nas.spaces import channel_nasnet
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return data_lib.load("synthetic", input_shape=(8, 8, 1), num_classes=3, num_examples=96, batch_size=16)
+
+
+def _model(data):
+    model, topology = channel_nasnet(1, 2, 4, input_shape=data.input_shape, num_classes=3, return_topology=True)
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    return model, topology
+
+
+def test_pruning_stops_when_rho_is_reached(synthetic):
+    model, topology = _model(synthetic)
+    callback = ChannelPruning(topology, 0.7, gamma=0.2, saliency_batches=2, saliency_data=synthetic.train, verbose=0)
+    model.fit(synthetic.train, epochs=50, callbacks=[callback], verbose=0)
+    graph = callback.graph
+    sparsities = [r["sparsity"] for r in callback.history]
+    assert sparsities[-1] <= 0.7 < sparsities[-2]
+    assert graph.sparsity(pruning.read_masks(model, graph)) == pytest.approx(sparsities[-1])
+    assert len(callback.history) == len(sparsities) and callback.reached
+    # gamma of the remaining input channels per iteration (before the last, capped one)
+    first = callback.history[0]
+    assert first["removed"] == round(0.2 * graph.input_channels(graph.full_masks()))
+
+
+def test_checkpoint_restores_weights_masks_optimizer_and_epoch(synthetic, tmp_path):
+    model, topology = _model(synthetic)
+    graph = pruning.ChannelGraph(topology)
+    callback = ChannelPruning(topology, 0.5, gamma=0.2, saliency_batches=2, saliency_data=synthetic.train, verbose=0)
+    checkpoint = FitCheckpoint(str(tmp_path), state_fn=lambda: {"iterations": callback.history})
+    model.fit(synthetic.train, epochs=2, callbacks=[callback, checkpoint], verbose=0)
+    masks = pruning.read_masks(model, graph)
+    keras.backend.clear_session()
+    fresh, _ = _model(synthetic)
+    start, extra = FitCheckpoint(str(tmp_path)).restore(fresh)
+    assert start == 2 and len(extra["iterations"]) == 2
+    restored = pruning.read_masks(fresh, graph)
+    assert all(np.array_equal(masks[n], restored[n]) for n in graph.edges)
+    for a, b in zip(model.optimizer.variables, fresh.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert sorted(os.listdir(tmp_path)) == ["epoch2.optimizer.npz", "epoch2.weights.h5", "state.json"]
+
+
+def test_callbacks_get_config_round_trip(synthetic):
+    _, topology = _model(synthetic)
+    callback = ChannelPruning(topology, 0.46, gamma=0.1, saliency_batches=7, finetune_epochs=2)
+    config = callback.get_config()
+    again = ChannelPruning(**json.loads(json.dumps(config)))
+    assert again.get_config() == config and again.graph.total_params == callback.graph.total_params
+    checkpoint = FitCheckpoint("runs/x")
+    assert FitCheckpoint(**checkpoint.get_config()).directory == "runs/x"
+
+
+def test_sgdr_restarts_at_t0_then_t0_times_tmul():
+    lr = lambda e: cnas.sgdr_learning_rate(e, l_max=0.05, l_min=1e-4, t_0=10, t_mul=2)  # noqa: E731
+    assert lr(0) == pytest.approx(0.05) and lr(10) == pytest.approx(0.05) and lr(30) == pytest.approx(0.05)
+    assert lr(5) == pytest.approx((0.05 + 1e-4) / 2)
+    assert lr(20) == pytest.approx((0.05 + 1e-4) / 2)  # half of the 20-epoch second cycle
+    assert lr(29) < lr(28) < lr(11)
+
+
+def _args(**overrides):
+    parser = argparse.ArgumentParser()
+    cnas.add_arguments(parser)
+    args = parser.parse_args([])
+    for k, v in {"chief": None, "verbose": 0, **overrides}.items():
+        setattr(args, k, v)
+    return args
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("sparsity", 1.0, "`--sparsity` must be in \\(0, 1\\)"),
+    ("sparsity", 0.0, "`--sparsity` must be in \\(0, 1\\)"),
+    ("gamma", 1.2, "`--gamma` must be in \\(0, 1\\)"),
+    ("init_channels", 7, "`--init-channels` must be even"),
+    ("final_epochs", 0, "`--final-epochs` must be an int >= 1"),
+    ("t0", 0, "`--t0` must be an int >= 1"),
+])
+def test_options_are_checked_before_anything_is_written(option, value, message, tmp_path):
+    args = _args(**{option: value})
+    with pytest.raises(ValueError, match=message):
+        cnas.validate(args)
+
+
+def test_the_cli_rejects_rho_below_what_the_network_can_reach(tmp_path):
+    from keras_nas import cli
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        cli.main(["search", "cnas", "--sparsity", "0.01", "--out", str(out)])
+    assert not out.exists()
+
+
+def test_dense_baseline_is_the_closest_narrower_network():
+    args = _args(init_channels=8)
+    widths, params = cnas.dense_baseline(args, (8, 8, 1), 10, 16000)
+    bigger = channel_nasnet(1, 3, widths["channels"] + 2, input_shape=(8, 8, 1), masked=False).count_params()
+    smaller = channel_nasnet(1, 3, widths["channels"] - 2, input_shape=(8, 8, 1), masked=False).count_params()
+    assert abs(params - 16000) <= min(abs(bigger - 16000), abs(smaller - 16000))
