@@ -1,4 +1,5 @@
 import json
+import math
 import os
 
 import pytest
@@ -49,3 +50,19 @@ def test_search_end_to_end_resume_train_and_export(tmp_path):
     assert cli.main(["train", "--genotype", os.path.join(out, "genotype.json"), "--cells", "3",
                      "--init-channels", "4", "--epochs", "1", "--auxiliary", "--out", str(tmp_path / "train"),
                      "--verbose", "0"]) == 0
+
+
+def test_history_read_back_after_a_kill_keeps_one_row_per_epoch(tmp_path):
+    from keras_nas.searches.eoinas import _read_history
+
+    path = tmp_path / "history.csv"
+    # Epoch 1 was logged, the process was killed before its checkpoint, and
+    # it ran again after the resume; "NA" is how CSVLogger writes a gap.
+    path.write_text("epoch,loss,arch_accuracy,val_loss\n0,2.0,0.1,NA\n1,1.5,NA,NA\n1,1.4,0.3,NA\n2,1.2,NA,NA\n")
+    history = _read_history(str(path), epochs_done=3)
+    assert history["loss"] == [2.0, 1.4, 1.2]
+    assert history["arch_accuracy"][:2] == [0.1, 0.3] and math.isnan(history["arch_accuracy"][2])
+    # Columns CSVLogger filled with "NA" only (no validation data) are dropped.
+    assert "val_loss" not in history
+    assert _read_history(str(path), epochs_done=2)["loss"] == [2.0, 1.4]
+    assert _read_history(str(tmp_path / "missing.csv"), epochs_done=3) == {}

@@ -72,8 +72,17 @@ def _read_history(path, epochs_done):
             rows[int(row.pop("epoch"))] = row
     epochs = [e for e in sorted(rows) if e < epochs_done]
     keys = sorted({k for e in epochs for k in rows[e]})
-    return {k: [float(rows[e][k]) if rows[e].get(k) not in (None, "") else float("nan") for e in epochs]
-            for k in keys}
+    def number(text):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return None
+
+    history = {k: [number(rows[e].get(k)) for e in epochs] for k in keys}
+    # CSVLogger adds "val_*" columns of "NA" when fit has no validation data:
+    # a column with no value at all is not part of the history.
+    return {k: [float("nan") if v is None else v for v in values]
+            for k, values in history.items() if any(v is not None for v in values)}
 
 
 def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=160, warmup_epochs=20,
@@ -244,7 +253,8 @@ def run(args):
     common.run_search(tuner, oracle, out, "eoinas", dataset=dataset)
     if common.role() == "worker":
         return {"role": "worker"}
-    completed = oracle.get_best_trials(1)
+    # KerasTuner pads the best trials with unfinished ones: keep completed ones.
+    completed = [t for t in oracle.get_best_trials(len(oracle.trials)) if t.status == "COMPLETED"]
     if not completed:
         raise RuntimeError(f"Every seed's search failed ({common.failure_summary(common.trial_records(oracle))}). "
                            "Fix the cause and run the same command with --overwrite.")
