@@ -61,16 +61,23 @@ def shape_distance(shapes_a, shapes_b):
 
 
 def model_entries(model):
-    """`{key: [(layer_name, [arrays]), ...]}` of a model whose layers are named `<key>__<role>`."""
+    """`{key: [(layer_name, [arrays]), ...]}` of a model whose layers are named `<key>__<role>`.
+
+    A weighted layer without `"__"` (the `"predictions"` classifier) is its own key.
+    """
     entries = {}
     for layer in model.layers:
-        if _SEP not in layer.name or not layer.weights:
+        if not layer.weights:
             continue
         key = layer.name.split(_SEP, 1)[0]
         entries.setdefault(key, []).append((layer.name, [np.asarray(w) for w in layer.get_weights()]))
     for key in entries:
         entries[key].sort(key=lambda e: e[0])
     return entries
+
+
+def _role(name):
+    return name.split(_SEP, 1)[1] if _SEP in name else name
 
 
 def _shapes(entry):
@@ -176,11 +183,11 @@ class ParameterStore:
         for (key, signature), (meta, info) in sorted(winners.items()):
             variants = index.setdefault(key, {})
             filename = f"{key}.step{int(step)}.trial{meta['trial_id']}.npz"
-            shutil.copyfile(os.path.join(pending, meta["trial_id"], info["file"]),
-                            os.path.join(self.directory, "values", filename))
             old = variants.pop(signature, None)
             if old is not None:
                 _remove(os.path.join(self.directory, "values", old["file"]))
+            shutil.copyfile(os.path.join(pending, meta["trial_id"], info["file"]),
+                            os.path.join(self.directory, "values", filename))
             variants[signature] = {"accuracy": meta["accuracy"], "trial_id": meta["trial_id"],
                                    "step": int(step), "file": filename, "shapes": info["shapes"]}
             while len(variants) > self.max_variants:
@@ -210,9 +217,9 @@ class ParameterStore:
             path = os.path.join(self.directory, "values", best["file"])
             if not os.path.exists(path):
                 continue
-            stored = {name.split(_SEP, 1)[1]: arrays for name, arrays in self._read_arrays(path)}
+            stored = {_role(name): arrays for name, arrays in self._read_arrays(path)}
             for name, arrays in entry:
-                source = stored.get(name.split(_SEP, 1)[1])
+                source = stored.get(_role(name))
                 if source is None or len(source) != len(arrays):
                     continue
                 layer = layers[name]
