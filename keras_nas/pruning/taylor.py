@@ -29,10 +29,10 @@ def saliency_function(model, mask_layers, strategy=None):
         return [tf.zeros(s) if g is None else tf.convert_to_tensor(g) for g, s in zip(grads, shapes)]
 
     @tf.function
-    def accumulate(batches, num_batches):
+    def accumulate(iterator, num_batches):
         # An iterator and tf.range run as one while loop (a `for` over the
-        # dataset would become a much slower `Dataset.reduce`).
-        iterator = iter(batches)
+        # dataset would become a much slower `Dataset.reduce`). The iterator
+        # is made outside: one made inside from a distributed dataset hangs.
         totals = tuple(tf.zeros(s) for s in shapes)
         for _ in tf.range(num_batches):
             images, labels = next(iterator)
@@ -50,7 +50,7 @@ def saliency_function(model, mask_layers, strategy=None):
         batches = data.repeat()
         if strategy is not None:
             batches = strategy.experimental_distribute_dataset(batches)
-        return [np.asarray(t) for t in accumulate(batches, tf.constant(num_batches))]
+        return [np.asarray(t) for t in accumulate(iter(batches), tf.constant(num_batches))]
 
     run.accumulate = accumulate
     return run
