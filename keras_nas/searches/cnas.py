@@ -141,7 +141,7 @@ def _scope(strategy):
 
 
 def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, learning_rate, callbacks=(),
-                state_fn=None, on_restore=None, skip_fit=None):
+                state_fn=None, on_restore=None, skip_fit=None, message=None):
     """Fits `model` in `<out>/<name>` with per-epoch checkpoints; returns the phase summary (resumes)."""
     import keras
 
@@ -154,7 +154,10 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
     done = io.read_json(summary_path)
     if done is not None and os.path.exists(final_weights):
         model.load_weights(final_weights)
+        print(f"[{name}] finished earlier ({done['epochs_done']} epochs); not redone", flush=True)
         return done
+    if message:
+        print(message, flush=True)
     with _scope(strategy):
         model.compile(
             optimizer=training.make_optimizer("nesterov" if args.momentum else "sgd", learning_rate,
@@ -306,9 +309,9 @@ def run(args):
           f"target rho = {args.sparsity} -> {out}", flush=True)
 
     # (1) one-shot model.
-    print(f"[oneshot] training the one-shot network for {args.epochs} epochs", flush=True)
     oneshot_done = train_phase("oneshot", oneshot, dataset, out, epochs=args.epochs, lr_fn=_lr(args, args.epochs),
-                               args=args, strategy=strategy, learning_rate=args.learning_rate)
+                               args=args, strategy=strategy, learning_rate=args.learning_rate,
+                               message=f"[oneshot] training the one-shot network for {args.epochs} epochs")
     print(f"[oneshot] val accuracy {oneshot_done['val_accuracy']:.4f}, test accuracy "
           f"{oneshot_done['test_accuracy']:.4f}", flush=True)
 
@@ -316,15 +319,15 @@ def run(args):
     search = ChannelPruning(topology, args.sparsity, gamma=args.gamma, saliency_batches=args.saliency_batches,
                             finetune_epochs=args.finetune_epochs, saliency_data=dataset.train, strategy=strategy)
     iterations = max_iterations(graph.input_channels(graph.full_masks()), args.gamma) * args.finetune_epochs
-    print(f"[search] zeroing gamma = {args.gamma} of the remaining input channels per iteration "
-          f"({args.saliency_batches} minibatches of Taylor saliency, {args.finetune_epochs} fine-tuning epoch(s) each)",
-          flush=True)
     search_done = train_phase(
         "search", oneshot, dataset, out, epochs=iterations, lr_fn=lambda epoch: args.search_learning_rate,
         args=args, strategy=strategy, learning_rate=args.search_learning_rate, callbacks=[search],
         state_fn=lambda: {"iterations": search.history},
         on_restore=lambda extra: search.set_history(extra.get("iterations", [])),
         skip_fit=lambda: graph.count_params(pruning.read_masks(oneshot, graph)) <= search.target_params,
+        message=f"[search] zeroing gamma = {args.gamma} of the remaining input channels per iteration "
+                f"({args.saliency_batches} minibatches of Taylor saliency, {args.finetune_epochs} fine-tuning "
+                "epoch(s) each)",
     )
     log = search_done["extra"].get("iterations", [])
     masks = pruning.read_masks(oneshot, graph)
@@ -353,10 +356,10 @@ def run(args):
     else:
         final = sparse
     name = "CNAS-R" if args.mode == "retrain" else "CNAS-W"
-    print(f"[final] {name}: training the sparse model for {args.final_epochs} epochs", flush=True)
     final_done = train_phase("final", final, dataset, out, epochs=args.final_epochs,
                              lr_fn=_lr(args, args.final_epochs), args=args, strategy=strategy,
-                             learning_rate=args.learning_rate)
+                             learning_rate=args.learning_rate,
+                             message=f"[final] {name}: training the sparse model for {args.final_epochs} epochs")
     _save_model(final, os.path.join(out, "best_model.keras"))
     print(f"[final] {name}: val accuracy {final_done['val_accuracy']:.4f}, test accuracy "
           f"{final_done['test_accuracy']:.4f}", flush=True)
