@@ -18,6 +18,7 @@ CIFAR-10 setting is `recipes/cnas_cifar10.py`, the DenseNet-BC space
 `recipes/cnas_densenet_bc.py`.
 """
 
+import argparse
 import math
 import os
 import time
@@ -64,14 +65,8 @@ def add_arguments(parser):
     t.add_argument("--t-mul", type=int, default=2, help="SGDR T_mul [2]")
     t.add_argument("--momentum", type=float, default=0.9, help="Nesterov momentum [0.9]")
     t.add_argument("--weight-decay", type=float, default=2e-4, help="weight decay [2e-4]")
-    t.add_argument("--baselines", action=argparse_bool(), default=True,
+    t.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
                    help="also train the Fig. 2(b) baselines: small dense network and random pruning (default on)")
-
-
-def argparse_bool():
-    import argparse
-
-    return argparse.BooleanOptionalAction
 
 
 KEYS = ("space", "cells", "nodes", "ops_per_node", "init_channels", "layers_per_block", "growth_rate", "dropout",
@@ -166,7 +161,8 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
             jit_compile=bool(getattr(args, "jit_compile", False)),
         )
     checkpoint = FitCheckpoint(directory, state_fn=state_fn)
-    initial_epoch, extra = checkpoint.restore(model)
+    with _scope(strategy):
+        initial_epoch, extra = checkpoint.restore(model)
     if on_restore is not None:
         on_restore(extra)
     if initial_epoch:
