@@ -202,22 +202,27 @@ def max_iterations(input_channels, gamma):
 
 
 def dense_baseline(args, input_shape, num_classes, target_params):
-    """The smaller dense network of the same shape closest to `target_params` (Fig. 2(b) "no pruning")."""
+    """The narrower dense network of the same shape closest to `target_params` (Fig. 2(b) "no pruning").
+
+    Widths (`--init-channels`, or `--growth-rate` for DenseNet-BC) below the
+    one-shot network's are tried; the closest parameter count wins.
+    """
     from keras_nas.pruning import ChannelGraph
 
     build = builder(args, input_shape, num_classes)
-    key = "channels" if args.space == "nasnet" else "growth_rate"
-    step = 2 * args.ops_per_node // math.gcd(2, args.ops_per_node) if args.space == "nasnet" else 1
+    if args.space == "nasnet":
+        key, limit = "channels", args.init_channels
+        step = 2 * args.ops_per_node // math.gcd(2, args.ops_per_node)
+    else:
+        key, limit, step = "growth_rate", args.growth_rate, 1
     best = None
-    width = step
-    while True:
+    for width in range(step, max(limit, step + 1), step):
         _, topology = build(**{key: width, "return_topology": True, "masked": False})
         params = ChannelGraph(topology).total_params
         if best is None or abs(params - target_params) < abs(best[1] - target_params):
             best = (width, params)
         if params > target_params:
             break
-        width += step
     return {key: best[0]}, best[1]
 
 
