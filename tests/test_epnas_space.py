@@ -164,3 +164,15 @@ def test_masks_follow_the_size():
     assert space.action_masks([layer()] + [layer(src1=i) for i in range(1, 4)])["kind"] == [1, 0, 1]
     assert len(space.features([layer(), layer(src1=1, src2=0)])[1]) == len(space.feature_sizes())
     json.dumps(masks)
+
+
+def test_space_config_round_trip():
+    space = EPNASSpace("module", max_layers=4, channels=(8, 16), num_stages=2, cells_per_stage=1, filters=8)
+    config = space.get_config()
+    assert EPNASSpace.from_config(json.loads(json.dumps(config))).get_config() == config
+
+
+def test_random_networks_start_with_a_convolution():
+    space = EPNASSpace("layers")
+    rng = np.random.default_rng(0)
+    assert all(space.random_architecture(rng)[0]["type"] in ("conv2d", "dep-sep-conv2d") for _ in range(20))
