@@ -12,7 +12,9 @@
    prediction (batch size and learning rate scaled together, one aggressive
    cosine decay, early stop) starting from the shared parameters. The time
    each needs to reach the accuracy the from-scratch run ends with (minus
-   `--tolerance`) is compared; the paper reports 1/5, the issue asks <= 1/3.
+   `--tolerance`) is compared (graph tracing excluded: one warm-up batch,
+   then the weights and optimizer are reset); the paper reports 1/5, the
+   issue asks <= 1/3.
 
     python benchmarks/bench_epnas.py [--quick] [--out runs/bench_epnas]
 """
@@ -77,6 +79,17 @@ def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=N
         train = train.unbatch().batch(batch * batch_scale).prefetch(2)
     model.compile(optimizer=training.make_optimizer("nesterov", schedule(0), 0.9, 1e-4, clipnorm=5.0),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # Trace the train and test steps first (one batch each), then restore the weights and zero the
+    # optimizer: graph tracing, the same fixed cost for both runs, is kept out of the timings.
+    weights = model.get_weights()
+    x, y = next(iter(train))
+    model.train_on_batch(x, y)
+    vx, vy = next(iter(validation))
+    model.test_on_batch(vx, vy)
+    model.set_weights(weights)
+    for variable in model.optimizer.variables:
+        variable.assign(variable.numpy() * 0)
+    model.reset_metrics()
     clock = _Clock()
     callbacks = [keras.callbacks.LearningRateScheduler(schedule), clock]
     if early_stop:
