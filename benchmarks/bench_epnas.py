@@ -111,7 +111,7 @@ def prediction_speedup(dataset, out, args):
 
     from keras_nas.parameter_store import ParameterStore
     from keras_nas.spaces.epnas import KINDS, SCALES, EPNASSpace
-    from keras_nas.tuners.epnas_tuner import sgdr_learning_rate
+    from keras_nas.training import sgdr_learning_rate
 
     space = EPNASSpace("layers", channels=(16, 32, 64), max_layers=8)
 

@@ -39,6 +39,25 @@ def learning_rate_at(epoch, *, learning_rate, epochs, schedule, min_learning_rat
     raise ValueError(f"`schedule` must be one of {list(SCHEDULES)}. Received: schedule={schedule!r}")
 
 
+def sgdr_learning_rate(epoch, learning_rate=0.05, min_learning_rate=0.001, t_0=10, t_mult=2):
+    """SGDR (Loshchilov & Hutter 2017) at an epoch: cosine from `learning_rate`
+    to `min_learning_rate`, restarting after T_0, T_0 * T_mult, ... epochs.
+
+    Used by EPNAS (sec. 4.1: l_max 0.05, l_min 0.001, T_0 10, T_mult 2) and
+    CNAS (l_max 0.05, l_min 1e-4, T_0 10, T_mult 2). `t_mult=1` with
+    `t_0=epochs` is a single cosine decay.
+
+    >>> sgdr_learning_rate(10)  # the first restart
+    0.05
+    """
+    start, period = 0.0, float(t_0)
+    while epoch >= start + period:
+        start += period
+        period *= t_mult
+    return min_learning_rate + 0.5 * (learning_rate - min_learning_rate) * (
+        1 + math.cos(math.pi * (epoch - start) / period))
+
+
 def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clipnorm=None):
     """SGD (optionally Nesterov) or Adam, with decoupled weight decay."""
     if name not in OPTIMIZERS:

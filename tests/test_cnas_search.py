@@ -13,6 +13,7 @@ from keras_nas import pruning
 from keras_nas.callbacks import ChannelPruning, FitCheckpoint
 from keras_nas.searches import cnas
 from keras_nas.spaces import channel_nasnet
+from keras_nas.training import sgdr_learning_rate
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_callbacks_get_config_round_trip(synthetic):
 
 
 def test_sgdr_restarts_at_t0_then_t0_times_tmul():
-    lr = lambda e: cnas.sgdr_learning_rate(e, l_max=0.05, l_min=1e-4, t_0=10, t_mul=2)  # noqa: E731
+    lr = lambda e: sgdr_learning_rate(e, learning_rate=0.05, min_learning_rate=1e-4, t_0=10, t_mult=2)  # noqa: E731
     assert lr(0) == pytest.approx(0.05) and lr(10) == pytest.approx(0.05) and lr(30) == pytest.approx(0.05)
     assert lr(5) == pytest.approx((0.05 + 1e-4) / 2)
     assert lr(20) == pytest.approx((0.05 + 1e-4) / 2)  # half of the 20-epoch second cycle

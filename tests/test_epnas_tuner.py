@@ -9,7 +9,8 @@ from keras_nas import data
 from keras_nas.oracles import EPNASOracle
 from keras_nas.spaces.epnas import EPNASSpace
 from keras_nas.tuners import EPNASTuner
-from keras_nas.tuners.epnas_tuner import SUMMARY, sgdr_learning_rate
+from keras_nas.training import sgdr_learning_rate
+from keras_nas.tuners.epnas_tuner import SUMMARY
 
 
 def test_sgdr_schedule():

@@ -24,19 +24,11 @@ import os
 import time
 
 from keras_nas import io
+from keras_nas.training import sgdr_learning_rate
 from keras_nas.searches import common
 
 SPACES = ("nasnet", "densenet-bc")
 MODES = ("retrain", "finetune")
-
-
-def sgdr_learning_rate(epoch, *, l_max, l_min, t_0, t_mul):
-    """SGDR (Loshchilov & Hutter 2017) per epoch: cosine from l_max to l_min, restarts after T_0, T_0 T_mul, ..."""
-    start, period = 0, t_0
-    while epoch >= start + period:
-        start += period
-        period *= t_mul
-    return l_min + 0.5 * (l_max - l_min) * (1 + math.cos(math.pi * (epoch - start) / period))
 
 
 def add_arguments(parser):
@@ -192,8 +184,8 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
 
 def _lr(args, epochs):
     t_0 = args.t0 or epochs
-    return lambda epoch: sgdr_learning_rate(epoch, l_max=args.learning_rate, l_min=args.min_learning_rate,
-                                            t_0=t_0, t_mul=args.t_mul)
+    return lambda epoch: sgdr_learning_rate(epoch, learning_rate=args.learning_rate,
+                                            min_learning_rate=args.min_learning_rate, t_0=t_0, t_mult=args.t_mul)
 
 
 def max_iterations(input_channels, gamma):

@@ -254,12 +254,14 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
     if args.baseline == "random":
         oracle = RandomArchitectureOracle(space, constraints=constraints,
                                           max_trials=args.episodes * args.branches * args.steps,
-                                          penalty_base=args.penalty_base, seed=args.seed)
+                                          penalty_base=args.penalty_base, seed=args.seed,
+                                          **common.oracle_arguments(args))
     else:
         oracle = EPNASOracle(
             space, constraints=constraints, episodes=args.episodes, branches=args.branches, steps=args.steps,
             top_k=args.top_k, penalty_base=args.penalty_base, policy_learning_rate=args.policy_learning_rate,
             entropy_weight=args.entropy_weight, sharing_dir=sharing_dir, seed=args.seed,
+            **common.oracle_arguments(args),
         )
     tuner = EPNASTuner(
         oracle, space, dataset.input_shape, dataset.num_classes,
@@ -309,7 +311,8 @@ def run(args):
         flush=True,
     )
     oracle, tuner = build_search(args, space, constraints, dataset, out, strategy)
-    tuner.search(dataset.train, validation_data=dataset.validation, verbose=args.verbose)
+    common.run_search(tuner, oracle, out, method, dataset.train, validation_data=dataset.validation,
+                      verbose=args.verbose)
     if common.role() == "worker":
         return {}
     results = summarize(oracle, tuner, out, constraints, args.penalty_base, method)

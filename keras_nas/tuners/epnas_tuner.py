@@ -3,7 +3,6 @@
 import contextlib
 import gc
 import json
-import math
 import os
 import time
 
@@ -11,22 +10,11 @@ import keras
 
 from keras_nas import costs, io, training
 from keras_nas.oracles.soft_penalty import constrained_reward
+from keras_nas.training import sgdr_learning_rate
 from keras_nas.tuners.search_tuner import SearchTuner
 
 MODEL = "model.keras"
 SUMMARY = "summary.json"
-
-
-def sgdr_learning_rate(epoch, learning_rate=0.05, min_learning_rate=0.001, t0=10, t_mult=2):
-    """Cosine annealing with warm restarts (Loshchilov & Hutter 2016) at an epoch.
-
-    EPNAS section 4.1: `l_max = 0.05, l_min = 0.001, T_0 = 10, T_mult = 2`.
-    """
-    t_i, t_cur = float(t0), float(epoch)
-    while t_cur >= t_i:
-        t_cur -= t_i
-        t_i *= t_mult
-    return min_learning_rate + 0.5 * (learning_rate - min_learning_rate) * (1 + math.cos(math.pi * t_cur / t_i))
 
 
 def _check_positive(name, value, integer=False):
