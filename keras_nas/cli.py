@@ -18,6 +18,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from keras_nas.searches import METHODS, common  # noqa: E402
 
 
+def settings_argv(command, settings):
+    """`keras-nas` arguments from a flat settings dict (how `recipes/` describe a run).
+
+    Keys become options (`init_channels` -> `--init-channels`); `None` values
+    are left out, booleans become `--flag` / `--no-flag`, lists repeat the
+    option.
+
+    >>> settings_argv(["search", "epnas"], {"episodes": 15, "prediction": True, "constraint": ["params<=2e6"]})
+    ['search', 'epnas', '--episodes', '15', '--prediction', '--constraint', 'params<=2e6']
+    """
+    argv = list(command)
+    for key, value in settings.items():
+        flag = key.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(f"--{flag}" if value else f"--no-{flag}")
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                argv += [f"--{flag}", str(item)]
+        else:
+            argv += [f"--{flag}", str(value)]
+    return argv
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:

@@ -123,3 +123,14 @@ def find_preprocessing(model_path):
         if found is not None:
             return found
     return None
+
+
+def save_figure(fig, path, dpi=100):
+    """Saves a matplotlib figure as PNG atomically (temporary name, then rename) and closes it."""
+    import matplotlib.pyplot as plt
+
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.part.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -71,17 +71,10 @@ SETTINGS = {"cnas_r": CNAS_R, "cnas_w": CNAS_W, "cnas_r_cutout": CNAS_R_CUTOUT, 
 
 
 def command(settings, method="cnas"):
-    """`keras-nas` arguments for a settings dict (None values left out, booleans as --x / --no-x)."""
-    argv = ["search", method]
-    for key, value in settings.items():
-        flag = key.replace("_", "-")
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            argv.append(f"--{flag}" if value else f"--no-{flag}")
-            continue
-        argv += [f"--{flag}", str(value)]
-    return argv
+    """`keras-nas` arguments for a settings dict (see `keras_nas.cli.settings_argv`)."""
+    from keras_nas.cli import settings_argv
+
+    return settings_argv(["search", method], settings)
 
 
 def run(settings, **overrides):

@@ -51,12 +51,10 @@ SETTINGS = {
 
 
 def command(settings):
-    """`keras-nas` arguments for a settings dict (None values are left out)."""
-    argv = ["search", "eoinas"]
-    for key, value in settings.items():
-        if value is not None:
-            argv += [f"--{key.replace('_', '-')}", str(value)]
-    return argv
+    """`keras-nas` arguments for a settings dict (see `keras_nas.cli.settings_argv`)."""
+    from keras_nas.cli import settings_argv
+
+    return settings_argv(["search", "eoinas"], settings)
 
 
 def run(settings, **overrides):

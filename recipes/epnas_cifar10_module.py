@@ -58,20 +58,10 @@ SETTINGS = {"scratch": SCRATCH, "prediction": PREDICTION, "table5": TABLE5, "ran
 
 
 def command(settings):
-    """`keras-nas` arguments for a settings dict (None left out, lists repeated, booleans as flags)."""
-    argv = ["search", "epnas"]
-    for key, value in settings.items():
-        flag = f"--{key.replace('_', '-')}"
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            argv.append(flag if value else f"--no-{key.replace('_', '-')}")
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                argv += [flag, str(item)]
-        else:
-            argv += [flag, str(value)]
-    return argv
+    """`keras-nas` arguments for a settings dict (see `keras_nas.cli.settings_argv`)."""
+    from keras_nas.cli import settings_argv
+
+    return settings_argv(["search", "epnas"], settings)
 
 
 def run(settings, **overrides):

@@ -61,13 +61,10 @@ SETTINGS = {"residual": RESIDUAL, "cell": CELL, "transfer": TRANSFER}
 
 
 def command(settings):
-    """`keras-nas` arguments for a settings dict (None values are left out)."""
-    argv = ["search", "stagewise"]
-    for key, value in settings.items():
-        if value is None:
-            continue
-        argv += [f"--{key.replace('_', '-')}", str(value)]
-    return argv
+    """`keras-nas` arguments for a settings dict (see `keras_nas.cli.settings_argv`)."""
+    from keras_nas.cli import settings_argv
+
+    return settings_argv(["search", "stagewise"], settings)
 
 
 def run(settings, **overrides):

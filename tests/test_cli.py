@@ -117,3 +117,11 @@ def test_python_dash_m_entry_point():
     assert result.returncode == 0
     for command in ("search", "train", "export", "profile", "report"):
         assert command in result.stdout
+
+
+def test_settings_argv_turns_recipe_settings_into_options():
+    argv = cli.settings_argv(["search", "epnas"], {
+        "init_channels": 16, "data_dir": None, "prediction": True, "baselines": False,
+        "constraint": ["params<=2e6", "intensity>=80"]})
+    assert argv == ["search", "epnas", "--init-channels", "16", "--prediction", "--no-baselines",
+                    "--constraint", "params<=2e6", "--constraint", "intensity>=80"]

@@ -18,6 +18,7 @@ import argparse
 import os
 import shutil
 
+from keras_nas import io
 from keras_nas.searches import common
 
 BASELINES = ("none", "random")
@@ -125,16 +126,6 @@ def make_space(args):
         raise ValueError(f"EPNAS space options: {error}") from None
 
 
-def _save_figure(fig, path):
-    import matplotlib.pyplot as plt
-
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.part.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
 def best_so_far(values):
     out, best = [], float("-inf")
     for v in values:
@@ -160,12 +151,11 @@ def plot_rewards(curves, path, title="Best reward vs trained children"):
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
-    _save_figure(fig, path)
+    io.save_figure(fig, path)
 
 
 def children(oracle, tuner):
     """Every child in training (trial) order with its metrics and summary."""
-    from keras_nas import io
     from keras_nas.tuners.epnas_tuner import SUMMARY
 
     rows = []
@@ -199,7 +189,6 @@ def children(oracle, tuner):
 
 def summarize(oracle, tuner, out, constraints, penalty_base, method):
     """results.json, reward.png and best_model.keras of a finished search."""
-    from keras_nas import io
     from keras_nas.oracles.constraints import constraint_report
     from keras_nas.tuners.epnas_tuner import MODEL
 
@@ -288,8 +277,6 @@ CONFIG_KEYS = (
 def run(args):
     """Runs (or resumes) the search described by `args`; returns results.json's dict."""
     import numpy as np
-
-    from keras_nas import io
 
     constraints, space = check(args)
     method = "random" if args.baseline == "random" else "epnas"

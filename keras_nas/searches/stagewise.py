@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 
+from keras_nas import io
 from keras_nas.searches import common
 
 MODULES = ("residual", "cell")
@@ -135,17 +136,6 @@ def layer_depth(model):
     return sum(1 for layer in model.layers if isinstance(layer, kinds) and "shortcut" not in layer.name)
 
 
-def _save_figure(fig, path):
-    """Saves a matplotlib figure atomically (temporary name, then rename)."""
-    import matplotlib.pyplot as plt
-
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.part.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
 def _plots(out, models, num_stages):
     """`stage_depths.png` (m_i of A per iteration) and `accuracy_vs_macs.png`."""
     import matplotlib
@@ -162,7 +152,7 @@ def _plots(out, models, num_stages):
     ax.set_title("Stage depth per iteration")
     ax.legend()
     ax.grid(alpha=0.3)
-    _save_figure(fig, os.path.join(out, "stage_depths.png"))
+    io.save_figure(fig, os.path.join(out, "stage_depths.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for role, marker in (("initial", "s"), ("temporary", "x"), ("candidate", "o")):
@@ -176,7 +166,7 @@ def _plots(out, models, num_stages):
     ax.set_title("Accuracy vs MACs")
     ax.legend()
     ax.grid(alpha=0.3)
-    _save_figure(fig, os.path.join(out, "accuracy_vs_macs.png"))
+    io.save_figure(fig, os.path.join(out, "accuracy_vs_macs.png"))
 
 
 def ensemble_accuracy(models, data):
@@ -196,7 +186,7 @@ def summarize(tuner, oracle, dataset, out, latency=True):
     """The candidate table, ensemble, best model and plots of a finished search."""
     import keras
 
-    from keras_nas import costs, io
+    from keras_nas import costs
     from keras_nas.tuners.stage_wise_tuner import FINAL_MODEL, SUMMARY
 
     models = []
@@ -274,7 +264,6 @@ def summarize(tuner, oracle, dataset, out, latency=True):
 
 def run(args):
     """Runs (or resumes) the search described by `args`; returns results.json's dict."""
-    from keras_nas import io
     from keras_nas.oracles import StageWiseOracle
     from keras_nas.tuners import StageWiseTuner
 
