@@ -227,6 +227,7 @@ class StageWiseTuner(SearchTuner):
                 epochs=self.epochs,
                 callbacks=self._callbacks(trial.trial_id, "search", trial_dir),
                 verbose=verbose,
+                shuffle=False,  # the tf.data pipeline shuffles itself
             )
             train_seconds = time.perf_counter() - start
             self.check_finite(history)
@@ -264,6 +265,7 @@ class StageWiseTuner(SearchTuner):
                 epochs=self.epochs + self.final_epochs,
                 callbacks=self._callbacks(trial.trial_id, "final", trial_dir),
                 verbose=verbose,
+                shuffle=False,
             )
             self.check_finite(final)
             summary["final_train_seconds"] = time.perf_counter() - start
