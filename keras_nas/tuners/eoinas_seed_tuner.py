@@ -36,10 +36,11 @@ class EoiNASSeedTuner(SearchTuner):
     def run_trial(self, trial, dataset, **kwargs):
         from keras_nas.searches.eoinas import one_shot_search
 
-        result = one_shot_search(
-            dataset, directory=self.trial_search_dir(trial.trial_id),
-            seed=int(trial.hyperparameters.get("seed")), **self.search_kwargs,
-        )
+        seed = int(trial.hyperparameters.get("seed"))
+        directory = self.trial_search_dir(trial.trial_id)
+        # Progress on every process (KerasTuner's trial display is the chief's only).
+        print(f"[{self.tuner_id}] EoiNAS seed {seed}: one-shot search in {directory}", flush=True)
+        result = one_shot_search(dataset, directory=directory, seed=seed, **self.search_kwargs)
         self.check_finite(result["history"])
         return {"val_accuracy": result["val_accuracy"]}
 
