@@ -60,6 +60,13 @@ def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(_to_jsonable(obj), indent=2) + "\n")
 
 
+def atomic_copy(source, path):
+    """Copies `source` to `path` through a temporary file and a rename."""
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.part")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, path)
+
+
 def read_json(path, default=None):
     """Reads a JSON file, returning `default` when it does not exist."""
     if not os.path.exists(path):

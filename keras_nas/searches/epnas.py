@@ -16,7 +16,6 @@ and `recipes/epnas_cifar10_module.py` (15 episodes, 8 branches, 10 / 5 steps,
 
 import argparse
 import os
-import shutil
 
 from keras_nas import io
 from keras_nas.searches import common
@@ -211,9 +210,7 @@ def summarize(oracle, tuner, out, constraints, penalty_base, method):
         usages = {k: best[k] for k in ("params", "flops", "macs", "compute_intensity", "memory_mb")}
         report = constraint_report(usages, constraints, penalty_base)
         source = os.path.join(tuner.get_trial_dir(best["trial_id"]), MODEL)
-        tmp = os.path.join(out, ".best_model.keras.part")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, os.path.join(out, "best_model.keras"))
+        io.atomic_copy(source, os.path.join(out, "best_model.keras"))
         results["best"] = {
             "trial_id": best["trial_id"],
             "architecture": best["architecture"],

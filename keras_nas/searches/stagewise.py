@@ -12,7 +12,6 @@ CPU on the bundled digits; the paper's CIFAR-10 setting is in
 
 import argparse
 import os
-import shutil
 
 from keras_nas import io
 from keras_nas.searches import common
@@ -246,9 +245,7 @@ def summarize(tuner, oracle, dataset, out, latency=True):
         }
         best = max(candidates, key=lambda c: (c["val_accuracy"] or 0.0, -c["macs"]))
         source = os.path.join(tuner.get_trial_dir(best["trial_id"]), FINAL_MODEL)
-        tmp = os.path.join(out, ".best_model.keras.part")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, os.path.join(out, "best_model.keras"))
+        io.atomic_copy(source, os.path.join(out, "best_model.keras"))
         results["best"] = {
             "trial_id": best["trial_id"],
             "stage_depths": best["stage_depths"],
