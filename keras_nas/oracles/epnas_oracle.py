@@ -7,15 +7,10 @@ import numpy as np
 
 from keras_nas.oracles.constraints import parse_constraints
 from keras_nas.oracles.epnas_policy import EPNASPolicy, returns_to_go, update_baseline
-from keras_nas.oracles.search_oracle import SearchOracle
+from keras_nas.oracles.search_oracle import SearchOracle, check_positive_int
 from keras_nas.spaces.epnas import SCALES, EPNASSpace
 
 ENDED = ("COMPLETED", "FAILED", "INVALID")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
 
 
 def space_from(space):
@@ -118,7 +113,7 @@ class EPNASOracle(SearchOracle):
         **kwargs,
     ):
         for name, value in (("episodes", episodes), ("branches", branches), ("steps", steps), ("top_k", top_k)):
-            _positive_int(name, value)
+            check_positive_int(name, value)
         if not 0.0 <= penalty_base <= 1.0:
             raise ValueError(f"`penalty_base` must be in [0, 1]. Received: penalty_base={penalty_base!r}")
         if not 0.0 <= baseline_decay < 1.0:

@@ -13,6 +13,12 @@ IDLE = trial_module.TrialStatus.IDLE
 STOPPED = trial_module.TrialStatus.STOPPED
 
 
+def check_positive_int(name, value):
+    """Raises a Keras-style `ValueError` unless `value` is an int >= 1 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+
+
 class SearchOracle(keras_tuner.Oracle):
     """A KerasTuner Oracle that survives dead workers and killed processes.
 

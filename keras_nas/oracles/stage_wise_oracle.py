@@ -2,7 +2,7 @@
 
 import keras_tuner
 
-from keras_nas.oracles.search_oracle import SearchOracle
+from keras_nas.oracles.search_oracle import SearchOracle, check_positive_int
 
 ROLES = ("initial", "temporary", "candidate")
 
@@ -24,11 +24,6 @@ def grow_stages(depths, importance_a, importance_t, delta):
         )
     grown = [float(t) > float(a) for a, t in zip(importance_a, importance_t)]
     return [int(d) + (delta if g else 0) for d, g in zip(depths, grown)], grown
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
 
 
 class StageWiseOracle(SearchOracle):
@@ -86,7 +81,7 @@ class StageWiseOracle(SearchOracle):
             ("delta", delta),
             ("iterations", iterations),
         ):
-            _positive_int(name, value)
+            check_positive_int(name, value)
         if "max_trials" in kwargs:
             raise ValueError(
                 "`max_trials` is fixed by Algorithm 1 (2 * iterations + 1); pass "
