@@ -23,3 +23,41 @@ def _isolate_test():
     keras.mixed_precision.set_global_policy("float32")
     os.environ.clear()
     os.environ.update(environ)
+
+
+@pytest.fixture
+def search_on_workers(tmp_path):
+    """Runs `keras-nas search ...` as a KerasTuner chief and workers on loopback.
+
+    Returns a function `(search_argv, workers=("w0", "w1"), timeout=400) ->
+    (out, logs)`: the shared results folder and each process's output by
+    name; fails with the log of any process that did not exit 0.
+    """
+    import socket
+    import subprocess
+    import sys
+
+    def run(search_argv, workers=("w0", "w1"), timeout=400):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        out = str(tmp_path / "run")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+               "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        base = [sys.executable, "-m", "keras_nas.cli", "search", *search_argv, "--verbose", "0", "--out", out,
+                "--chief", f"127.0.0.1:{port}"]
+        processes = {}
+        for name in ("chief", *workers):
+            with open(tmp_path / f"{name}.log", "w") as log:
+                processes[name] = subprocess.Popen(base + ["--worker-id", name], env=env, stdout=log,
+                                                   stderr=subprocess.STDOUT)
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            assert process.returncode == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+        return out, {name: (tmp_path / f"{name}.log").read_text() for name in processes}
+
+    return run
