@@ -95,6 +95,14 @@ class ParameterStore:
     the closest dimensions are chosen and the variables are spliced or
     padded accordingly."
 
+    A child stores its parameters under its own layer numbers; it reads
+    them at the layer numbers its layers had in its parent network (the
+    parameters it inherits, "partially share parameters across steps"):
+    pass `key_map=EPNASSpace.sharing_key_map(child, positions)` to
+    `load_into`. Without the map a child reads its own layer numbers, which
+    after an insert or remove at place `p` misses (or mismatches) every
+    layer behind `p`.
+
     The key of a Keras layer is its name up to `"__"` (the EPNAS builders
     name layers `<key>__<role>`). Each key holds up to `max_variants`
     variants of different shapes; two children of a step with the same key
@@ -198,16 +206,25 @@ class ParameterStore:
         shutil.rmtree(pending, ignore_errors=True)
         return {"keys": len(winners), "children": len(metas)}
 
-    def load_into(self, model):
-        """Initialises `model` from the dictionary; returns the share of its weights that came from it."""
+    def load_into(self, model, key_map=None):
+        """Initialises `model` from the dictionary; returns the share of its weights that came from it.
+
+        `key_map` (`{model key: dictionary key or None}`, e.g.
+        `EPNASSpace.sharing_key_map`) reads a key of the model from another
+        key of the dictionary (the position its layer had in the parent
+        network), or not at all (None: an inserted layer keeps its fresh
+        initialisation). Keys not in the map read their own key.
+        """
         index = self.index()
         entries = model_entries(model)
         layers = {layer.name: layer for layer in model.layers}
+        key_map = key_map or {}
         shared = total = 0
         for key, entry in entries.items():
             size = sum(a.size for _, arrays in entry for a in arrays)
             total += size
-            variants = index.get(key)
+            source_key = key_map.get(key, key)
+            variants = index.get(source_key) if source_key is not None else None
             if not variants:
                 continue
             target = _shapes(entry)

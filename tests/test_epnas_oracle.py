@@ -48,6 +48,11 @@ def test_branches_run_in_parallel_and_steps_wait(tmp_path):
     assert t2.status == "RUNNING" and t2.hyperparameters.values["step"] == 1
     # Step 1 of branch 0 grows out of step 0's child of branch 0.
     assert oracle.children[t2.trial_id]["parent"] == _arch(t0)
+    # ... and knows where its layers sat in that parent (the sharing keys it reads, section 3.4).
+    child = oracle.children[t2.trial_id]
+    positions = json.loads(t2.hyperparameters.values["parent_positions"])
+    assert positions == [-1 if p is None else p for p in SPACE.parent_positions(child["parent"], child["action"])]
+    assert len(positions) == len(_arch(t2))
     assert not oracle.history
 
 

@@ -78,3 +78,77 @@ def test_consolidating_the_same_step_twice_keeps_the_values(tmp_path):
         store.contribute(a, "0", step=0, accuracy=0.5)
         store.consolidate(0)
     assert store.load_into(space.build(_layers(16), (8, 8, 1), 10)) == pytest.approx(1.0)
+
+
+def _conv(ch, src, kind="conv2d"):
+    return {"type": kind, "filter_width": 3, "pool_width": 2, "channels": ch, "activation": "relu",
+            "src1": src, "src2": -1}
+
+
+def test_parent_positions_and_key_map_follow_insert_and_remove():
+    from keras_nas.spaces.epnas import KINDS
+
+    space = EPNASSpace("layers", channels=(16, 32), max_layers=5, min_layers=2)
+    parent = [_conv(16, 0), _conv(32, 1), _conv(16, 2, "MaxPool2d")]
+    keep = {"scale": [0] * space.partitions, "insert": {"kind": 0}}
+    assert space.parent_positions(parent, keep) == [0, 1, 2]
+    insert = {"kind": KINDS.index("insert"), "type": 0, "filter_width": 1, "pool_width": 0, "channels": 0,
+              "activation": 0, "place": 1, "skip": 0}
+    child = space.apply_action(parent, {"insert": insert})
+    positions = space.parent_positions(parent, {"insert": insert})
+    assert positions == [0, None, 1, 2]
+    assert space.sharing_key_map(child, positions) == {
+        "L0_conv2d": "L0_conv2d", "L1_conv2d": None, "L2_conv2d": "L1_conv2d", "L3_MaxPool2d": "L2_MaxPool2d"}
+    # Places past the end append; remove at place p (clipped to the last layer) shifts the rest back.
+    assert space.parent_positions(parent, {"insert": {**insert, "place": 7}}) == [0, 1, 2, None]
+    assert space.parent_positions(parent, {"insert": {"kind": KINDS.index("remove"), "place": 0}}) == [1, 2]
+    assert space.parent_positions(parent, {"insert": {"kind": KINDS.index("remove"), "place": 9}}) == [0, 1]
+    # No-ops (insert at the maximum size, remove at the minimum size) keep every position.
+    full = parent + [_conv(16, 3), _conv(16, 4)]
+    assert space.parent_positions(full, {"insert": insert}) == [0, 1, 2, 3, 4]
+    assert space.parent_positions(parent[:2], {"insert": {"kind": KINDS.index("remove"), "place": 0}}) == [0, 1]
+    with pytest.raises(ValueError, match="one entry per element"):
+        space.sharing_key_map(child, [0, 1])
+    # Module mode: every cell's branch j reads its parent branch.
+    module = EPNASSpace("module", num_stages=2, cells_per_stage=1)
+    cell = [{"type": "conv-none", "filter_width": 3, "pool_width": 2, "channels": 8, "src1": 0, "src2": 0,
+             "propagate": 1}]
+    assert module.sharing_key_map(cell * 2, [None, 0]) == {
+        "C0_B0_conv-none": None, "C0_B1_conv-none": "C0_B0_conv-none",
+        "C1_B0_conv-none": None, "C1_B1_conv-none": "C1_B0_conv-none"}
+
+
+def test_after_an_insert_the_layers_behind_it_load_their_parent_weights(tmp_path):
+    from keras_nas.spaces.epnas import KINDS
+
+    space = EPNASSpace("layers", channels=(16, 32), max_layers=5)
+    parent = [_conv(16, 0), _conv(32, 1), _conv(16, 2)]
+    trained = space.build(parent, (8, 8, 1), 10)
+    store = ParameterStore(tmp_path)
+    store.contribute(trained, "0", step=0, accuracy=0.9)
+    store.consolidate(0)
+    insert = {"kind": KINDS.index("insert"), "type": 0, "filter_width": 1, "pool_width": 0, "channels": 0,
+              "activation": 0, "place": 1, "skip": 0}
+    action = {"insert": insert}
+    child = space.apply_action(parent, action)  # conv16 1x1 inserted after layer 0
+    # Keyed by its own positions, every layer after the insert reads its neighbour's key: the child's
+    # 32-channel L2 reads the parent's 16-channel L2 (padded), not its own parent layer L1.
+    own = space.build(child, (8, 8, 1), 10)
+    store.load_into(own)
+    assert not np.array_equal(own.get_layer("L2_conv2d__conv").kernel.numpy(),
+                              trained.get_layer("L1_conv2d__conv").kernel.numpy())
+    assert own.get_layer("L2_conv2d__conv").kernel.shape[-1] == 32  # reads key L2: the parent's 16-channel L2
+    # Keyed by the parent positions, each inherited layer gets exactly its parent's weights.
+    model = space.build(child, (8, 8, 1), 10)
+    fresh = model.get_layer("L1_conv2d__conv").kernel.numpy().copy()
+    key_map = space.sharing_key_map(child, space.parent_positions(parent, action))
+    fraction = store.load_into(model, key_map=key_map)
+    for i, j in ((0, 0), (1, 2), (2, 3)):  # parent layer i is child layer j
+        for role in ("conv", "bn"):
+            for x, y in zip(model.get_layer(f"L{j}_conv2d__{role}").get_weights(),
+                            trained.get_layer(f"L{i}_conv2d__{role}").get_weights()):
+                np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(model.get_layer("L1_conv2d__conv").kernel.numpy(), fresh)  # new layer: fresh
+    new_size = sum(w.size for n in ("L1_conv2d__conv", "L1_conv2d__bn") for w in model.get_layer(n).get_weights())
+    total = sum(w.numpy().size for w in model.weights)
+    assert fraction == pytest.approx(1 - new_size / total)

@@ -63,3 +63,20 @@ def test_search_rewards_children_and_resumes_without_retraining(tmp_path):
 def test_tuner_arguments():
     with pytest.raises(ValueError, match="`epochs` must be a positive int. Received: epochs=0"):
         EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, epochs=0)
+
+
+def test_sharing_keys_follow_the_parent_positions(tmp_path):
+    space = EPNASSpace("layers", max_layers=4, initial_layers=(2, 3), channels=(16, 32))
+    oracle = EPNASOracle(space, episodes=1, branches=1, steps=1, action_units=16, seed=0)
+    kwargs = dict(directory=str(tmp_path), project_name="trials")
+    with pytest.raises(ValueError, match="`sharing_keys` must be one of"):
+        EPNASTuner(oracle, space, (8, 8, 1), 3, sharing_keys="layer", **kwargs)
+    arch = [{"type": t, "filter_width": 3, "pool_width": 2, "channels": 16, "activation": "relu", "src1": i,
+             "src2": -1} for i, t in enumerate(("conv2d", "conv2d", "MaxPool2d"))]
+    values = {"parent_positions": json.dumps([0, -1, 1])}
+    tuner = EPNASTuner(oracle, space, (8, 8, 1), 3, **kwargs)
+    assert tuner.sharing_key_map(values, arch) == {"L0_conv2d": "L0_conv2d", "L1_conv2d": None,
+                                                   "L2_MaxPool2d": "L1_MaxPool2d"}
+    assert tuner.sharing_key_map({}, arch) is None  # no parent known (random baseline): own positions
+    literal = EPNASTuner(oracle, space, (8, 8, 1), 3, sharing_keys="position", overwrite=True, **kwargs)
+    assert literal.sharing_key_map(values, arch) is None

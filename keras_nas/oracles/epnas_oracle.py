@@ -192,6 +192,9 @@ class EPNASOracle(SearchOracle):
         }
         values = child_values(child, self.constraints, self.penalty_base,
                               episode=episode, step=step, branch=branch, global_step=global_step)
+        # Where each layer sat in the parent: the keys a child reads from the sharing dictionary (3.4).
+        values["parent_positions"] = json.dumps(
+            [-1 if p is None else p for p in self.space.parent_positions(parent, action)])
         return {"status": "RUNNING", "values": values}
 
     def _merge_step(self, global_step):

@@ -55,6 +55,9 @@ def add_arguments(parser):
     g.add_argument("--batch-scale", type=int, default=4, help="batch-size factor with prediction (default 4) [8: 128->1024]")
     g.add_argument("--lr-scale", type=float, default=4.0, help="learning-rate factor with prediction (default 4) [10: 0.05->0.5]")
     g.add_argument("--patience", type=int, default=3, help="early-stopping patience with prediction (default 3)")
+    g.add_argument("--sharing-keys", choices=("parent", "position"), default="parent",
+                   help="dictionary keys a child reads: its layers' numbers in the parent network (default: "
+                        "layers behind an insert/remove keep their parameters) or its own layer numbers")
     g.add_argument("--learning-rate", type=float, default=0.05, help="SGDR l_max [0.05]")
     g.add_argument("--min-learning-rate", type=float, default=0.001, help="SGDR l_min [0.001]")
     g.add_argument("--t0", type=int, default=10, help="SGDR T_0 [10]")
@@ -255,7 +258,8 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
         t0=args.t0, t_mult=args.t_mult, momentum=args.momentum, weight_decay=args.weight_decay,
         clipnorm=args.clipnorm or None, prediction=args.prediction, prediction_epochs=args.prediction_epochs,
         batch_scale=args.batch_scale, lr_scale=args.lr_scale, patience=args.patience,
-        sharing_dir=sharing_dir if args.baseline != "random" else None, seed=args.seed,
+        sharing_dir=sharing_dir if args.baseline != "random" else None,
+        sharing_keys=getattr(args, "sharing_keys", "parent"), seed=args.seed,
         jit_compile=getattr(args, "jit_compile", False), distribution_strategy=strategy,
         directory=out, project_name="trials",
     )
@@ -264,7 +268,7 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
 
 CONFIG_KEYS = (
     "mode", "constraint", "penalty_base", "episodes", "branches", "steps", "top_k", "baseline", "epochs",
-    "prediction", "prediction_epochs", "batch_scale", "lr_scale", "patience", "learning_rate",
+    "prediction", "prediction_epochs", "batch_scale", "lr_scale", "patience", "sharing_keys", "learning_rate",
     "min_learning_rate", "t0", "t_mult", "momentum", "weight_decay", "clipnorm", "channel_table", "max_layers",
     "min_layers", "initial_layers", "partitions", "stages", "cells_per_stage", "filters",
     "policy_learning_rate", "entropy_weight",

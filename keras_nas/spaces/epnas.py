@@ -36,7 +36,9 @@ no-op; sources are clipped to the nodes that exist).
 
 Every Keras layer is named `<key>__<role>` with `key` = (position, op type),
 e.g. `L3_conv2d__conv`, `C1_B0_conv-conv__op1_conv`: the key of EPNAS'
-parameter-sharing dictionary (section 3.4).
+parameter-sharing dictionary (section 3.4). `parent_positions` and
+`sharing_key_map` tell which key of the parent network each element of a
+child descends from (an insert or remove shifts the later positions).
 """
 
 import copy
@@ -317,6 +319,57 @@ class EPNASSpace:
         elif kind == "remove" and n > self.min_layers:
             arch = self._remove(arch, min(int(insert["place"]), n - 1))
         return self.validate(arch)
+
+    def parent_positions(self, parent, action):
+        """Where each element of `apply_action(parent, action)` sits in `parent` (None: inserted).
+
+        Scaling keeps positions; an insert at place `p` shifts the elements
+        from `p` on by one and the new element has no parent; a remove at `p`
+        shifts the later ones back. Mirrors `apply_action` (the same clipping
+        and no-op rules), e.g. an insert at place 1 of a 3-layer network gives
+        `[0, None, 1, 2]`.
+        """
+        n = len(parent)
+        insert = action.get("insert", {})
+        kind = KINDS[int(insert.get("kind", 0))]
+        if kind == "insert" and n < self.max_layers:
+            p = min(int(insert["place"]), n)
+            return list(range(p)) + [None] + list(range(p, n))
+        if kind == "remove" and n > self.min_layers:
+            p = min(int(insert["place"]), n - 1)
+            return list(range(p)) + list(range(p + 1, n))
+        return list(range(n))
+
+    def sharing_key_map(self, architecture, positions):
+        """`{key in the child's model: key of the same element in its parent's model, or None}`.
+
+        Keys are the builder's layer-name prefixes (`L3_conv2d`,
+        `C1_B0_conv-conv`): (position, op type), the keys of EPNAS' parameter
+        dictionary (section 3.4). `positions` is `parent_positions(...)`:
+        element `i` of the child reads the dictionary at the key its layer
+        had in the parent network, so an insert or remove does not cut the
+        layers after it off from their trained parameters; an inserted
+        element (None) maps to None (fresh initialisation). Keys of layers
+        outside the searched elements (stem, cell outputs, classifier) are
+        not in the map (they keep their own key).
+        """
+        if len(positions) != len(architecture):
+            raise ValueError(
+                f"`positions` must have one entry per element ({len(architecture)}). Received: {positions!r}"
+            )
+
+        def key(prefix, i, e):
+            return f"{prefix}{i}_{e['type']}"
+
+        mapping = {}
+        if self.mode == "layers":
+            for i, (e, p) in enumerate(zip(architecture, positions)):
+                mapping[key("L", i, e)] = None if p is None else key("L", p, e)
+            return mapping
+        for c in range(self.num_stages * self.cells_per_stage):
+            for j, (e, p) in enumerate(zip(architecture, positions)):
+                mapping[key(f"C{c}_B", j, e)] = None if p is None else key(f"C{c}_B", p, e)
+        return mapping
 
     def _insert(self, arch, choice):
         p = min(int(choice["place"]), len(arch))

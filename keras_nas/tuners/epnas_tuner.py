@@ -15,6 +15,7 @@ from keras_nas.tuners.search_tuner import SearchTuner
 
 MODEL = "model.keras"
 SUMMARY = "summary.json"
+SHARING_KEYS = ("parent", "position")
 
 
 def _check_positive(name, value, integer=False):
@@ -63,6 +64,15 @@ class EPNASTuner(SearchTuner):
         patience: int. Early-stopping patience (epochs). Defaults to `3`.
         sharing_dir: str or None. Parameter-sharing folder (used with
             prediction). Defaults to None.
+        sharing_keys: str. Which dictionary keys (layer number, op type) a
+            child reads. `"parent"`: the numbers its layers had in the parent
+            network it was morphed from, so layers behind an insert/remove
+            keep their parameters and an inserted layer starts fresh;
+            `"position"`: its own layer numbers (after an insert at `p` the
+            layers behind `p` read their neighbours' keys). Section 3.4 says
+            "layer number" and "share parameters across steps"; the paper
+            does not say in which network the number is counted. Defaults
+            to `"parent"`.
         seed: int. Each trial is seeded with `seed + trial number`.
         jit_compile: bool. Defaults to `False`.
         **kwargs: passed to `SearchTuner` (`directory`, `project_name`, ...).
@@ -97,6 +107,7 @@ class EPNASTuner(SearchTuner):
         lr_scale=10.0,
         patience=3,
         sharing_dir=None,
+        sharing_keys="parent",
         seed=0,
         jit_compile=False,
         **kwargs,
@@ -106,6 +117,8 @@ class EPNASTuner(SearchTuner):
             _check_positive(name, value, integer=True)
         for name, value in (("learning_rate", learning_rate), ("lr_scale", lr_scale), ("t_mult", t_mult)):
             _check_positive(name, value)
+        if sharing_keys not in SHARING_KEYS:
+            raise ValueError(f"`sharing_keys` must be one of {list(SHARING_KEYS)}. Received: sharing_keys={sharing_keys!r}")
         super().__init__(oracle=oracle, **kwargs)
         self.space = space
         self.input_shape = tuple(input_shape)
@@ -124,6 +137,7 @@ class EPNASTuner(SearchTuner):
         self.lr_scale = float(lr_scale)
         self.patience = patience
         self.sharing_dir = sharing_dir
+        self.sharing_keys = sharing_keys
         self.seed = int(seed)
         self.jit_compile = bool(jit_compile)
         self._rebatched = {}
@@ -154,6 +168,19 @@ class EPNASTuner(SearchTuner):
             self._rebatched[key] = train_data.unbatch().batch(batch * self.batch_scale).prefetch(2)
         return self._rebatched[key]
 
+    def sharing_key_map(self, values, architecture):
+        """Dictionary keys a child reads (section 3.4), from the trial's `parent_positions`.
+
+        `sharing_keys="parent"`: the layer numbers its layers had in the
+        parent network (inserted layers start fresh); `"position"` or no
+        parent known (random baseline, trials of older searches): its own.
+        """
+        positions = values.get("parent_positions")
+        if self.sharing_keys == "position" or positions is None:
+            return None
+        positions = [None if p < 0 else p for p in json.loads(positions)]
+        return self.space.sharing_key_map(architecture, positions)
+
     @staticmethod
     def architecture(trial):
         return json.loads(trial.hyperparameters.values["architecture"])
@@ -183,7 +210,7 @@ class EPNASTuner(SearchTuner):
             from keras_nas.parameter_store import ParameterStore
 
             store = ParameterStore(self.sharing_dir)
-            shared_fraction = store.load_into(model)
+            shared_fraction = store.load_into(model, key_map=self.sharing_key_map(values, architecture))
         epochs, schedule = self._schedule()
         with self._scope():
             model.compile(
