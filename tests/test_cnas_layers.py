@@ -67,3 +67,41 @@ def test_channel_select_gathers_in_order_and_round_trips():
         ChannelSelect([])
     with pytest.raises(ValueError, match="`indices` must be < the 3 input channels"):
         ChannelSelect([3])(x)
+
+
+def test_channel_select_from_several_inputs_equals_numpy_take_of_their_concatenation():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2, 3, 3, 5)).astype("float32")
+    b = rng.normal(size=(2, 3, 3, 7)).astype("float32")
+    full = np.concatenate([a, b], axis=-1)
+    cases = [
+        list(range(12)),  # everything: a plain concatenation
+        [1, 2, 3, 6, 7],  # one run in each input: two slices
+        [0, 2, 4, 5, 7, 9, 11, 10, 3],  # many runs: gathers, any order
+        [8, 9, 0],  # out of input order
+    ]
+    for indices in cases:
+        layer = ChannelSelect(indices)
+        np.testing.assert_array_equal(np.asarray(layer([a, b])), full[..., indices])
+    assert ChannelSelect([5, 6, 7])([a, b]).shape == (2, 3, 3, 3)
+    with pytest.raises(ValueError, match="`indices` must be < the 12 input channels"):
+        ChannelSelect([12])([a, b])
+
+
+def test_channel_runs_split_at_input_boundaries_and_gaps():
+    from keras_nas.layers.channel_select import channel_runs, channel_segments
+
+    assert channel_runs([0, 1, 2, 5, 6, 3], [4, 3]) == [(0, 0, 3), (1, 1, 3), (0, 3, 4)]
+    assert channel_runs([3, 4, 5], [4, 3]) == [(0, 3, 4), (1, 0, 2)]
+    assert channel_segments([(0, 0, 3), (0, 5, 6), (1, 0, 2)]) == [(0, [(0, 0, 3), (0, 5, 6)]), (1, [(1, 0, 2)])]
+
+
+def test_multi_input_channel_select_survives_keras_saving(tmp_path):
+    a, b = keras.Input((2, 2, 3)), keras.Input((2, 2, 4))
+    model = keras.Model([a, b], ChannelSelect([0, 4, 5, 2], name="s")([a, b]))
+    path = str(tmp_path / "s.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer("s").get_config() == model.get_layer("s").get_config()
+    x = [np.arange(12.0).reshape(1, 2, 2, 3), np.arange(16.0).reshape(1, 2, 2, 4) + 100]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

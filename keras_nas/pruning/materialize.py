@@ -2,7 +2,10 @@
 
 import warnings
 
+import keras
 import numpy as np
+
+from keras_nas.pruning.layout import channel_layout
 
 
 def mask_layers(model, graph):
@@ -24,8 +27,35 @@ def write_masks(model, graph, masks):
     return eff
 
 
+def _permute_columns(weight, value, order):
+    """Output columns of a producer layer in the sparse model's channel order (`channel_layout`)."""
+    if weight.path.endswith("depthwise_kernel") or value.ndim == 0 or value.shape[-1] != len(order):
+        return value
+    return np.take(value, order, axis=-1)
+
+
+def _row_axis(layer, value):
+    """Axis of a sliced layer's weight that runs over its input channels (None: not per input channel).
+
+    Kernels are `(..., inputs, outputs)` (Conv2D, Dense, the depthwise
+    `(..., inputs, multiplier)`); a BatchNormalization reading the channels
+    holds one entry per channel; other vectors (biases, a
+    `FactorizedReduce`'s own BatchNorm) run over outputs.
+    """
+    if value.ndim >= 2:
+        return value.ndim - 2
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return 0
+    return None
+
+
 def copy_weights(source, target, topology, selection):
-    """Copies weights by layer name, keeping only the selected rows of sliced layers."""
+    """Copies weights by layer name, keeping only the selected input rows (in order) of sliced layers.
+
+    Layers in `selection["permutations"]` (producers of a permuted source,
+    `channel_layout`) get their output columns in that order.
+    """
+    permutations = selection.get("permutations", {})
     for layer in target.layers:
         if not layer.weights:
             continue
@@ -37,17 +67,17 @@ def copy_weights(source, target, topology, selection):
             indices = selection["edges" if kind == "edge" else "sources"][key]
         for dst_w, src_w in zip(layer.weights, src.weights):
             value = np.asarray(src_w.numpy())
+            axis = _row_axis(layer, value) if indices is not None else None
+            if axis is not None:
+                value = np.take(value, indices, axis=axis)
+            if layer.name in permutations:
+                value = _permute_columns(src_w, value, permutations[layer.name])
             if value.shape != tuple(dst_w.shape):
-                axes = [i for i, (a, b) in enumerate(zip(value.shape, dst_w.shape)) if a != b]
-                if len(axes) != 1 or indices is None or len(indices) != dst_w.shape[axes[0]]:
-                    raise ValueError(
-                        f"Cannot slice weight `{src_w.path}` {value.shape} to {tuple(dst_w.shape)}."
-                    )
-                value = np.take(value, indices, axis=axes[0])
+                raise ValueError(f"Cannot slice weight `{src_w.path}` {src_w.shape} to {tuple(dst_w.shape)}.")
             dst_w.assign(value)
 
 
-def materialize(model, graph, build):
+def materialize(model, graph, build, layout=True):
     """Builds the physically sparse network of `model`'s masks, with `model`'s weights.
 
     Args:
@@ -55,6 +85,10 @@ def materialize(model, graph, build):
         graph: its `ChannelGraph`.
         build: callable `selection -> model` (the space builder with
             `selection=`).
+        layout: bool. Order each source's channels so that the edges'
+            kept channels are contiguous (`channel_layout`: the gathers
+            become slices, folded into the producers' kernels). Defaults
+            to `True`.
 
     Returns:
         `(sparse_model, selection)`. Same predictions as `model` (float
@@ -67,7 +101,7 @@ def materialize(model, graph, build):
             "Some masks keep channels whose source is removed; materialising the propagated masks "
             "(write masks with `write_masks`).", stacklevel=2,
         )
-    selection = graph.selection(masks)
+    selection = channel_layout(graph.topology, graph.selection(masks)) if layout else graph.selection(masks)
     sparse = build(selection)
     copy_weights(model, sparse, graph.topology, selection)
     return sparse, selection

@@ -70,11 +70,18 @@ class TopologyBuilder:
     def sparse(self):
         return self.selection is not None
 
-    def add_source(self, name, tensor, kind, origins=None, cell=None):
-        """Registers a tensor whose channels feed edges; `origins[i]` is the edge making channel i (None: always alive)."""
+    def add_source(self, name, tensor, kind, origins=None, cell=None, producers=None):
+        """Registers a tensor whose channels feed edges; `origins[i]` is the edge making channel i (None: always alive).
+
+        `producers`: `[(start, stop, [layer names]), ...]`, channel ranges
+        made by layers whose output columns may be permuted (their order is
+        set by `keras_nas.pruning.channel_layout` in the sparse network).
+        """
         channels = len(origins) if origins is not None else int(tensor.shape[-1])
         origins = list(origins) if origins is not None else [None] * channels
         self.topology["sources"][name] = {"kind": kind, "origins": origins, "cell": cell}
+        if producers:
+            self.topology["sources"][name]["producers"] = [[int(a), int(b), list(n)] for a, b, n in producers]
         self.tensors[name] = tensor
 
     def alive_channels(self, name):
@@ -101,7 +108,12 @@ class TopologyBuilder:
         return tensor
 
     def pool(self, names, layer_name):
-        """Concatenation of sources for edge inputs; returns (tensor, {(source, channel): position})."""
+        """Concatenation of sources for edge inputs; returns (tensor, {(source, channel): position}).
+
+        In a sparse network the pool is the list of the present source
+        tensors: each edge's `ChannelSelect` slices its channels from them
+        without the concatenation being built.
+        """
         positions, present, offset = {}, [], 0
         for n in names:
             t = self.tensors.get(n)
@@ -113,6 +125,8 @@ class TopologyBuilder:
             present.append(t)
         if len(present) == 1:
             return present[0], positions
+        if self.sparse:
+            return present, positions
         return layers.Concatenate(name=layer_name)(present), positions
 
     def edge_input(self, pool, positions, inputs, name, cell, per_input, fixed, sliced_layers, outputs, node=None,
@@ -139,7 +153,7 @@ class TopologyBuilder:
         else:
             indices = [positions[tuple(i)] for i in inputs]
         x = pool
-        if indices != list(range(int(pool.shape[-1]))):
+        if isinstance(pool, list) or indices != list(range(int(pool.shape[-1]))):
             x = ChannelSelect(indices, name=f"{name}_select")(pool)
         if before_mask is not None:
             x = before_mask(x)
@@ -198,16 +212,18 @@ def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_n
         if reduction or tensor.shape[1] != input_resolution:
             y = FactorizedReduce(channels, name=layer_name)(tensor)
             sliced = [layer_name]
+            producers = None  # two half convolutions: output order fixed
         else:
             y = layers.ReLU(name=f"{layer_name}_relu")(tensor)
             y = layers.Conv2D(channels, 1, use_bias=False, kernel_initializer="he_normal",
                               name=f"{layer_name}_conv")(y)
             y = _bn(f"{layer_name}_bn")(y)
             sliced = [f"{layer_name}_conv"]
+            producers = [(0, channels, [f"{layer_name}_conv", f"{layer_name}_bn"])]
         if builder.topology["sources"][src]["kind"] != "stem":
             builder.consumer(sliced, src, channels, cell=index)
         name = f"{label}_d{side}"
-        builder.add_source(name, y, "d", cell=index)
+        builder.add_source(name, y, "d", cell=index, producers=producers)
         d_names.append(name)
     out_channels = channels // ops_per_node
     z_names = []
@@ -216,7 +232,7 @@ def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_n
         pool, positions = builder.pool(pool_names, f"{label}_node{j}_pool")
         all_inputs = [(n, c) for n in pool_names for c in range(len(builder.topology["sources"][n]["origins"]))]
         share = len(all_inputs) // ops_per_node
-        outputs, origins = [], []
+        outputs, origins, producers = [], [], []
         for o in range(ops_per_node):
             edge = f"{label}_node{j}_op{o}"
             inputs = all_inputs[o * share:(o + 1) * share]
@@ -224,6 +240,7 @@ def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_n
             fixed = _BN_PER_CHANNEL * out_channels
             x, alive = builder.edge_input(pool, positions, inputs, edge, index, per_input, fixed,
                                          [f"{edge}_sepconv"], out_channels, node=f"{label}_node{j}")
+            producers.append((len(origins), len(origins) + out_channels, [f"{edge}_sepconv", f"{edge}_bn"]))
             origins += [edge] * out_channels
             if x is None:
                 continue
@@ -241,7 +258,7 @@ def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_n
             tensor = outputs[0]
         elif outputs:
             tensor = layers.Concatenate(name=f"{label}_node{j}_concat")(outputs)
-        builder.add_source(z, tensor, "z", origins, cell=index)
+        builder.add_source(z, tensor, "z", origins, cell=index, producers=producers)
         z_names.append(z)
     out = f"{label}_out"
     builder.concat_sources(z_names, out, "output", cell=index, layer_name=f"{label}_concat")

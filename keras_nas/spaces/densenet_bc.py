@@ -73,7 +73,7 @@ def densenet_bc(
     inputs = keras.Input(tuple(input_shape), name="images")
     x = layers.Conv2D(2 * growth_rate, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
                       name="stem_conv")(inputs)
-    builder.add_source("block1_in", x, "d", cell="stem")
+    builder.add_source("block1_in", x, "d", cell="stem", producers=[(0, 2 * growth_rate, ["stem_conv"])])
     block_in = "block1_in"
     for b in range(1, blocks + 1):
         sources = [block_in]
@@ -100,7 +100,8 @@ def densenet_bc(
                     y = layers.SpatialDropout2D(dropout, name=f"{label}_dropout")(y)
                 if alive is not None:
                     y = layers.Multiply(name=f"{label}_gate")([y, alive])
-            builder.add_source(f"{label}_out", y, "z", [label] * growth_rate, cell=label)
+            builder.add_source(f"{label}_out", y, "z", [label] * growth_rate, cell=label,
+                               producers=[(0, growth_rate, [f"{label}_conv2"])])
             builder.topology["cells"].append({"cell": label, "kind": f"block{b}", "channels": growth_rate})
             sources.append(f"{label}_out")
         out = f"block{b}_out"
@@ -120,7 +121,8 @@ def densenet_bc(
                               name=f"transition{b}_conv")(t)
             t = layers.AveragePooling2D(2, padding="same", name=f"transition{b}_pool")(t)
             block_in = f"block{b + 1}_in"
-            builder.add_source(block_in, t, "d", cell=f"transition{b}")
+            builder.add_source(block_in, t, "d", cell=f"transition{b}",
+                               producers=[(0, filters, [f"transition{b}_conv"])])
         else:
             t = layers.GlobalAveragePooling2D(name="head_pool")(t)
             y = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(t)
