@@ -71,6 +71,8 @@ def test_sharing_keys_follow_the_parent_positions(tmp_path):
     kwargs = dict(directory=str(tmp_path), project_name="trials")
     with pytest.raises(ValueError, match="`sharing_keys` must be one of"):
         EPNASTuner(oracle, space, (8, 8, 1), 3, sharing_keys="layer", **kwargs)
+    with pytest.raises(ValueError, match="`prediction_decay` must be one of"):
+        EPNASTuner(oracle, space, (8, 8, 1), 3, prediction_decay="step", **kwargs)
     arch = [{"type": t, "filter_width": 3, "pool_width": 2, "channels": 16, "activation": "relu", "src1": i,
              "src2": -1} for i, t in enumerate(("conv2d", "conv2d", "MaxPool2d"))]
     values = {"parent_positions": json.dumps([0, -1, 1])}
@@ -80,3 +82,20 @@ def test_sharing_keys_follow_the_parent_positions(tmp_path):
     assert tuner.sharing_key_map({}, arch) is None  # no parent known (random baseline): own positions
     literal = EPNASTuner(oracle, space, (8, 8, 1), 3, sharing_keys="position", overwrite=True, **kwargs)
     assert literal.sharing_key_map(values, arch) is None
+
+
+def test_prediction_learning_rate_decays_aggressively():
+    from keras_nas.tuners.epnas_tuner import prediction_learning_rate
+
+    # Paper (section 4.1): LR 0.5 with prediction, 10 epochs; l_min 0.001.
+    exponential = [prediction_learning_rate(e, 0.5, 0.001, 10) for e in range(12)]
+    assert exponential[0] == pytest.approx(0.5) and exponential[9] == pytest.approx(0.001)
+    assert exponential[1] == pytest.approx(0.5 * 0.002 ** (1 / 9))  # ~0.25: halved after one epoch
+    assert exponential[10] == exponential[11] == pytest.approx(0.001)  # stays at l_min past the end
+    assert all(a > b for a, b in zip(exponential[:9], exponential[1:10]))
+    cosine = [prediction_learning_rate(e, 0.5, 0.001, 10, "cosine") for e in range(10)]
+    assert cosine == pytest.approx([sgdr_learning_rate(e, 0.5, 0.001, 10, 1) for e in range(10)])
+    assert all(x < c for x, c in zip(exponential[1:9], cosine[1:9]))  # front-loaded
+    assert prediction_learning_rate(3, 0.5, 0.001, 1) == 0.5
+    with pytest.raises(ValueError, match="`decay` must be one of"):
+        prediction_learning_rate(0, 0.5, 0.001, 10, "step")

@@ -55,6 +55,8 @@ def add_arguments(parser):
     g.add_argument("--batch-scale", type=int, default=4, help="batch-size factor with prediction (default 4) [8: 128->1024]")
     g.add_argument("--lr-scale", type=float, default=4.0, help="learning-rate factor with prediction (default 4) [10: 0.05->0.5]")
     g.add_argument("--patience", type=int, default=3, help="early-stopping patience with prediction (default 3)")
+    g.add_argument("--prediction-decay", choices=("exponential", "cosine"), default="exponential",
+                   help="decay of the scaled-up learning rate over the prediction epochs (default exponential)")
     g.add_argument("--sharing-keys", choices=("parent", "position"), default="parent",
                    help="dictionary keys a child reads: its layers' numbers in the parent network (default: "
                         "layers behind an insert/remove keep their parameters) or its own layer numbers")
@@ -259,6 +261,7 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
         clipnorm=args.clipnorm or None, prediction=args.prediction, prediction_epochs=args.prediction_epochs,
         batch_scale=args.batch_scale, lr_scale=args.lr_scale, patience=args.patience,
         sharing_dir=sharing_dir if args.baseline != "random" else None,
+        prediction_decay=getattr(args, "prediction_decay", "exponential"),
         sharing_keys=getattr(args, "sharing_keys", "parent"), seed=args.seed,
         jit_compile=getattr(args, "jit_compile", False), distribution_strategy=strategy,
         directory=out, project_name="trials",
@@ -268,7 +271,8 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
 
 CONFIG_KEYS = (
     "mode", "constraint", "penalty_base", "episodes", "branches", "steps", "top_k", "baseline", "epochs",
-    "prediction", "prediction_epochs", "batch_scale", "lr_scale", "patience", "sharing_keys", "learning_rate",
+    "prediction", "prediction_epochs", "batch_scale", "lr_scale", "patience", "prediction_decay", "sharing_keys",
+    "learning_rate",
     "min_learning_rate", "t0", "t_mult", "momentum", "weight_decay", "clipnorm", "channel_table", "max_layers",
     "min_layers", "initial_layers", "partitions", "stages", "cells_per_stage", "filters",
     "policy_learning_rate", "entropy_weight",

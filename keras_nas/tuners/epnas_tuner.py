@@ -16,6 +16,31 @@ from keras_nas.tuners.search_tuner import SearchTuner
 MODEL = "model.keras"
 SUMMARY = "summary.json"
 SHARING_KEYS = ("parent", "position")
+PREDICTION_DECAYS = ("exponential", "cosine")
+
+
+def prediction_learning_rate(epoch, learning_rate, min_learning_rate, epochs, decay="exponential"):
+    """Learning rate of a performance-prediction run at `epoch` (section 3.4).
+
+    "By scaling up the batch size, we can use a large learning rate with an
+    aggressive decay": from `learning_rate` (the scaled-up rate, paper 0.5)
+    down to `min_learning_rate` at the last of `epochs` epochs (paper: 10).
+    `"exponential"` decays geometrically (by `(min / max) ** (1 / (epochs -
+    1))` per epoch: 0.5 -> 0.001 over 10 epochs halves it about every
+    epoch), front-loading the decay; `"cosine"` is one cosine cycle, the
+    shape of the standard SGDR schedule's first 10 epochs (section 4.1).
+
+    >>> round(prediction_learning_rate(1, 0.5, 0.001, 10), 3)
+    0.251
+    """
+    if decay not in PREDICTION_DECAYS:
+        raise ValueError(f"`decay` must be one of {list(PREDICTION_DECAYS)}. Received: decay={decay!r}")
+    if decay == "cosine":
+        return sgdr_learning_rate(epoch, learning_rate, min_learning_rate, epochs, 1)
+    if epochs <= 1:
+        return learning_rate
+    fraction = min(max(epoch, 0), epochs - 1) / (epochs - 1)
+    return learning_rate * (min_learning_rate / learning_rate) ** fraction
 
 
 def _check_positive(name, value, integer=False):
@@ -35,11 +60,12 @@ class EPNASTuner(SearchTuner):
     oracle put in the trial. Training follows section 4.1: Nesterov momentum,
     SGDR (`l_max 0.05, l_min 0.001, T_0 10, T_mult 2`), 20 epochs. With
     performance prediction (section 3.4) the batch size and learning rate are
-    scaled up together (paper: 128 -> 1024 and 0.05 -> 0.5), one aggressive
-    cosine decay spans the `prediction_epochs` (paper: 10), training stops
-    early when the validation accuracy stalls, and the child starts from the
-    shared parameter dictionary (`keras_nas.parameter_store.ParameterStore`)
-    and contributes its trained weights back.
+    scaled up together (paper: 128 -> 1024 and 0.05 -> 0.5), an aggressive
+    decay (exponential by default) spans the `prediction_epochs` (paper: 10),
+    training stops early when the validation accuracy stalls, and the child
+    starts from the shared parameter dictionary
+    (`keras_nas.parameter_store.ParameterStore`) and contributes its trained
+    weights back.
 
     Writes `model.keras` and `summary.json` into each trial folder; a
     finished trial is never retrained and an interrupted one resumes from its
@@ -62,6 +88,13 @@ class EPNASTuner(SearchTuner):
         batch_scale: int. Batch-size factor with prediction. Defaults to `8`.
         lr_scale: float. Learning-rate factor with prediction. Defaults to `10`.
         patience: int. Early-stopping patience (epochs). Defaults to `3`.
+        prediction_decay: str. The "aggressive decay" of the scaled-up
+            learning rate over `prediction_epochs` (see
+            `prediction_learning_rate`): `"exponential"` (front-loaded) or
+            `"cosine"`. The paper names no shape; a child that starts from
+            shared parameters loses less of them under the front-loaded
+            decay (benchmarks/bench_epnas.py measures both). Defaults to
+            `"exponential"`.
         sharing_dir: str or None. Parameter-sharing folder (used with
             prediction). Defaults to None.
         sharing_keys: str. Which dictionary keys (layer number, op type) a
@@ -106,6 +139,7 @@ class EPNASTuner(SearchTuner):
         batch_scale=8,
         lr_scale=10.0,
         patience=3,
+        prediction_decay="exponential",
         sharing_dir=None,
         sharing_keys="parent",
         seed=0,
@@ -117,6 +151,9 @@ class EPNASTuner(SearchTuner):
             _check_positive(name, value, integer=True)
         for name, value in (("learning_rate", learning_rate), ("lr_scale", lr_scale), ("t_mult", t_mult)):
             _check_positive(name, value)
+        if prediction_decay not in PREDICTION_DECAYS:
+            raise ValueError(f"`prediction_decay` must be one of {list(PREDICTION_DECAYS)}. "
+                             f"Received: prediction_decay={prediction_decay!r}")
         if sharing_keys not in SHARING_KEYS:
             raise ValueError(f"`sharing_keys` must be one of {list(SHARING_KEYS)}. Received: sharing_keys={sharing_keys!r}")
         super().__init__(oracle=oracle, **kwargs)
@@ -136,6 +173,7 @@ class EPNASTuner(SearchTuner):
         self.batch_scale = batch_scale
         self.lr_scale = float(lr_scale)
         self.patience = patience
+        self.prediction_decay = prediction_decay
         self.sharing_dir = sharing_dir
         self.sharing_keys = sharing_keys
         self.seed = int(seed)
@@ -151,9 +189,8 @@ class EPNASTuner(SearchTuner):
         """`(epochs, learning-rate function)` of a child."""
         if self.prediction:
             lr = self.learning_rate * self.lr_scale
-            # One cosine cycle over the short run: the aggressive decay of section 3.4.
-            return self.prediction_epochs, lambda e: sgdr_learning_rate(
-                e, lr, self.min_learning_rate, self.prediction_epochs, 1)
+            return self.prediction_epochs, lambda e: prediction_learning_rate(
+                e, lr, self.min_learning_rate, self.prediction_epochs, self.prediction_decay)
         return self.epochs, lambda e: sgdr_learning_rate(
             e, self.learning_rate, self.min_learning_rate, self.t0, self.t_mult)
 
