@@ -44,6 +44,8 @@ PREDICTION = {
     "prediction_epochs": 10,  # "do early stop at 10 epochs for each model with parameter sharing"
     "batch_scale": 8,  # "we increase ... BZ to 1024" (128 x 8)
     "lr_scale": 10.0,  # "we increase LR to 0.5" (0.05 x 10)
+    "prediction_decay": "exponential",  # "a large learning rate with an aggressive decay" (shape not given)
+    "sharing_keys": "parent",  # "share parameters across steps": a child reads its parent's layer numbers
     "out": "runs/epnas_cifar10_layers_pp",
 }
 

@@ -47,6 +47,8 @@ PREDICTION = {
     "prediction_epochs": 10,
     "batch_scale": 8,  # BZ 1024
     "lr_scale": 10.0,  # LR 0.5
+    "prediction_decay": "exponential",  # "a large learning rate with an aggressive decay" (shape not given)
+    "sharing_keys": "parent",  # "share parameters across steps": a child reads its parent's layer numbers
     "out": "runs/epnas_cifar10_module_pp",
 }
 
