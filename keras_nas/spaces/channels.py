@@ -96,8 +96,7 @@ class TopologyBuilder:
         origins, present = [], []
         for n in names:
             origins += self.topology["sources"][n]["origins"]
-            if self.tensors.get(n) is not None:
-                present.append(self.tensors[n])
+            present += self._pieces(n)
         tensor = None
         if len(present) == 1:
             tensor = present[0]
@@ -106,6 +105,13 @@ class TopologyBuilder:
         self.add_source(new_name, tensor, kind, origins, cell)
         self.topology["sources"][new_name]["parts"] = list(names)
         return tensor
+
+    def _pieces(self, name):
+        """The tensors holding a source's channels, in order (a sparse node output is its ops' outputs)."""
+        tensor = self.tensors.get(name)
+        if tensor is None:
+            return []
+        return list(tensor) if isinstance(tensor, (list, tuple)) else [tensor]
 
     def pool(self, names, layer_name):
         """Concatenation of sources for edge inputs; returns (tensor, {(source, channel): position}).
@@ -116,13 +122,11 @@ class TopologyBuilder:
         """
         positions, present, offset = {}, [], 0
         for n in names:
-            t = self.tensors.get(n)
-            if t is None:
-                continue
+            pieces = self._pieces(n)
             for rank, ch in enumerate(self.alive_channels(n)):
                 positions[(n, ch)] = offset + rank
-            offset += int(t.shape[-1])
-            present.append(t)
+            offset += sum(int(t.shape[-1]) for t in pieces)
+            present += pieces
         if len(present) == 1:
             return present[0], positions
         if self.sparse:
@@ -256,6 +260,8 @@ def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_n
         tensor = None
         if len(outputs) == 1:
             tensor = outputs[0]
+        elif outputs and builder.sparse:
+            tensor = outputs  # read by ChannelSelect and the cell's concatenation: no node concatenation
         elif outputs:
             tensor = layers.Concatenate(name=f"{label}_node{j}_concat")(outputs)
         builder.add_source(z, tensor, "z", origins, cell=index, producers=producers)
