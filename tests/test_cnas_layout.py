@@ -88,3 +88,15 @@ def test_materialised_model_with_layout_round_trips_through_keras_saving(tmp_pat
     loaded = keras.saving.load_model(path)
     x = np.random.default_rng(4).normal(size=(2,) + SHAPE).astype("float32")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), sparse.predict(x, verbose=0))
+
+
+def test_sparse_nasnet_node_runs_its_live_ops_in_one_depthwise_conv():
+    _, build = next(iter(_builds()))
+    model, graph, masks = _pruned(build, seed=5)
+    sparse, selection = pruning.materialize(model, graph, lambda sel: build(selection=sel))
+    live_nodes = {graph.topology["edges"][e]["node"] for e in selection["edges"]}
+    depthwise = [layer for layer in sparse.layers if isinstance(layer, keras.layers.DepthwiseConv2D)]
+    assert not any(isinstance(layer, keras.layers.SeparableConv2D) for layer in sparse.layers)
+    assert sorted(layer.name for layer in depthwise) == sorted(f"{n}_depthwise" for n in live_nodes)
+    pointwise = [layer for layer in sparse.layers if layer.name.endswith("_pointwise")]
+    assert len(pointwise) == len(selection["edges"])

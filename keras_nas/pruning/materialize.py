@@ -34,6 +34,11 @@ def _permute_columns(weight, value, order):
     return np.take(value, order, axis=-1)
 
 
+def _weight(layer, name):
+    (weight,) = [w for w in layer.weights if w.path.endswith(name)]
+    return np.asarray(weight.numpy())
+
+
 def _row_axis(layer, value):
     """Axis of a sliced layer's weight that runs over its input channels (None: not per input channel).
 
@@ -56,16 +61,31 @@ def copy_weights(source, target, topology, selection):
     `channel_layout`) get their output columns in that order.
     """
     permutations = selection.get("permutations", {})
+    merged, renamed = topology.get("merged", {}), topology.get("renamed", {})
     for layer in target.layers:
         if not layer.weights:
             continue
-        src = source.get_layer(layer.name)
+        if layer.name in merged:
+            # One kernel for several edges, side by side: each edge's kept input rows.
+            (dst_w,) = layer.weights
+            parts = [np.take(_weight(source.get_layer(src), name), selection["edges"][edge], axis=-2)
+                     for edge, src, name in merged[layer.name] if edge in selection["edges"]]
+            value = np.concatenate(parts, axis=-2)
+            if value.shape != tuple(dst_w.shape):
+                raise ValueError(f"Cannot merge weights into `{dst_w.path}`: {value.shape} vs {tuple(dst_w.shape)}.")
+            dst_w.assign(value)
+            continue
+        if layer.name in renamed:
+            src_name, weight_name = renamed[layer.name]
+            src_weights = [w for w in source.get_layer(src_name).weights if w.path.endswith(weight_name)]
+        else:
+            src_weights = source.get_layer(layer.name).weights
         rule = topology["slices"].get(layer.name)
         indices = None
         if rule is not None:
             kind, key = rule
             indices = selection["edges" if kind == "edge" else "sources"][key]
-        for dst_w, src_w in zip(layer.weights, src.weights):
+        for dst_w, src_w in zip(layer.weights, src_weights):
             value = np.asarray(src_w.numpy())
             axis = _row_axis(layer, value) if indices is not None else None
             if axis is not None:

@@ -134,13 +134,15 @@ class TopologyBuilder:
         return layers.Concatenate(name=layer_name)(present), positions
 
     def edge_input(self, pool, positions, inputs, name, cell, per_input, fixed, sliced_layers, outputs, node=None,
-                   before_mask=None):
+                   before_mask=None, indices_only=False):
         """The input channels of edge `name` ([(source, channel), ...]), masked or selected.
 
         Returns `(x, alive)`: `alive` is the gate the edge's output is
         multiplied by (masked mode) or None; `x` is None when the edge is dead
         in a sparse selection. `before_mask` (tensor -> tensor) runs between
         the channel selection and the mask (DenseNet's per-layer BN-ReLU).
+        With `indices_only` (sparse networks) returns `(positions in the
+        pool, None)` and builds nothing (the caller selects for several edges).
         """
         self.topology["edges"][name] = {
             "cell": cell, "mask": f"{name}_mask", "inputs": [list(i) for i in inputs],
@@ -154,6 +156,8 @@ class TopologyBuilder:
             if not kept:
                 return None, None
             indices = [positions[tuple(inputs[i])] for i in kept]
+            if indices_only:
+                return indices, None
         else:
             indices = [positions[tuple(i)] for i in inputs]
         x = pool
@@ -206,6 +210,32 @@ def _check_int(name, value, low):
         raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
 
 
+def _sparse_node(builder, pool, kept, node, out_channels):
+    """The live ops of a node in a sparse network, sharing one selection, ReLU and depthwise conv.
+
+    `BN(SepConv(ReLU(x_o)))` for each live op `o` reading kept channels
+    `x_o`: the ReLU and the depthwise 3x3 act per channel, so one depthwise
+    conv over `[x_0, x_1, ...]` (the ops' kernels side by side) computes all
+    of them; each op's pointwise 1x1 conv then reads its own share. Same
+    function and weights as separate ops, fewer and larger kernels.
+    """
+    indices = [i for _, idx in kept for i in idx]
+    x = pool
+    if isinstance(pool, list) or indices != list(range(int(pool.shape[-1]))):
+        x = ChannelSelect(indices, name=f"{node}_select")(pool)
+    x = layers.ReLU(name=f"{node}_relu")(x)
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{node}_depthwise")(x)
+    outputs, start = [], 0
+    for edge, idx in kept:
+        y = x
+        if len(kept) > 1:
+            y = ChannelSelect(list(range(start, start + len(idx))), name=f"{edge}_share")(x)
+        start += len(idx)
+        y = layers.Conv2D(out_channels, 1, use_bias=False, name=f"{edge}_pointwise")(y)
+        outputs.append(_bn(f"{edge}_bn")(y))
+    return outputs
+
+
 def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_node, input_resolution):
     """One cell; `prev_prev`/`prev` are source names. Returns the output source name."""
     label = f"cell{index}"
@@ -236,17 +266,22 @@ def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_n
         pool, positions = builder.pool(pool_names, f"{label}_node{j}_pool")
         all_inputs = [(n, c) for n in pool_names for c in range(len(builder.topology["sources"][n]["origins"]))]
         share = len(all_inputs) // ops_per_node
-        outputs, origins, producers = [], [], []
+        outputs, origins, producers, kept = [], [], [], []
         for o in range(ops_per_node):
             edge = f"{label}_node{j}_op{o}"
             inputs = all_inputs[o * share:(o + 1) * share]
             per_input = 9 + out_channels  # depthwise 3x3 + pointwise row
             fixed = _BN_PER_CHANNEL * out_channels
             x, alive = builder.edge_input(pool, positions, inputs, edge, index, per_input, fixed,
-                                         [f"{edge}_sepconv"], out_channels, node=f"{label}_node{j}")
-            producers.append((len(origins), len(origins) + out_channels, [f"{edge}_sepconv", f"{edge}_bn"]))
+                                         [f"{edge}_sepconv"], out_channels, node=f"{label}_node{j}",
+                                         indices_only=builder.sparse)
+            producers.append((len(origins), len(origins) + out_channels,
+                              [f"{edge}_sepconv", f"{edge}_pointwise", f"{edge}_bn"]))
             origins += [edge] * out_channels
             if x is None:
+                continue
+            if builder.sparse:
+                kept.append((edge, x))
                 continue
             y = layers.ReLU(name=f"{edge}_relu")(x)
             y = layers.SeparableConv2D(out_channels, 3, padding="same", use_bias=False,
@@ -256,6 +291,16 @@ def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_n
             if alive is not None:
                 y = layers.Multiply(name=f"{edge}_gate")([y, alive])
             outputs.append(y)
+        # Where the sparse node's layers take their weights (`keras_nas.pruning.copy_weights`).
+        builder.topology.setdefault("merged", {})[f"{label}_node{j}_depthwise"] = [
+            [f"{label}_node{j}_op{o}", f"{label}_node{j}_op{o}_sepconv", "depthwise_kernel"]
+            for o in range(ops_per_node)]
+        for o in range(ops_per_node):
+            edge = f"{label}_node{j}_op{o}"
+            builder.topology.setdefault("renamed", {})[f"{edge}_pointwise"] = [f"{edge}_sepconv", "pointwise_kernel"]
+            builder.topology["slices"][f"{edge}_pointwise"] = ["edge", edge]
+        if kept:
+            outputs = _sparse_node(builder, pool, kept, f"{label}_node{j}", out_channels)
         z = f"{label}_z{j}"
         tensor = None
         if len(outputs) == 1:
