@@ -58,11 +58,14 @@ edges' input channels (|X*| 864 of 6,400 at C 16) -- the weights left are
 mostly the fixed 1x1 pre-processing convolutions, which cost the same in
 both networks -- so the materialised edges are 40 nodes of 3x3 depthwise
 and 1x1 convolutions over a few (odd) channels each, whose CPU time is
-per-call overhead and unfilled SIMD lanes rather than MACs (profiled:
-materialised edge convolutions take ~0.5-0.7 of the one-shot's time for
-~0.13 of its MACs). The channel layout lowers the edges' copying (about
-5-10% of the materialised latency at batch 32; "without channel layout"
-column) but cannot shrink the kernels' fixed cost.
+per-call overhead and unfilled SIMD lanes rather than MACs (profiled at
+C 16, batch 32, with the TF step stats: the materialised edges' 1x1
+convolutions took ~0.6 of the one-shot's time for ~0.13 of its MACs;
+sharing the depthwise conv per node cut that kernel from ~0.7 to ~0.25).
+The channel layout saves about 5-10% of the materialised latency in most
+runs ("without channel layout" column) but cannot shrink the kernels'
+fixed cost. The remaining lever would be wider, fewer edges (a pruning
+criterion that removes whole edges), not a different materialisation.
 """
 
 import argparse
