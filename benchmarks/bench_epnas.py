@@ -48,22 +48,22 @@
 
 Measured (part 2, `--skip-search`, defaults, 2 cores shared with other jobs,
 6 children x 2 seeds; parent 29,098 params, 0.779 after 20 epochs): from
-scratch the children need 8-10 epochs (23-51 s) to come within 0.01 of
+scratch the children need 8-10 epochs (23-51 s; one 20) to come within 0.01 of
 their best validation accuracy (0.756-0.826). Prediction + sharing
 (exponential decay) got there in 9/12 runs, on average in 0.30 of the
-from-scratch time (0.19-0.32 for children inheriting every parameter:
-keep, channels/width scaled; 0.39-0.47 after an insert; the 3 misses are an
-insert at the end, an insert inside, a remove, which end 0.006-0.013 below
-the from-scratch best); to the from-scratch final accuracy: 11/12 runs,
-mean 0.34. A whole prediction run (early stop included) takes 0.37 of a
+from-scratch time (0.19-0.32 for the kept and scaled children, which
+inherit every parameter; 0.37 after a remove; 0.39-0.47 after an insert;
+the 3 misses, one insert at the end, one inside, one remove, end
+0.012-0.013 below the from-scratch best); to the from-scratch final
+accuracy: 11/12 runs, mean 0.34. A whole prediction run (early stop included) takes 0.37 of a
 whole from-scratch run. Without the dictionary the same prediction runs
 reach the from-scratch best in 0/12 runs (0.65-0.80); with sharing but the
 cosine decay in 8/12, mean 0.55. The parent-position keys give inserted-into
 children 76% shared weights (own positions: 27%) and after a remove 100%
 (own positions: 4%). So the issue's <= 1/3 holds on average for the runs
-that get there (0.30) and for every child that inherits all its
-parameters, not for children with a new layer; the paper's 1/5 is reached
-by none on average.
+that get there (0.30) and for every kept or scaled child, not for
+children with a layer inserted or removed; the paper's 1/5 is not reached
+on average.
 """
 
 import argparse
