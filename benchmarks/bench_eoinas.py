@@ -24,6 +24,27 @@ from keras_nas.layers.search_cell import cell_edges  # noqa: E402
 from keras_nas.spaces import darts, darts_ops  # noqa: E402
 
 
+def time_interleaved(fns, runs, rounds=7):
+    """Median wall and process-CPU seconds per call of each fn, in interleaved rounds.
+
+    Interleaving makes the functions share the machine's noise; CPU time
+    (all threads of this process) is the steadier figure when other work
+    shares the cores.
+    """
+    for fn in fns:
+        fn()
+        fn()
+    wall, cpu = [[] for _ in fns], [[] for _ in fns]
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for _ in range(runs):
+                fn()
+            wall[i].append((time.perf_counter() - start) / runs)
+            cpu[i].append((time.process_time() - start_cpu) / runs)
+    return [float(np.median(t)) for t in wall], [float(np.median(t)) for t in cpu]
+
+
 def time_calls(fn, runs):
     fn()  # trace + first run
     fn()
@@ -105,7 +126,6 @@ def main():
         model.lives[kind].assign(np.eye(num_ops, dtype="float32")[chosen])
         ops_by_kind[kind] = [model.primitives[k] for k in chosen]
     gumbel_step = tf.function(lambda: model.weight_step(x, y))
-    gumbel = time_calls(gumbel_step, args.runs)
     fixed = fixed_network(model, ops_by_kind, args)
     optimizer = keras.optimizers.SGD(0.025, momentum=0.9)
     optimizer.build(fixed.trainable_variables)
@@ -120,8 +140,6 @@ def main():
         optimizer.apply(grads, fixed.trainable_variables)
         return loss
 
-    plain = time_calls(fixed_step, args.runs)
-
     # Forward + backward only: the supernet's SGD update also touches the
     # (zero-gradient) weights of the 7 ops not sampled on each edge.
     @tf.function
@@ -134,12 +152,15 @@ def main():
             loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, fixed(x, training=True)))
         return loss, tape.gradient(loss, fixed.trainable_variables)
 
-    gumbel_fb, plain_fb = time_calls(gumbel_grads, args.runs), time_calls(fixed_grads, args.runs)
-    print(f"gdas supernet weight step (one live op per edge): {gumbel * 1000:8.1f} ms")
-    print(f"fixed network of the same ops, weight step:      {plain * 1000:8.1f} ms")
-    print(f"Gumbel-edge machinery overhead, full step: {gumbel / plain:.2f}x (target <= 1.3x)")
-    print(f"forward+backward only: {gumbel_fb * 1000:.1f} ms vs {plain_fb * 1000:.1f} ms -> "
-          f"{gumbel_fb / plain_fb:.2f}x")
+    t0 = time.perf_counter()
+    fns = [gumbel_step, fixed_step, gumbel_grads, fixed_grads]
+    wall, cpu = time_interleaved(fns, max(1, args.runs // 2))
+    print(f"(part 2 incl. tracing: {time.perf_counter() - t0:.0f} s)")
+    for label, t in (("wall", wall), ("CPU", cpu)):
+        print(f"[{label} time] gdas supernet weight step (one live op per edge): {t[0] * 1000:8.1f} ms")
+        print(f"[{label} time] fixed network of the same ops, weight step:      {t[1] * 1000:8.1f} ms")
+        print(f"[{label} time] Gumbel-edge machinery overhead, full step: {t[0] / t[1]:.2f}x (target <= 1.3x); "
+              f"forward+backward only: {t[2] * 1000:.1f} ms vs {t[3] * 1000:.1f} ms -> {t[2] / t[3]:.2f}x")
 
 
 if __name__ == "__main__":

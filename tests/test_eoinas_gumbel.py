@@ -78,3 +78,31 @@ def test_darts_mode_gives_every_op_gradients():
 def test_bad_edge_mode():
     with pytest.raises(ValueError, match=r"`edge_mode` must be one of \['gdas', 'darts', 'gumbel_soft'\]"):
         GumbelEdge(4, edge_mode="snas")
+
+
+@pytest.mark.parametrize("index", [0, 3])
+def test_straight_through_gradient_equals_the_gdas_expression(index):
+    from keras_nas.layers.gumbel_edge import straight_through
+
+    chosen = tf.random.normal((2, 3, 3, 4), seed=1)
+    alpha = tf.Variable(tf.random.normal((5,), seed=2))
+    upstream = tf.random.normal((2, 3, 3, 4), seed=3)
+
+    def h():
+        p = tf.nn.softmax(alpha)
+        return tf.one_hot(index, 5) - tf.stop_gradient(p) + p
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(chosen)
+        weights = h()
+        ours = straight_through(chosen, weights, tf.constant(index))
+        gdas = chosen * weights[index] + (tf.reduce_sum(weights) - weights[index])
+        loss_ours, loss_gdas = tf.reduce_sum(ours * upstream), tf.reduce_sum(gdas * upstream)
+    np.testing.assert_allclose(ours.numpy(), gdas.numpy(), atol=1e-6)
+    for a, b in zip(tape.gradient(loss_ours, [chosen, alpha]), tape.gradient(loss_gdas, [chosen, alpha])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    # by hand: d/dh[index] = sum(g * chosen), every other entry sum(g)
+    d_h = tape.gradient(loss_ours, weights)
+    expected = np.full(5, upstream.numpy().sum())
+    expected[index] = (upstream.numpy() * chosen.numpy()).sum()
+    np.testing.assert_allclose(d_h.numpy(), expected, rtol=1e-5)

@@ -6,6 +6,55 @@ from keras import ops
 
 EDGE_MODES = ("gdas", "darts", "gumbel_soft")
 
+try:  # pragma: no cover - depends on the TensorFlow version
+    from tensorflow.python.ops.control_flow_switch_case import _indexed_case_helper
+except ImportError:  # pragma: no cover
+    _indexed_case_helper = None
+
+
+def run_sampled(index, branches):
+    """Runs `branches[index]()` only, as a `Case` op that is not lowered.
+
+    `tf.switch_case` marks its `Case` op (and the gradient `Case`) for
+    lowering into `Switch`/`Merge` nodes, which inlines all eight ops of an
+    edge into the graph: the executor then walks every node of the seven
+    branches not taken on each step, and tracing the supernet takes twice
+    as long. Keeping the `Case` functional runs only the taken branch's
+    function. TensorFlow exposes this choice only on its internal helper
+    (the public `tf.switch_case` always lowers outside XLA); on a TensorFlow
+    without it we fall back to `tf.switch_case`, which gives the same values.
+    `benchmarks/bench_eoinas.py` measures the difference.
+    """
+    index = tf.cast(index, tf.int32)
+    if _indexed_case_helper is not None and not tf.executing_eagerly():
+        try:
+            return _indexed_case_helper(branches, None, index, "sampled_op", lower_using_switch_merge=False)
+        except TypeError:  # pragma: no cover - signature changed
+            pass
+    return tf.switch_case(index, branches)
+
+
+@tf.custom_gradient
+def straight_through(chosen, edge_weights, index):
+    """GDAS' `chosen * h[index] + (sum(h) - h[index])` with `h` the hard one-hot.
+
+    In value this is `chosen` (h[index] is 1 and the other entries 0), so the
+    forward pass returns it as is and only the gradient is formed:
+    `d/dchosen = g`, `d/dh[index] = sum(g * chosen)` and `d/dh[k] = sum(g)`
+    for every other op `k`, exactly the gradient of the GDAS expression. It
+    saves the two full-size element-wise ops per edge and step (and one in
+    the backward pass) that the literal expression costs. (In float32
+    `1 - p + p` can be one ulp below 1; the forward value here is exact.)
+    """
+
+    def grad(upstream):
+        total = tf.reduce_sum(upstream)
+        dot = tf.reduce_sum(upstream * chosen)
+        num_ops = tf.shape(edge_weights)[0]
+        d_weights = tf.where(tf.range(num_ops) == index, dot, total)
+        return upstream, tf.cast(d_weights, edge_weights.dtype), None
+
+    return tf.identity(chosen), grad
 
 
 @keras.saving.register_keras_serializable(package="keras_nas")
@@ -17,10 +66,11 @@ class GumbelEdge(keras.layers.Layer):
     passes this edge's row of weights and the sampled op index at each call.
 
     - `"gdas"` (EoiNAS on GDAS, Eq. 4-5 with the hard sample): only the
-      sampled op runs (`tf.switch_case`), its output is multiplied by the
-      straight-through weight `h = one_hot - stop_gradient(p) + p`, and the
-      other (zero-valued) entries of `h` are added as in the GDAS code, so the
-      gradient reaches every alpha of the edge.
+      sampled op runs (a `Case` op, see `run_sampled`), and
+      `straight_through` gives it the gradient of GDAS' output
+      `op(x) * h[index] + sum of the other (zero-valued) entries of h`, with
+      `h = one_hot - stop_gradient(p) + p`, so the gradient reaches every
+      alpha of the edge.
     - `"darts"` (Eq. 1-2): the softmax mixture of all ops.
     - `"gumbel_soft"`: every op weighted by the relaxed Gumbel-softmax sample
       (what the public EoiNAS code runs).
@@ -85,12 +135,10 @@ class GumbelEdge(keras.layers.Layer):
             branches = [
                 (lambda op=op: op(inputs, training=training)) for op in self.candidate_ops
             ]
-            chosen = tf.switch_case(tf.cast(edge_index, tf.int32), branches)
-            w_chosen = tf.gather(edge_weights, edge_index)
-            # sum(h) - h[index] is 0 in value but carries the gradient of the
-            # other entries of h (GDAS `weigsum`).
-            rest = ops.sum(edge_weights) - w_chosen
-            return chosen * ops.cast(w_chosen, chosen.dtype) + ops.cast(rest, chosen.dtype)
+            edge_index = tf.cast(edge_index, tf.int32)
+            chosen = run_sampled(edge_index, branches)
+            # The gradient reaches every entry of h (GDAS `weigsum`).
+            return straight_through(chosen, edge_weights, edge_index)
         outputs = [op(inputs, training=training) for op in self.candidate_ops]
         stacked = ops.stack(outputs, axis=0)
         w = ops.cast(ops.reshape(edge_weights, (-1, 1, 1, 1, 1)), stacked.dtype)
