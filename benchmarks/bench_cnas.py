@@ -34,25 +34,31 @@ the pool, formerly with a slow last-axis `tf.gather`): the NASNet one-shot
 at batch 32 went from ~195 ms to ~55 ms, which is why its earlier
 "0.38 at batch 32" no longer holds.
 
-Measured 2026-11-25 on 2 shared CPU cores (load average ~4 from other
-jobs: single rounds vary 0.2x-5x, medians and CPU times are the figures
-to read), 32x32 inputs:
+Measured 2026-11-25 on 2 CPU cores shared with other jobs (load average
+1.7 for the 2-thread rows, ~4 for the rest: single rounds then vary
+0.2x-5x; read the medians and CPU times), 32x32 inputs; latency / CPU-time
+ratios:
 
 - training step with vs without masks: NASNet 1.014x, DenseNet-BC 0.937x
   (target <= 1.1x: met).
-- NASNet-shaped, C 16, rho 0.46 (defaults): MACs 0.393. Batch 1: latency
-  0.842, CPU 0.857 (2 threads); 0.801 / 0.826 (1 thread). Batch 32: 0.656
-  / 0.643 (2 threads); 0.638 / 0.637 (1 thread). NOT met (62-118% apart).
+- NASNet-shaped, C 16, rho 0.46 (defaults): MACs 0.393. Batch 1: 0.933 /
+  0.877 (2 threads), 0.801 / 0.826 (1 thread). Batch 32: 0.642 / 0.622 (2
+  threads), 0.638 / 0.637 (1 thread). NOT met (58-138% apart).
 - NASNet-shaped, C 48 (--channels 48 --threads 1), rho 0.46: MACs 0.416.
   Batch 1: 0.743 / 0.744; batch 8: 0.616 / 0.549. NOT met (32-79% apart).
-- DenseNet-BC, 6 layers/block, k 12, rho 0.7: MACs 0.737. Batch 1: 0.971
-  / 0.971 (2 threads), 0.915 / 0.931 (1 thread): 24-32% apart, NOT met
-  (borderline). Batch 32: 0.777 / 0.824 (2 threads), 0.725 / 0.792 (1
-  thread): 2-12% apart, met.
+- DenseNet-BC, 6 layers/block, k 12, rho 0.7: MACs 0.737. Batch 1: 0.957
+  / 1.019 (2 threads), 0.915 / 0.931 (1 thread): 24-38% apart, NOT met.
+  Batch 32: 0.811 / 0.789 (2 threads), 0.725 / 0.792 (1 thread): 2-10%
+  apart, met.
 - DenseNet-BC, k 32 (--growth-rate 32 --threads 1), rho 0.7: MACs 0.738.
   Batch 1: 0.822 / 0.841 (11-14% apart, met); batch 8: 0.763 / 0.763 (3%
   apart, met).
 
+At batch 1 both small networks are bound by the number of graph ops, not
+by MACs: the NASNet graphs hold 1,629 (one-shot) and 1,389 (materialised)
+ops besides variable reads (~500 of them in each are the inference
+BatchNorms' per-call scale/offset arithmetic), a ratio of 0.85, which is
+where the batch-1 latency ratio lands.
 Why NASNet still misses: pruning to rho 0.46 keeps only 9-14% of the
 edges' input channels (|X*| 864 of 6,400 at C 16) -- the weights left are
 mostly the fixed 1x1 pre-processing convolutions, which cost the same in
