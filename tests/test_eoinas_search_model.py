@@ -97,3 +97,16 @@ def test_errors():
         BilevelSearchModel(edge_mode="enas")
     with pytest.raises(ValueError, match="`cells` must be an int >= 3"):
         BilevelSearchModel(cells=2)
+
+
+@pytest.mark.parametrize("lower_arch_case", [False, True])
+def test_compiled_bilevel_step_updates_weights_and_alpha_either_case_form(lower_arch_case):
+    model = _tiny(lower_arch_case=lower_arch_case)
+    assert model.get_config()["lower_arch_case"] is lower_arch_case
+    before_alpha = model.alpha_normal.numpy().copy()
+    before_w = [v.numpy().copy() for v in model.weight_variables]
+    logs = tf.function(model.train_step)(_batch())
+    assert np.isfinite(float(logs["loss"]))
+    assert not np.allclose(model.alpha_normal.numpy(), before_alpha)
+    changed = sum(not np.array_equal(v.numpy(), b) for v, b in zip(model.weight_variables, before_w))
+    assert changed > 0

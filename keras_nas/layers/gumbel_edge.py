@@ -12,21 +12,25 @@ except ImportError:  # pragma: no cover
     _indexed_case_helper = None
 
 
-def run_sampled(index, branches):
-    """Runs `branches[index]()` only, as a `Case` op that is not lowered.
+def run_sampled(index, branches, lower=False):
+    """Runs `branches[index]()` only, as a `Case` op, lowered or not.
 
     `tf.switch_case` marks its `Case` op (and the gradient `Case`) for
     lowering into `Switch`/`Merge` nodes, which inlines all eight ops of an
     edge into the graph: the executor then walks every node of the seven
-    branches not taken on each step, and tracing the supernet takes twice
-    as long. Keeping the `Case` functional runs only the taken branch's
-    function. TensorFlow exposes this choice only on its internal helper
-    (the public `tf.switch_case` always lowers outside XLA); on a TensorFlow
+    branches not taken on each step, and tracing takes twice as long. A
+    functional (`lower=False`) `Case` runs only the taken branch's function,
+    but its gradient `Case` always computes the gradient of every input,
+    weights included, since Grappler cannot prune inside it. So the weight
+    step (which needs every gradient) runs unlowered and the architecture
+    step (which needs alpha's only) lowered, where the weight gradients are
+    pruned. TensorFlow exposes the choice only on its internal helper (the
+    public `tf.switch_case` always lowers outside XLA); on a TensorFlow
     without it we fall back to `tf.switch_case`, which gives the same values.
-    `benchmarks/bench_eoinas.py` measures the difference.
+    `benchmarks/bench_eoinas.py` measures the steps.
     """
     index = tf.cast(index, tf.int32)
-    if _indexed_case_helper is not None and not tf.executing_eagerly():
+    if not lower and _indexed_case_helper is not None and not tf.executing_eagerly():
         try:
             return _indexed_case_helper(branches, None, index, "sampled_op", lower_using_switch_merge=False)
         except TypeError:  # pragma: no cover - signature changed
@@ -96,6 +100,8 @@ class GumbelEdge(keras.layers.Layer):
             straight-through one-hot).
         edge_index: int32 scalar tensor: the sampled op (used by `"gdas"`).
         training: bool.
+        lower_case: bool. Lower the `Case` op of `"gdas"` (see
+            `run_sampled`): `True` when only alpha's gradient is wanted.
 
     Example:
 
@@ -130,13 +136,13 @@ class GumbelEdge(keras.layers.Layer):
             if not op.built:
                 op.build(inputs_shape)
 
-    def call(self, inputs, edge_weights, edge_index=None, training=None):
+    def call(self, inputs, edge_weights, edge_index=None, training=None, lower_case=False):
         if self.edge_mode == "gdas":
             branches = [
                 (lambda op=op: op(inputs, training=training)) for op in self.candidate_ops
             ]
             edge_index = tf.cast(edge_index, tf.int32)
-            chosen = run_sampled(edge_index, branches)
+            chosen = run_sampled(edge_index, branches, lower=lower_case)
             # The gradient reaches every entry of h (GDAS `weigsum`).
             return straight_through(chosen, edge_weights, edge_index)
         outputs = [op(inputs, training=training) for op in self.candidate_ops]

@@ -45,6 +45,7 @@ class SearchCell(keras.layers.Layer):
         inputs: list `[s0, s1]` of the outputs of the two previous cells.
         edge_weights: tensor `(num_edges, num_ops)`.
         edge_index: int32 tensor `(num_edges,)` (sampled ops).
+        lower_case: bool. Passed to every `GumbelEdge`.
 
     Example:
 
@@ -93,14 +94,15 @@ class SearchCell(keras.layers.Layer):
         for (source, _), edge in zip(cell_edges(self.steps), self.edges):
             edge.build(node_shape)
 
-    def call(self, inputs, edge_weights, edge_index, training=None):
+    def call(self, inputs, edge_weights, edge_index, training=None, lower_case=False):
         s0, s1 = inputs
         states = [self.preprocess0(s0, training=training), self.preprocess1(s1, training=training)]
         k = 0
         for i in range(self.steps):
             total = 0
             for j in range(i + 2):
-                total = total + self.edges[k](states[j], edge_weights[k], edge_index[k], training=training)
+                total = total + self.edges[k](states[j], edge_weights[k], edge_index[k], training=training,
+                                              lower_case=lower_case)
                 k += 1
             states.append(total)
         return ops.concatenate(states[-self.multiplier:], axis=-1)

@@ -10,7 +10,7 @@ class Zero(keras.layers.Layer):
 
     DARTS' `none` op: an edge that carries no information. Its output has the
     spatial size the other ops of the edge produce, so it can be summed with
-    them (or chosen by `tf.switch_case`).
+    them (or chosen by the `Case` op of a `GumbelEdge`).
 
     Args:
         strides: int. 1 (same size) or 2 (half size, as in a reduction cell).

@@ -122,7 +122,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
         arch_optimizer=keras.optimizers.Adam(learning_rate=arch_learning_rate, beta_1=0.5, beta_2=0.999),
-        # XLA would compile all branches of every `tf.switch_case`; the graph
+        # XLA would compile all branches of every edge's `Case` op; the graph
         # already runs only the sampled op.
         jit_compile=False,
     )
