@@ -1,4 +1,7 @@
+import json
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -23,6 +26,26 @@ def _isolate_test():
     keras.mixed_precision.set_global_policy("float32")
     os.environ.clear()
     os.environ.update(environ)
+
+
+@pytest.fixture
+def tensorflow_only():
+    """Runs a Python script in a fresh process without keras_nas on the path.
+
+    The script must print its result as JSON on its last line; the fixture
+    returns it parsed. Checks that an exported model serves with TensorFlow
+    alone.
+    """
+
+    def run(script, cwd, timeout=300):
+        script += "assert not any(m.startswith('keras_nas') for m in sys.modules)\n"
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                cwd=str(cwd), env=env, timeout=timeout)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    return run
 
 
 @pytest.fixture

@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -31,22 +30,17 @@ def exported(tmp_path_factory):
     return path, raw, expected
 
 
-def test_serves_in_tensorflow_only_process(exported, tmp_path):
+def test_serves_in_tensorflow_only_process(exported, tmp_path, tensorflow_only):
     path, raw, expected = exported
     np.save(tmp_path / "raw.npy", raw)
     script = (
         "import sys, json, numpy as np, tensorflow as tf\n"
         f"f = tf.saved_model.load({path!r}).signatures['serving_default']\n"
         f"out = f(images=tf.constant(np.load({str(tmp_path / 'raw.npy')!r})))\n"
-        "assert not any(m.startswith('keras_nas') for m in sys.modules)\n"
-        "print(json.dumps({k: v.numpy().tolist() if v.dtype != tf.string else "
-        "[s.decode() for s in v.numpy()] for k, v in out.items()}))\n"
+        "result = {k: v.numpy().tolist() if v.dtype != tf.string else "
+        "[s.decode() for s in v.numpy()] for k, v in out.items()}\n"
     )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=str(tmp_path), env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = tensorflow_only(script + "print(json.dumps(result))\n", tmp_path)
     np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
     assert out["class_ids"] == expected.argmax(-1).tolist()
     assert out["class_names"] == [str(i) for i in expected.argmax(-1)]
