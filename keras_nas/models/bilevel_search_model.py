@@ -283,15 +283,14 @@ class BilevelSearchModel(keras.Model):
         return probs, loss, grads, index
 
     def _run_forward_backward(self, x, y, part):
-        """`_forward_backward` of `part`, or of both parts in one shared trace."""
-        shared = not self.lower_arch_case
+        """`_forward_backward` of `part`, or of both parts in one shared trace (default)."""
         # Eagerly (`run_eagerly=True`, tests) run it as plain Python: only the
         # sampled branch of each edge executes, nothing is traced.
         if tf.executing_eagerly():
             run = lambda p: self._forward_backward(x, y, p)  # noqa: E731
         else:
             run = lambda p: self._traced_forward_backward[p](x, y)  # noqa: E731
-        if not shared:
+        if self.lower_arch_case:
             return run(part)
         probs, loss, grads, index = run("all")
         n = len(self.weight_variables)
