@@ -75,7 +75,7 @@ def read_json(path, default=None):
         return json.load(f)
 
 
-def prepare_out_dir(out, config, overwrite=False):
+def prepare_out_dir(out, config, overwrite=False, added_defaults=None):
     """Creates (or reopens) a results folder and records `config.json`.
 
     A folder that already holds a `config.json` is resumed, unless `overwrite`
@@ -86,6 +86,11 @@ def prepare_out_dir(out, config, overwrite=False):
         out: str. The results folder.
         config: dict. Every setting of the run (JSON-safe).
         overwrite: bool. Start afresh, deleting what the folder holds.
+        added_defaults: dict or None. Settings added to a method after
+            folders may have been written without them, each with the value
+            those runs implicitly had (e.g. `{"update_unsampled_ops": True}`):
+            a folder whose `config.json` lacks the key resumes if the new
+            value equals it.
 
     Returns:
         bool. True when an earlier run in this folder is being resumed.
@@ -96,6 +101,7 @@ def prepare_out_dir(out, config, overwrite=False):
         shutil.rmtree(out)
     previous = read_json(os.path.join(out, CONFIG_FILE))
     if previous is not None:
+        previous = {**_to_jsonable(dict(added_defaults or {})), **previous}
         ignored = {"out", "overwrite", "verbose", "resume", "chief", "worker_id"}
         changed = sorted(
             k

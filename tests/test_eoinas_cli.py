@@ -16,6 +16,15 @@ def test_bad_option_fails_before_anything_is_written(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_sampled_update_needs_gdas_edges(tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        cli.main(["search", "eoinas", "--out", str(out), "--edge-mode", "darts", "--no-update-unsampled-ops"])
+    assert info.value.code == 2
+    assert "`update_unsampled_ops=False` needs `edge_mode='gdas'`" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_bad_variant_lists_choices(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["search", "eoinas", "--out", str(tmp_path / "r"), "--variant", "snas"])

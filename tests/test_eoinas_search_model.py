@@ -110,3 +110,60 @@ def test_compiled_bilevel_step_updates_weights_and_alpha_either_case_form(lower_
     assert not np.allclose(model.alpha_normal.numpy(), before_alpha)
     changed = sum(not np.array_equal(v.numpy(), b) for v, b in zip(model.weight_variables, before_w))
     assert changed > 0
+
+
+def _one_live_op_per_edge(model):
+    # Edge k keeps op k % 4 only: the sample is deterministic, and some edges
+    # sample the weighted sep_conv while others leave it unsampled.
+    live = np.eye(4, dtype="float32")[np.arange(5) % 4]
+    model.live_normal.assign(live)
+    model.live_reduce.assign(live)
+    return live.argmax(axis=1)
+
+
+def test_sampled_update_equals_full_update_on_sampled_ops_and_leaves_others():
+    full = _tiny(grad_clip=0.01)  # a small clip norm: clipping is active
+    sampled = _tiny(grad_clip=0.01, update_unsampled_ops=False)
+    assert sampled.get_config()["update_unsampled_ops"] is False
+    for a, b in zip(full.weight_variables, sampled.weight_variables):
+        b.assign(a.numpy())
+    chosen = _one_live_op_per_edge(full)
+    _one_live_op_per_edge(sampled)
+    x, y = _batch()[0]
+    before = [v.numpy().copy() for v in sampled.weight_variables]
+    for _ in range(2):  # the second step also checks the momentum buffers
+        for model in (full, sampled):
+            tf.function(model.weight_step)(x, y)  # compiled: the functional `Case` path
+    others, edges = sampled._edge_groups(sampled.weight_variables)
+    taken = set(others)
+    for _, k, groups in edges:
+        taken.update(groups[chosen[k]])
+    moved_unsampled = 0
+    for i, (a, b) in enumerate(zip(full.weight_variables, sampled.weight_variables)):
+        if i in taken:
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-7)
+        else:
+            np.testing.assert_array_equal(b.numpy(), before[i])
+            moved_unsampled += not np.array_equal(a.numpy(), before[i])
+    # With update_unsampled_ops=True weight decay moves the unsampled ops' weights.
+    assert moved_unsampled > 0
+    assert int(sampled.optimizer.iterations.numpy()) == 2
+
+
+def test_clip_factor_matches_clip_by_global_norm():
+    from keras_nas.models.bilevel_search_model import clip_factor
+
+    grads = [tf.constant([3.0, 0.0]), tf.constant([[4.0]])]  # norm 5
+    clipped, norm = tf.clip_by_global_norm(grads, 2.0)
+    assert float(norm) == 5.0
+    factor = clip_factor(tf.constant(25.0), 2.0)
+    np.testing.assert_allclose(float(factor), 0.4)
+    np.testing.assert_allclose(clipped[0].numpy(), grads[0].numpy() * 0.4)
+    assert float(clip_factor(tf.constant(1.0), 2.0)) == 1.0
+
+
+def test_update_unsampled_ops_errors():
+    with pytest.raises(ValueError, match="`update_unsampled_ops=False` needs `edge_mode='gdas'`"):
+        BilevelSearchModel(edge_mode="darts", update_unsampled_ops=False)
+    with pytest.raises(TypeError, match="`update_unsampled_ops` must be a bool"):
+        BilevelSearchModel(update_unsampled_ops="no")

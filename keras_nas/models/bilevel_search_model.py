@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_nas.layers.gumbel_edge import EDGE_MODES
+from keras_nas.layers.gumbel_edge import EDGE_MODES, run_sampled
 from keras_nas.layers.search_cell import SearchCell, cell_edges
 
 CELL_TYPES = ("normal", "reduce")
@@ -13,6 +13,11 @@ CELL_TYPES = ("normal", "reduce")
 def _replica_scale():
     """1 / replicas: the optimizer sums per-replica gradients under tf.distribute."""
     return 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def clip_factor(squared_norm, clip_norm):
+    """`clip / max(norm, clip)`: the factor of `tf.clip_by_global_norm` from the summed squares."""
+    return clip_norm / tf.maximum(tf.sqrt(squared_norm), clip_norm)
 
 
 def masked_logits(alpha, live):
@@ -105,6 +110,18 @@ class BilevelSearchModel(keras.Model):
             the same wall time either way (`benchmarks/bench_eoinas.py`), so
             the default favours the shorter tracing; consider `True` for long
             GPU searches. Defaults to `False`.
+        update_unsampled_ops: bool. Whether the weight step also updates the
+            ops an edge did not sample (`"gdas"` only). `True`: one SGD
+            update over all weights, the unsampled ops with a zero gradient,
+            so their momentum and weight decay still move them -- what the
+            2019 PyTorch GDAS code does once an op has been sampled
+            (`zero_grad()` zeroed gradients then). `False`: the SGD update,
+            weight decay and clipping run per edge on the sampled op's
+            weights only (a `Case` op per edge) and the other ops stay as
+            they are -- what the same code does on PyTorch >= 2.0, where
+            `zero_grad()` sets gradients to `None` and SGD skips those
+            weights; faster (`benchmarks/bench_eoinas.py`). Single replica
+            only. Defaults to `True`.
         **kwargs: `name`.
 
     Example:
@@ -116,7 +133,8 @@ class BilevelSearchModel(keras.Model):
 
     def __init__(self, cells=8, channels=16, num_classes=10, input_shape=(32, 32, 3), edge_mode="gdas",
                  primitives=None, steps=4, multiplier=4, stem_multiplier=3, weight_decay=3e-4,
-                 arch_weight_decay=1e-3, grad_clip=5.0, temperature=5.0, lower_arch_case=False, **kwargs):
+                 arch_weight_decay=1e-3, grad_clip=5.0, temperature=5.0, lower_arch_case=False,
+                 update_unsampled_ops=True, **kwargs):
         super().__init__(**kwargs)
         from keras_nas.spaces import darts_ops
 
@@ -126,6 +144,12 @@ class BilevelSearchModel(keras.Model):
             raise ValueError(f"`cells` must be an int >= 3 (two are reduction cells). Received: cells={cells!r}")
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"`channels` must be a positive int. Received: channels={channels!r}")
+        if not isinstance(update_unsampled_ops, bool):
+            raise TypeError("`update_unsampled_ops` must be a bool. "
+                            f"Received: update_unsampled_ops={update_unsampled_ops!r}")
+        if not update_unsampled_ops and edge_mode != "gdas":
+            raise ValueError("`update_unsampled_ops=False` needs `edge_mode='gdas'` (the other modes run and "
+                             f"train every op). Received: edge_mode={edge_mode!r}")
         primitives = list(darts_ops.PRIMITIVES if primitives is None else primitives)
         unknown = [p for p in primitives if p not in darts_ops.OPS]
         if unknown:
@@ -144,6 +168,7 @@ class BilevelSearchModel(keras.Model):
         self.grad_clip = grad_clip
         self.initial_temperature = temperature
         self.lower_arch_case = bool(lower_arch_case)
+        self.update_unsampled_ops = update_unsampled_ops
         self.num_edges = len(cell_edges(steps))
 
         stem_channels = stem_multiplier * channels
@@ -251,6 +276,10 @@ class BilevelSearchModel(keras.Model):
             optimizer = keras.optimizers.SGD(learning_rate=0.025, momentum=0.9)
         if arch_optimizer is None:
             arch_optimizer = keras.optimizers.Adam(learning_rate=3e-4, beta_1=0.5, beta_2=0.999)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if not self.update_unsampled_ops and replicas > 1:
+            raise ValueError("`update_unsampled_ops=False` runs on one replica only (its per-edge update "
+                             f"cannot aggregate across replicas). Received: {replicas} replicas")
         super().compile(optimizer=optimizer, **kwargs)
         self.arch_optimizer = arch_optimizer
         # Built eagerly: the alpha update runs inside a `tf.cond`, where the
@@ -300,12 +329,62 @@ class BilevelSearchModel(keras.Model):
         """SGD on the weights (Algorithm 1 line 3)."""
         probs, loss, grads, index = self._run_forward_backward(x, y, "weights")
         weights = self.weight_variables
+        if not self.update_unsampled_ops:
+            self._sampled_update(grads, weights, index)
+            return probs, loss, index
         grads, _ = tf.clip_by_global_norm(grads, self.grad_clip)
         # PyTorch SGD(weight_decay): L2 added to the (clipped) gradient before momentum.
         scale = _replica_scale()
         grads = [(g + self.weight_decay * v) * scale for g, v in zip(grads, weights)]
         self.optimizer.apply(grads, weights)
         return probs, loss, index
+
+    def _edge_groups(self, weights):
+        """Positions in `weights` of each edge op's variables, and of the rest.
+
+        Returns `(others, edges)`: `others` the positions of variables outside
+        the edges (stem, pre-processing, classifier); `edges` a list of
+        `(cell type, edge number, [positions of op 0's variables, ...])`.
+        """
+        position = {id(v): i for i, v in enumerate(weights)}
+        edges, inside = [], set()
+        for cell in self.cell_layers:
+            kind = "reduce" if cell.reduction else "normal"
+            for k, edge in enumerate(cell.edges):
+                groups = [[position[id(v)] for v in op.trainable_variables] for op in edge.candidate_ops]
+                edges.append((kind, k, groups))
+                inside.update(i for group in groups for i in group)
+        return [i for i in range(len(weights)) if i not in inside], edges
+
+    def _sampled_update(self, grads, weights, index):
+        """SGD on the sampled op of every edge and on the weights outside the edges.
+
+        The same update as `weight_step`'s (global-norm clip, then L2 added,
+        then the optimizer's own `update_step`), but the unsampled ops' (zero)
+        gradients are neither clipped, decayed nor applied: one `Case` op per
+        edge sums the squares of its sampled op's gradients for the global
+        norm, and a second applies the update to that op's weights only.
+        """
+        others, edges = self._edge_groups(weights)
+        optimizer = self.optimizer
+        squares = lambda positions: tf.add_n(  # noqa: E731
+            [tf.constant(0.0)] + [tf.reduce_sum(tf.square(grads[i])) for i in positions])
+        squared = [squares(others)]
+        for kind, k, groups in edges:
+            squared.append(run_sampled(index[kind][k], [lambda g=g: squares(g) for g in groups]))
+        factor = clip_factor(tf.add_n(squared), self.grad_clip)
+        learning_rate = optimizer.learning_rate
+
+        def update(positions):
+            for i in positions:
+                # PyTorch SGD(weight_decay): L2 added to the clipped gradient.
+                optimizer.update_step(grads[i] * factor + self.weight_decay * weights[i], weights[i], learning_rate)
+            return tf.constant(0)
+
+        update(others)
+        for kind, k, groups in edges:
+            run_sampled(index[kind][k], [lambda g=g: update(g) for g in groups])
+        optimizer.iterations.assign_add(1)
 
     def arch_step(self, x, y):
         """Adam on alpha (Algorithm 1 line 4), skipped while `arch_enabled` is 0."""
@@ -380,4 +459,5 @@ class BilevelSearchModel(keras.Model):
             "grad_clip": self.grad_clip,
             "temperature": self.initial_temperature,
             "lower_arch_case": self.lower_arch_case,
+            "update_unsampled_ops": self.update_unsampled_ops,
         }

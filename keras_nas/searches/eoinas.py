@@ -11,6 +11,7 @@ the operation importance indicator I (Eq. 7). `--edge-mode darts` runs the
 same supernet as a DARTS softmax mixture.
 """
 
+import argparse
 import os
 import time
 
@@ -40,7 +41,7 @@ def final_scores(model, variant, importance_lambda=0.5):
 
 
 def validate_search_options(epochs, warmup_epochs, prune_interval, variant, edge_mode, cells, channels,
-                            importance_lambda, tau_max, tau_min):
+                            importance_lambda, tau_max, tau_min, update_unsampled_ops=True):
     if variant not in VARIANTS:
         raise ValueError(f"`variant` must be one of {list(VARIANTS)}. Received: variant={variant!r}")
     if edge_mode not in EDGE_MODES:
@@ -56,6 +57,11 @@ def validate_search_options(epochs, warmup_epochs, prune_interval, variant, edge
         raise ValueError(f"`importance_lambda` must be >= 0. Received: importance_lambda={importance_lambda}")
     if not 0 < tau_min <= tau_max:
         raise ValueError(f"`tau_min`/`tau_max` must satisfy 0 < tau_min <= tau_max. Received: {tau_min}, {tau_max}")
+    if not isinstance(update_unsampled_ops, bool):
+        raise TypeError(f"`update_unsampled_ops` must be a bool. Received: update_unsampled_ops={update_unsampled_ops!r}")
+    if not update_unsampled_ops and edge_mode != "gdas":
+        raise ValueError("`update_unsampled_ops=False` needs `edge_mode='gdas'` (the other modes train every op). "
+                         f"Received: edge_mode={edge_mode!r}")
 
 
 def _read_history(path, epochs_done):
@@ -89,7 +95,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
                     prune_interval=20, variant="eoinas", edge_mode="gdas", learning_rate=0.025,
                     min_learning_rate=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
                     arch_learning_rate=3e-4, arch_weight_decay=1e-3, importance_lambda=0.5, tau_max=5.0,
-                    tau_min=0.1, tau_schedule="exponential", verbose=2):
+                    tau_min=0.1, tau_schedule="exponential", update_unsampled_ops=True, verbose=2):
     """One EoiNAS search (Algorithm 1) in `directory`; resumes from its checkpoint.
 
     Defaults are the paper's CIFAR-10 settings (sec. 4.2). Writes
@@ -108,7 +114,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
     from keras_nas.spaces import darts
 
     validate_search_options(epochs, warmup_epochs, prune_interval, variant, edge_mode, cells, channels,
-                            importance_lambda, tau_max, tau_min)
+                            importance_lambda, tau_max, tau_min, update_unsampled_ops)
     done = io.read_json(os.path.join(directory, "search.json"))
     if done is not None:
         return done
@@ -117,7 +123,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
     model = darts.search_network(
         cells=cells, channels=channels, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
         edge_mode=edge_mode, weight_decay=weight_decay, arch_weight_decay=arch_weight_decay,
-        grad_clip=grad_clip, temperature=tau_max,
+        grad_clip=grad_clip, temperature=tau_max, update_unsampled_ops=update_unsampled_ops,
     )
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
@@ -197,6 +203,10 @@ def add_arguments(parser):
     s.add_argument("--importance-lambda", type=float, default=0.5, help="lambda of Eq. (7)")
     s.add_argument("--tau-max", type=float, default=5.0, help="initial Gumbel temperature")
     s.add_argument("--tau-min", type=float, default=0.1, help="final Gumbel temperature")
+    s.add_argument("--update-unsampled-ops", action=argparse.BooleanOptionalAction, default=True,
+                   help="gdas: also apply momentum and weight decay to the ops an edge did not sample (2019 GDAS "
+                        "code); --no-update-unsampled-ops updates the sampled ops only (GDAS on PyTorch >= 2), "
+                        "faster; one replica only")
     e = parser.add_argument_group("training the derived network")
     e.add_argument("--eval-cells", type=int, default=5, help="cells (paper: 20)")
     e.add_argument("--eval-channels", type=int, default=16, help="channels C (paper: 36)")
@@ -213,6 +223,7 @@ def _search_kwargs(args):
         "edge_mode": args.edge_mode, "learning_rate": args.learning_rate,
         "min_learning_rate": args.min_learning_rate, "arch_learning_rate": args.arch_learning_rate,
         "importance_lambda": args.importance_lambda, "tau_max": args.tau_max, "tau_min": args.tau_min,
+        "update_unsampled_ops": args.update_unsampled_ops,
     }
 
 
@@ -226,7 +237,8 @@ def run(args):
 
     search_kwargs = _search_kwargs(args)
     validate_search_options(args.epochs, args.warmup_epochs, args.prune_interval, args.variant, args.edge_mode,
-                            args.cells, args.init_channels, args.importance_lambda, args.tau_max, args.tau_min)
+                            args.cells, args.init_channels, args.importance_lambda, args.tau_max, args.tau_min,
+                            args.update_unsampled_ops)
     if not isinstance(args.seeds, int) or args.seeds < 1:
         raise ValueError(f"`--seeds` must be an int >= 1. Received: {args.seeds!r}")
     for name in ("eval_cells", "eval_channels", "eval_epochs"):
@@ -241,8 +253,13 @@ def run(args):
               **{k: getattr(args, k) for k in ("eval_cells", "eval_channels", "eval_epochs",
                                                 "eval_learning_rate", "drop_path", "auxiliary_weight")}}
     strategy = common.setup_runtime(args)
+    if not args.update_unsampled_ops and strategy is not None and strategy.num_replicas_in_sync > 1:
+        raise ValueError("`--no-update-unsampled-ops` runs on one replica only. Received: "
+                         f"{strategy.num_replicas_in_sync} replicas (--strategy mirrored)")
     dataset = common.load_data(args)
-    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite)
+    # Folders written before `update_unsampled_ops` existed ran with True.
+    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite,
+                                 added_defaults={"update_unsampled_ops": True})
     io.write_preprocessing(out, dataset)
     print(f"{'Resuming' if resumed else 'Starting'} EoiNAS ({args.variant}, edge mode {args.edge_mode}) on "
           f"{dataset.name} {dataset.input_shape}: {args.seeds} seed(s) x {args.epochs} epochs -> {out}", flush=True)
