@@ -100,7 +100,11 @@ def search(kind, dataset, space, constraints, out, seed, episodes, branches, ste
 
 
 class _Clock:
-    """Keras callback recording (seconds since fit began, val_accuracy) after every epoch."""
+    """Keras callback recording (wall seconds, process CPU seconds since fit began, val_accuracy) per epoch.
+
+    The CPU time (`time.process_time`: all threads of this process) hardly
+    moves when a neighbour process competes for the cores; the wall time does.
+    """
 
     def __new__(cls):
         import keras
@@ -108,10 +112,12 @@ class _Clock:
         class Clock(keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
                 self.start = time.perf_counter()
+                self.cpu_start = time.process_time()
                 self.points = []
 
             def on_epoch_end(self, epoch, logs=None):
-                self.points.append((time.perf_counter() - self.start, float(logs["val_accuracy"])))
+                self.points.append((time.perf_counter() - self.start, time.process_time() - self.cpu_start,
+                                    float(logs["val_accuracy"])))
 
         return Clock()
 
@@ -145,15 +151,16 @@ def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=N
     return clock.points
 
 
-def time_to(points, target):
-    for seconds, accuracy in points:
+def time_to(points, target, cpu=False):
+    """Wall (or CPU) seconds of the first epoch whose validation accuracy reaches `target`, else None."""
+    for seconds, cpu_seconds, accuracy in points:
         if accuracy >= target:
-            return seconds
+            return cpu_seconds if cpu else seconds
     return None
 
 
 def epochs_to(points, target):
-    for epoch, (_, accuracy) in enumerate(points, 1):
+    for epoch, (_, _, accuracy) in enumerate(points, 1):
         if accuracy >= target:
             return epoch
     return None
@@ -256,6 +263,9 @@ def prediction_speedup(dataset, out, args):
     }
     if args.quick:
         actions = {k: actions[k] for k in ("keep", "width_up (last part)", f"insert conv at {middle}")}
+    if args.children:
+        wanted = [w.strip() for w in args.children.split(",")]
+        actions = {k: v for k, v in actions.items() if any(w in k for w in wanted)}
     lr_pp = 0.05 * args.lr_scale
     pp_schedule = lambda e: prediction_learning_rate(e, lr_pp, 0.001, args.prediction_epochs, args.decay)  # noqa: E731
     other = "cosine" if args.decay == "exponential" else "exponential"
@@ -269,14 +279,25 @@ def prediction_speedup(dataset, out, args):
     # The dictionary of a running search holds parameters trained over earlier steps: the parent here
     # is trained once with the standard setting.
     points = _fit(parent_model, dataset.train, dataset.validation, args.scratch_epochs, scratch_schedule)
-    print(f"parent ({len(parent)} layers, {parent_model.count_params():,} params): val acc {points[-1][1]:.4f} "
+    print(f"parent ({len(parent)} layers, {parent_model.count_params():,} params): val acc {points[-1][2]:.4f} "
           f"after {args.scratch_epochs} epochs, {points[-1][0]:.0f} s", flush=True)
-    store.contribute(parent_model, "parent", step=0, accuracy=max(a for _, a in points))
+    store.contribute(parent_model, "parent", step=0, accuracy=max(a for _, _, a in points))
     store.consolidate(0)
+    # The batch-norm statistics of an identity-started inserted layer (EPNASTuner: its first training batch).
+    images = next(iter(dataset.train.unbatch().batch(256)))[0]
+    other_init = "fresh" if args.insert_init == "identity" else "identity"
+
+    def shared_child(child, positions, key_map, insert_init):
+        model = space.build(child, dataset.input_shape, dataset.num_classes)
+        shared = store.load_into(model, key_map=key_map)
+        inserted = space.init_inserted(model, child, positions, inputs=images) if insert_init == "identity" else 0
+        return model, shared, inserted
+
     rows = []
     for name, action in actions.items():
         child = space.apply_action(parent, action)
-        key_map = space.sharing_key_map(child, space.parent_positions(parent, action))
+        positions = space.parent_positions(parent, action)
+        key_map = space.sharing_key_map(child, positions)
         for repeat in range(args.repeats):
             keras.utils.set_random_seed(1 + repeat)
             scratch = _fit(space.build(child, dataset.input_shape, dataset.num_classes), dataset.train,
@@ -284,12 +305,20 @@ def prediction_speedup(dataset, out, args):
             keras.utils.set_random_seed(1 + repeat)
             literal = store.load_into(space.build(child, dataset.input_shape, dataset.num_classes))
             keras.utils.set_random_seed(1 + repeat)
-            model = space.build(child, dataset.input_shape, dataset.num_classes)
-            shared = store.load_into(model, key_map=key_map)
+            model, shared, inserted = shared_child(child, positions, key_map, args.insert_init)
             predicted = _fit(model, dataset.train, dataset.validation, args.prediction_epochs, pp_schedule,
                              args.batch_scale, early_stop=args.patience)
             row = {"child": name, "repeat": repeat, "layers": len(child), "shared_fraction": shared,
-                   "shared_fraction_own_positions": literal, "scratch": scratch, "prediction": predicted}
+                   "shared_fraction_own_positions": literal, "scratch": scratch, "prediction": predicted,
+                   "insert_init": args.insert_init if inserted else None}
+            has_conv_insert = any(p is None and e["type"] in ("conv2d", "dep-sep-conv2d")
+                                  for e, p in zip(child, positions))
+            if args.compare_insert_init and has_conv_insert:
+                keras.utils.set_random_seed(1 + repeat)
+                model, _, _ = shared_child(child, positions, key_map, other_init)
+                row[f"prediction_{other_init}_insert"] = _fit(
+                    model, dataset.train, dataset.validation, args.prediction_epochs, pp_schedule,
+                    args.batch_scale, early_stop=args.patience)
             if args.no_sharing_run:
                 keras.utils.set_random_seed(1 + repeat)
                 row["no_sharing"] = _fit(space.build(child, dataset.input_shape, dataset.num_classes),
@@ -297,8 +326,7 @@ def prediction_speedup(dataset, out, args):
                                          args.batch_scale, early_stop=args.patience)
             if args.compare_decay:
                 keras.utils.set_random_seed(1 + repeat)
-                model = space.build(child, dataset.input_shape, dataset.num_classes)
-                store.load_into(model, key_map=key_map)
+                model, _, _ = shared_child(child, positions, key_map, args.insert_init)
                 row[f"prediction_{other}"] = _fit(model, dataset.train, dataset.validation, args.prediction_epochs,
                                                   other_schedule, args.batch_scale, early_stop=args.patience)
             _measure(row, args.tolerance)
@@ -311,38 +339,59 @@ def _ratio(value):
     return "never" if value is None else f"{value:.2f}"
 
 
-RUNS = ("prediction", "no_sharing", "prediction_cosine", "prediction_exponential")
+RUNS = ("prediction", "no_sharing", "prediction_cosine", "prediction_exponential", "prediction_fresh_insert",
+        "prediction_identity_insert")
 
 
 def _measure(row, tolerance):
     """Adds, per target ("best": the from-scratch run's best validation accuracy, what a search records
     as a child's accuracy; "final": its last epoch), the time (and epochs) each run needs to reach it
-    minus `tolerance`, and the ratios to the from-scratch time."""
+    minus `tolerance`, and the ratios to the from-scratch time (wall and CPU)."""
     scratch = row["scratch"]
-    targets = {"best": max(a for _, a in scratch), "final": scratch[-1][1]}
+    targets = {"best": max(a for _, _, a in scratch), "final": scratch[-1][2]}
     row["scratch_accuracy_best"], row["scratch_accuracy_final"] = targets["best"], targets["final"]
     row["scratch_seconds_total"] = scratch[-1][0]
     for target_name, accuracy in targets.items():
         target = accuracy - tolerance
         t_scratch = time_to(scratch, target)
+        c_scratch = time_to(scratch, target, cpu=True)
         row[f"scratch_seconds_to_{target_name}"] = t_scratch
+        row[f"scratch_cpu_seconds_to_{target_name}"] = c_scratch
         row[f"scratch_epochs_to_{target_name}"] = epochs_to(scratch, target)
         for run in RUNS:
             if run not in row:
                 continue
             t = time_to(row[run], target)
+            c = time_to(row[run], target, cpu=True)
             row[f"{run}_seconds_to_{target_name}"] = t
+            row[f"{run}_cpu_seconds_to_{target_name}"] = c
+            row[f"{run}_cpu_ratio_to_{target_name}"] = None if c is None else c / c_scratch
             row[f"{run}_epochs_to_{target_name}"] = epochs_to(row[run], target)
             row[f"{run}_ratio_to_{target_name}"] = None if t is None else t / t_scratch
     for run in RUNS:
         if run in row:
-            row[f"{run}_accuracy"] = max(a for _, a in row[run])
+            row[f"{run}_accuracy"] = max(a for _, _, a in row[run])
             row[f"{run}_ratio_total"] = row[run][-1][0] / scratch[-1][0]
+            row[f"{run}_cpu_ratio_total"] = row[run][-1][1] / scratch[-1][1]
 
 
 HEADER = ("child | run | shared (own-position keys) | scratch acc best / final | scratch s (epochs) to best / "
-          "final | pred acc | pred s (epochs) to best / final | RATIO to best / final | whole-run ratio | "
-          "w/o sharing: acc, ratio to best | other decay: acc, ratio to best")
+          "final | pred acc | pred s (epochs) to best / final | RATIO to best / final | CPU RATIO to best / final | "
+          "whole-run ratio wall / CPU | w/o sharing: acc, ratio to best | other decay: acc, ratio to best | "
+          "other insert init: acc, ratio to best")
+
+OTHER_RUNS = {"no_sharing": "prediction without sharing", "prediction_cosine": "prediction + sharing, cosine decay",
+              "prediction_exponential": "prediction + sharing, exponential decay",
+              "prediction_fresh_insert": "prediction + sharing, inserted conv fresh",
+              "prediction_identity_insert": "prediction + sharing, inserted conv identity"}
+
+
+def action_group(child):
+    """keep / scale / insert / remove, from a child's name in `prediction_speedup`."""
+    for group in ("keep", "insert", "remove"):
+        if child.startswith(group):
+            return group
+    return "scale"
 
 
 def _row_line(r):
@@ -351,45 +400,64 @@ def _row_line(r):
         return "never" if t is None else f"{t:.1f} ({r[f'{run}_epochs_to_{target}']})"
 
     def extra(run):
-        if run not in r:
+        if run is None or run not in r:
             return "-"
-        return f"{r[f'{run}_accuracy']:.4f}, {_ratio(r[f'{run}_ratio_to_best'])}"
+        return (f"{r[f'{run}_accuracy']:.4f}, {_ratio(r[f'{run}_ratio_to_best'])} "
+                f"(CPU {_ratio(r[f'{run}_cpu_ratio_to_best'])})")
 
-    other = next((run for run in RUNS[2:] if run in r), None)
+    decay = next((run for run in ("prediction_cosine", "prediction_exponential") if run in r), None)
+    init = next((run for run in ("prediction_fresh_insert", "prediction_identity_insert") if run in r), None)
     return (f"{r['child']} | {r['repeat']} | {r['shared_fraction']:.0%} ({r['shared_fraction_own_positions']:.0%}) | "
             f"{r['scratch_accuracy_best']:.4f} / {r['scratch_accuracy_final']:.4f} | "
             f"{took('scratch', 'best')} / {took('scratch', 'final')} | {r['prediction_accuracy']:.4f} | "
             f"{took('prediction', 'best')} / {took('prediction', 'final')} | "
             f"{_ratio(r['prediction_ratio_to_best'])} / {_ratio(r['prediction_ratio_to_final'])} | "
-            f"{r['prediction_ratio_total']:.2f} | {extra('no_sharing')} | "
-            + (f"{other.split('_')[1]} {extra(other)}" if other else "-"))
+            f"{_ratio(r['prediction_cpu_ratio_to_best'])} / {_ratio(r['prediction_cpu_ratio_to_final'])} | "
+            f"{r['prediction_ratio_total']:.2f} / {r['prediction_cpu_ratio_total']:.2f} | {extra('no_sharing')} | "
+            + (f"{decay.split('_')[1]} {extra(decay)}" if decay else "-")
+            + " | " + (f"{init.split('_')[1]} {extra(init)}" if init else "-"))
+
+
+def _stats(rows, run, target):
+    wall = [r[f"{run}_ratio_to_{target}"] for r in rows if r.get(f"{run}_ratio_to_{target}") is not None]
+    cpu = [r[f"{run}_cpu_ratio_to_{target}"] for r in rows if r.get(f"{run}_cpu_ratio_to_{target}") is not None]
+    return {"reached": len(wall), "runs": sum(run in r for r in rows),
+            "mean_ratio": sum(wall) / len(wall) if wall else None, "max_ratio": max(wall) if wall else None,
+            "mean_cpu_ratio": sum(cpu) / len(cpu) if cpu else None, "max_cpu_ratio": max(cpu) if cpu else None}
+
+
+def _stats_text(st):
+    text = f"reached {st['reached']}/{st['runs']}"
+    if st["reached"]:
+        text += (f", ratio wall mean {st['mean_ratio']:.2f} max {st['max_ratio']:.2f}, "
+                 f"CPU mean {st['mean_cpu_ratio']:.2f} max {st['max_cpu_ratio']:.2f}")
+    return text
 
 
 def summarize(rows, args):
-    """The averages printed at the end (and stored in bench_epnas.json)."""
+    """The averages printed at the end (and stored in bench_epnas.json), overall and per action."""
     lines, summary = [], {}
-    n = len(rows)
+    groups = [g for g in ("keep", "scale", "insert", "remove") if any(action_group(r["child"]) == g for r in rows)]
     for target in ("best", "final"):
-        ratios = [r[f"prediction_ratio_to_{target}"] for r in rows if r[f"prediction_ratio_to_{target}"] is not None]
-        summary[target] = {"reached": len(ratios), "runs": n,
-                           "mean_ratio": sum(ratios) / len(ratios) if ratios else None,
-                           "max_ratio": max(ratios) if ratios else None}
-        line = (f"target = from-scratch {target} accuracy - {args.tolerance}: prediction + sharing reached it in "
-                f"{len(ratios)}/{n} runs")
-        if ratios:
-            line += (f"; time to it / from-scratch time to it: mean {sum(ratios) / len(ratios):.2f}, "
-                     f"max {max(ratios):.2f} (paper: 0.2, issue: <= 0.33)")
-        lines.append(line)
-        for run in RUNS[1:]:
-            hits = [r[f"{run}_ratio_to_{target}"] for r in rows if r.get(f"{run}_ratio_to_{target}") is not None]
+        st = _stats(rows, "prediction", target)
+        summary[target] = dict(st)
+        lines.append(f"target = from-scratch {target} accuracy - {args.tolerance}: prediction + sharing "
+                     f"{_stats_text(st)} (time to it / from-scratch time to it; paper: 0.2, issue: <= 0.33)")
+        for group in groups:
+            gst = _stats([r for r in rows if action_group(r["child"]) == group], "prediction", target)
+            summary[target][f"action_{group}"] = gst
+            lines.append(f"    {group}: {_stats_text(gst)}")
+        for run, name in OTHER_RUNS.items():
             if any(run in r for r in rows):
-                name = "prediction without sharing" if run == "no_sharing" else f"prediction + sharing, {run.split('_')[1]} decay"
-                lines.append(f"    {name}: reached {len(hits)}/{n}"
-                             + (f", mean ratio {sum(hits) / len(hits):.2f}" if hits else ""))
-                summary[target][run] = {"reached": len(hits), "mean_ratio": sum(hits) / len(hits) if hits else None}
+                ost = _stats(rows, run, target)
+                summary[target][run] = ost
+                lines.append(f"    {name}: {_stats_text(ost)}")
     totals = [r["prediction_ratio_total"] for r in rows]
+    cpu_totals = [r["prediction_cpu_ratio_total"] for r in rows]
     summary["mean_ratio_total"] = sum(totals) / len(totals)
-    lines.append(f"whole prediction run / whole from-scratch run: mean {summary['mean_ratio_total']:.2f}")
+    summary["mean_cpu_ratio_total"] = sum(cpu_totals) / len(cpu_totals)
+    lines.append(f"whole prediction run / whole from-scratch run: mean wall {summary['mean_ratio_total']:.2f}, "
+                 f"CPU {summary['mean_cpu_ratio_total']:.2f}")
     return lines, summary
 
 
@@ -448,6 +516,12 @@ def main(argv=None):
                         help="part 2: also time prediction without the dictionary")
     parser.add_argument("--compare-decay", action=argparse.BooleanOptionalAction, default=True,
                         help="part 2: also time prediction + sharing with the other decay")
+    parser.add_argument("--insert-init", choices=("identity", "fresh"), default="identity",
+                        help="part 2: how an inserted conv starts (EPNASTuner's insert_init)")
+    parser.add_argument("--compare-insert-init", action=argparse.BooleanOptionalAction, default=True,
+                        help="part 2: children with an inserted conv also run with the other insert init")
+    parser.add_argument("--children", default=None,
+                        help="part 2: comma-separated name fragments of the children to run (default: all)")
     parser.add_argument("--skip-search", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -505,8 +579,8 @@ def main(argv=None):
     part2 = dataset if digits_part2 else cluttered_digits(seed=0)
     print(f"\nPerformance prediction + sharing vs from scratch on {args.prediction_data} "
           f"(batch x{args.batch_scale}, lr x{args.lr_scale:g}, {args.decay} decay over {args.prediction_epochs} "
-          f"epochs, patience "
-          f"{args.patience}; from scratch {args.scratch_epochs} epochs, SGDR)", flush=True)
+          f"epochs, patience {args.patience}, inserted conv {args.insert_init}; from scratch "
+          f"{args.scratch_epochs} epochs, SGDR)", flush=True)
     print(HEADER, flush=True)
     rows = prediction_speedup(part2, args.out, args)
     print("\nSummary:")

@@ -21,6 +21,9 @@ from keras_nas import io
 from keras_nas.searches import common
 
 BASELINES = ("none", "random")
+INSERT_INITS = ("identity", "fresh")
+# What a results folder whose config.json predates `--insert-init` ran with.
+_INSERT_INIT_BEFORE_OPTION = "fresh"
 
 
 def _ints(text, name):
@@ -60,6 +63,10 @@ def add_arguments(parser):
     g.add_argument("--sharing-keys", choices=("parent", "position"), default="parent",
                    help="dictionary keys a child reads: its layers' numbers in the parent network (default: "
                         "layers behind an insert/remove keep their parameters) or its own layer numbers")
+    g.add_argument("--insert-init", choices=INSERT_INITS, default=None,
+                   help="with prediction + parent keys, how a conv layer an insert action adds starts: identity "
+                        "(Net2Net-style function-preserving start, default) or fresh (random, the paper's literal "
+                        "reading; the default when resuming a results folder from before this option) [not given]")
     g.add_argument("--learning-rate", type=float, default=0.05, help="SGDR l_max [0.05]")
     g.add_argument("--min-learning-rate", type=float, default=0.001, help="SGDR l_min [0.001]")
     g.add_argument("--t0", type=int, default=10, help="SGDR T_0 [10]")
@@ -100,6 +107,9 @@ def check(args):
     for name in ("min_learning_rate", "weight_decay", "clipnorm", "entropy_weight"):
         if getattr(args, name) < 0:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 0. Received: {getattr(args, name)}")
+    insert_init = getattr(args, "insert_init", None)
+    if insert_init is not None and insert_init not in INSERT_INITS:
+        raise ValueError(f"`--insert-init` must be one of {list(INSERT_INITS)}. Received: {insert_init!r}")
     if not 0 <= args.penalty_base <= 1:
         raise ValueError(f"`--penalty-base` must be in [0, 1]. Received: {args.penalty_base}")
     if args.top_k > args.branches * args.steps:
@@ -128,6 +138,24 @@ def make_space(args):
         )
     except ValueError as error:
         raise ValueError(f"EPNAS space options: {error}") from None
+
+
+def _predates_insert_init(out, overwrite):
+    previous = None if overwrite else io.read_json(os.path.join(out, io.CONFIG_FILE))
+    return previous is not None and "insert_init" not in previous
+
+
+def resolve_insert_init(value, out, overwrite=False):
+    """`--insert-init` as given, else `"identity"`, or `"fresh"` for a folder from before the option.
+
+    A results folder written before `--insert-init` existed ran with fresh
+    inserted layers; resuming it without the option keeps that (and its
+    `config.json` without the key still matches), while naming
+    `--insert-init identity` there is refused as a changed setting.
+    """
+    if value is not None:
+        return value
+    return _INSERT_INIT_BEFORE_OPTION if _predates_insert_init(out, overwrite) else "identity"
 
 
 def best_so_far(values):
@@ -262,7 +290,8 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
         batch_scale=args.batch_scale, lr_scale=args.lr_scale, patience=args.patience,
         sharing_dir=sharing_dir if args.baseline != "random" else None,
         prediction_decay=getattr(args, "prediction_decay", "exponential"),
-        sharing_keys=getattr(args, "sharing_keys", "parent"), seed=args.seed,
+        sharing_keys=getattr(args, "sharing_keys", "parent"),
+        insert_init=getattr(args, "insert_init", None) or "identity", seed=args.seed,
         jit_compile=getattr(args, "jit_compile", False), distribution_strategy=strategy,
         directory=out, project_name="trials",
     )
@@ -279,6 +308,16 @@ CONFIG_KEYS = (
 )
 
 
+def run_config(args, out):
+    """The settings of a run for `config.json`; resolves `args.insert_init` (see `resolve_insert_init`)."""
+    config = {"method": "epnas", **common.common_config(args), **{k: getattr(args, k) for k in CONFIG_KEYS}}
+    overwrite = getattr(args, "overwrite", False)
+    args.insert_init = resolve_insert_init(getattr(args, "insert_init", None), out, overwrite)
+    if args.insert_init != _INSERT_INIT_BEFORE_OPTION or not _predates_insert_init(out, overwrite):
+        config["insert_init"] = args.insert_init
+    return config
+
+
 def run(args):
     """Runs (or resumes) the search described by `args`; returns results.json's dict."""
     import numpy as np
@@ -290,7 +329,7 @@ def run(args):
     dataset = common.load_data(args)
     # Fail before training on an input the space cannot carry.
     space.build(space.random_architecture(np.random.default_rng(0)), dataset.input_shape, dataset.num_classes)
-    config = {"method": "epnas", **common.common_config(args), **{k: getattr(args, k) for k in CONFIG_KEYS}}
+    config = run_config(args, out)
     resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite)
     io.write_preprocessing(out, dataset)
     budget = args.episodes * args.branches * args.steps

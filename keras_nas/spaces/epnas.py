@@ -371,6 +371,25 @@ class EPNASSpace:
                 mapping[key(f"C{c}_B", j, e)] = None if p is None else key(f"C{c}_B", p, e)
         return mapping
 
+    def init_inserted(self, model, architecture, positions, inputs=None):
+        """Starts each inserted conv layer of `model` as the identity (Net2Net "deeper"); returns how many.
+
+        `positions` is `parent_positions(...)` (None marks an inserted
+        element). The paper does not say how an inserted layer starts; see
+        `keras_nas.spaces.epnas_morphism` for our choice and its limits
+        (layer-by-layer search only: a module-search branch is not in series).
+        `inputs`: a batch of training images for the batch-norm statistics.
+        """
+        from keras_nas.spaces.epnas_morphism import init_identity_layer
+
+        if self.mode != "layers":
+            return 0
+        count = 0
+        for i, (e, p) in enumerate(zip(architecture, positions)):
+            if p is None and e["type"] in ("conv2d", "dep-sep-conv2d"):
+                count += init_identity_layer(model, f"L{i}_{e['type']}", e["activation"], inputs)
+        return count
+
     def _insert(self, arch, choice):
         p = min(int(choice["place"]), len(arch))
         new = {

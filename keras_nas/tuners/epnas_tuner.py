@@ -17,6 +17,7 @@ MODEL = "model.keras"
 SUMMARY = "summary.json"
 SHARING_KEYS = ("parent", "position")
 PREDICTION_DECAYS = ("exponential", "cosine")
+INSERT_INITS = ("identity", "fresh")
 
 
 def prediction_learning_rate(epoch, learning_rate, min_learning_rate, epochs, decay="exponential"):
@@ -106,6 +107,16 @@ class EPNASTuner(SearchTuner):
             "layer number" and "share parameters across steps"; the paper
             does not say in which network the number is counted. Defaults
             to `"parent"`.
+        insert_init: str. How a conv layer inserted by the child's action
+            starts when the child reads the dictionary with `"parent"` keys.
+            `"identity"`: Net2Net's function-preserving "deeper" start
+            (identity kernel, batch norm that passes its input through,
+            statistics from the first training batch; see
+            `keras_nas.spaces.epnas_morphism`), so the child starts from its
+            parent's function; `"fresh"`: Keras' random initialisation (the
+            paper is silent; the literal reading). Layer-by-layer search
+            only. Defaults to `"identity"` (benchmarks/bench_epnas.py
+            measures both).
         seed: int. Each trial is seeded with `seed + trial number`.
         jit_compile: bool. Defaults to `False`.
         **kwargs: passed to `SearchTuner` (`directory`, `project_name`, ...).
@@ -142,6 +153,7 @@ class EPNASTuner(SearchTuner):
         prediction_decay="exponential",
         sharing_dir=None,
         sharing_keys="parent",
+        insert_init="identity",
         seed=0,
         jit_compile=False,
         **kwargs,
@@ -156,6 +168,9 @@ class EPNASTuner(SearchTuner):
                              f"Received: prediction_decay={prediction_decay!r}")
         if sharing_keys not in SHARING_KEYS:
             raise ValueError(f"`sharing_keys` must be one of {list(SHARING_KEYS)}. Received: sharing_keys={sharing_keys!r}")
+        if insert_init not in INSERT_INITS:
+            raise ValueError(
+                f"`insert_init` must be one of {list(INSERT_INITS)}. Received: insert_init={insert_init!r}")
         super().__init__(oracle=oracle, **kwargs)
         self.space = space
         self.input_shape = tuple(input_shape)
@@ -176,6 +191,7 @@ class EPNASTuner(SearchTuner):
         self.prediction_decay = prediction_decay
         self.sharing_dir = sharing_dir
         self.sharing_keys = sharing_keys
+        self.insert_init = insert_init
         self.seed = int(seed)
         self.jit_compile = bool(jit_compile)
         self._rebatched = {}
@@ -212,11 +228,15 @@ class EPNASTuner(SearchTuner):
         parent network (inserted layers start fresh); `"position"` or no
         parent known (random baseline, trials of older searches): its own.
         """
+        positions = self.parent_positions(values)
+        return None if positions is None else self.space.sharing_key_map(architecture, positions)
+
+    def parent_positions(self, values):
+        """The trial's `parent_positions` (None: inserted), or None without parent keys."""
         positions = values.get("parent_positions")
         if self.sharing_keys == "position" or positions is None:
             return None
-        positions = [None if p < 0 else p for p in json.loads(positions)]
-        return self.space.sharing_key_map(architecture, positions)
+        return [None if p < 0 else p for p in json.loads(positions)]
 
     @staticmethod
     def architecture(trial):
@@ -248,6 +268,10 @@ class EPNASTuner(SearchTuner):
 
             store = ParameterStore(self.sharing_dir)
             shared_fraction = store.load_into(model, key_map=self.sharing_key_map(values, architecture))
+            positions = self.parent_positions(values)
+            if self.insert_init == "identity" and positions is not None and None in positions:
+                for images, _ in self._train_data(train_data).take(1):
+                    self.space.init_inserted(model, architecture, positions, inputs=images)
         epochs, schedule = self._schedule()
         with self._scope():
             model.compile(
