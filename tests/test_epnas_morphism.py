@@ -140,11 +140,11 @@ def test_cli_insert_init_choices_and_old_results_folders_resume(tmp_path, capsys
     io.prepare_out_dir(str(old), legacy)
     args = parse(["search", "epnas", "--out", str(old)])
     config = epnas.run_config(args, str(old))
-    assert args.insert_init == "fresh" and "insert_init" not in config
-    assert io.prepare_out_dir(str(old), config) is True
+    assert args.insert_init == "fresh" and config["insert_init"] == "fresh"
+    assert io.prepare_out_dir(str(old), config, added_defaults=epnas.ADDED_DEFAULTS) is True
     args = parse(["search", "epnas", "--out", str(old), "--insert-init", "identity"])
-    with pytest.raises(ValueError, match="insert_init: None -> 'identity'"):
-        io.prepare_out_dir(str(old), epnas.run_config(args, str(old)))
+    with pytest.raises(ValueError, match="insert_init: 'fresh' -> 'identity'"):
+        io.prepare_out_dir(str(old), epnas.run_config(args, str(old)), added_defaults=epnas.ADDED_DEFAULTS)
 
 
 def test_tuner_reads_inserted_positions(tmp_path):

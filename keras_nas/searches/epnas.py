@@ -22,8 +22,9 @@ from keras_nas.searches import common
 
 BASELINES = ("none", "random")
 INSERT_INITS = ("identity", "fresh")
-# What a results folder whose config.json predates `--insert-init` ran with.
-_INSERT_INIT_BEFORE_OPTION = "fresh"
+# Settings added after results folders were written without them, with the value those runs had
+# (`io.prepare_out_dir(added_defaults=...)`).
+ADDED_DEFAULTS = {"insert_init": "fresh"}
 
 
 def _ints(text, name):
@@ -149,13 +150,14 @@ def resolve_insert_init(value, out, overwrite=False):
     """`--insert-init` as given, else `"identity"`, or `"fresh"` for a folder from before the option.
 
     A results folder written before `--insert-init` existed ran with fresh
-    inserted layers; resuming it without the option keeps that (and its
-    `config.json` without the key still matches), while naming
-    `--insert-init identity` there is refused as a changed setting.
+    inserted layers; resuming it without the option keeps that (`run`
+    passes `ADDED_DEFAULTS` to `io.prepare_out_dir`, so its `config.json`
+    without the key still matches), while naming `--insert-init identity`
+    there is refused as a changed setting.
     """
     if value is not None:
         return value
-    return _INSERT_INIT_BEFORE_OPTION if _predates_insert_init(out, overwrite) else "identity"
+    return ADDED_DEFAULTS["insert_init"] if _predates_insert_init(out, overwrite) else "identity"
 
 
 def best_so_far(values):
@@ -311,10 +313,8 @@ CONFIG_KEYS = (
 def run_config(args, out):
     """The settings of a run for `config.json`; resolves `args.insert_init` (see `resolve_insert_init`)."""
     config = {"method": "epnas", **common.common_config(args), **{k: getattr(args, k) for k in CONFIG_KEYS}}
-    overwrite = getattr(args, "overwrite", False)
-    args.insert_init = resolve_insert_init(getattr(args, "insert_init", None), out, overwrite)
-    if args.insert_init != _INSERT_INIT_BEFORE_OPTION or not _predates_insert_init(out, overwrite):
-        config["insert_init"] = args.insert_init
+    args.insert_init = resolve_insert_init(getattr(args, "insert_init", None), out, getattr(args, "overwrite", False))
+    config["insert_init"] = args.insert_init
     return config
 
 
@@ -330,7 +330,7 @@ def run(args):
     # Fail before training on an input the space cannot carry.
     space.build(space.random_architecture(np.random.default_rng(0)), dataset.input_shape, dataset.num_classes)
     config = run_config(args, out)
-    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite)
+    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite, added_defaults=ADDED_DEFAULTS)
     io.write_preprocessing(out, dataset)
     budget = args.episodes * args.branches * args.steps
     print(
