@@ -167,3 +167,9 @@ def test_update_unsampled_ops_errors():
         BilevelSearchModel(edge_mode="darts", update_unsampled_ops=False)
     with pytest.raises(TypeError, match="`update_unsampled_ops` must be a bool"):
         BilevelSearchModel(update_unsampled_ops="no")
+    import keras
+
+    model = BilevelSearchModel(cells=3, channels=2, num_classes=3, input_shape=(4, 4, 1), steps=1, multiplier=1,
+                               primitives=["skip_connect", "sep_conv_3x3"], update_unsampled_ops=False)
+    with pytest.raises(ValueError, match=r"needs an optimizer without .*Received: \{'clipnorm': 1.0\}"):
+        model.compile(optimizer=keras.optimizers.SGD(0.1, clipnorm=1.0))

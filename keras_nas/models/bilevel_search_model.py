@@ -8,6 +8,9 @@ from keras_nas.layers.gumbel_edge import EDGE_MODES, run_sampled
 from keras_nas.layers.search_cell import SearchCell, cell_edges
 
 CELL_TYPES = ("normal", "reduce")
+# What `keras.optimizers.Optimizer.apply` does besides `update_step`.
+_APPLY_EXTRAS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
+                 "gradient_accumulation_steps", "loss_scale_factor")
 
 
 def _replica_scale():
@@ -280,6 +283,15 @@ class BilevelSearchModel(keras.Model):
         if not self.update_unsampled_ops and replicas > 1:
             raise ValueError("`update_unsampled_ops=False` runs on one replica only (its per-edge update "
                              f"cannot aggregate across replicas). Received: {replicas} replicas")
+        if not self.update_unsampled_ops:
+            # The per-edge update calls the optimizer's own `update_step`,
+            # bypassing what `apply` adds around it.
+            extras = {a: getattr(optimizer, a, None) for a in _APPLY_EXTRAS}
+            extras = {a: v for a, v in extras.items() if v}
+            if extras:
+                raise ValueError("`update_unsampled_ops=False` needs an optimizer without "
+                                 f"{list(_APPLY_EXTRAS)} (weight decay and clipping are the model's own "
+                                 f"`weight_decay` and `grad_clip`). Received: {extras}")
         super().compile(optimizer=optimizer, **kwargs)
         self.arch_optimizer = arch_optimizer
         # Built eagerly: the alpha update runs inside a `tf.cond`, where the
