@@ -294,8 +294,9 @@ class BilevelSearchModel(keras.Model):
                                  f"`weight_decay` and `grad_clip`). Received: {extras}")
         super().compile(optimizer=optimizer, **kwargs)
         self.arch_optimizer = arch_optimizer
-        # Built eagerly: the alpha update runs inside a `tf.cond`, where the
-        # optimizer could not create its slots.
+        # Built eagerly: with `update_unsampled_ops=False` the weight update
+        # runs inside the edges' `Case` ops, where the optimizer could not
+        # create its slots.
         optimizer.build(self.weight_variables)
         arch_optimizer.build(self.arch_variables)
 
