@@ -115,3 +115,11 @@ def test_dense_baseline_is_the_closest_narrower_network():
     bigger = channel_nasnet(1, 3, widths["channels"] + 2, input_shape=(8, 8, 1), masked=False).count_params()
     smaller = channel_nasnet(1, 3, widths["channels"] - 2, input_shape=(8, 8, 1), masked=False).count_params()
     assert abs(params - 16000) <= min(abs(bigger - 16000), abs(smaller - 16000))
+
+
+def test_sparse_data_format_resolves_per_space_and_channels_first_is_nasnet_only():
+    assert cnas.sparse_overrides(_args()) == {"data_format": "channels_first"}
+    assert cnas.sparse_overrides(_args(space="densenet-bc")) == {}
+    assert cnas.sparse_overrides(_args(sparse_data_format="channels_last")) == {"data_format": "channels_last"}
+    with pytest.raises(ValueError, match="`--sparse-data-format channels_first` applies to `--space nasnet`"):
+        cnas.validate(_args(space="densenet-bc", sparse_data_format="channels_first"))

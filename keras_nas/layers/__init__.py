@@ -7,3 +7,4 @@ from keras_nas.layers.search_cell import SearchCell  # noqa: F401
 from keras_nas.layers.zero import Zero  # noqa: F401
 from keras_nas.layers.channel_mask import ChannelMask  # noqa: F401
 from keras_nas.layers.channel_select import ChannelSelect  # noqa: F401
+from keras_nas.layers.channels_first_factorized_reduce import ChannelsFirstFactorizedReduce  # noqa: F401

@@ -29,6 +29,7 @@ from keras_nas.searches import common
 
 SPACES = ("nasnet", "densenet-bc")
 MODES = ("retrain", "finetune")
+DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def add_arguments(parser):
@@ -41,6 +42,10 @@ def add_arguments(parser):
     s.add_argument("--layers-per-block", type=int, default=3, help="densenet-bc: bottleneck layers per block (default 3) [19]")
     s.add_argument("--growth-rate", type=int, default=6, help="densenet-bc: growth rate k (default 6) [12]")
     s.add_argument("--dropout", type=float, default=0.0, help="spatial dropout rate [used, rate not given]")
+    s.add_argument("--sparse-data-format", choices=("auto",) + DATA_FORMATS, default="auto",
+                   help="feature-map layout of the materialised (sparse) model; auto: channels_first for nasnet "
+                        "(its channel selections become block copies: faster on CPU, see benchmarks/bench_cnas.py), "
+                        "channels_last for densenet-bc (the only layout it has). Same weights and function.")
     p = parser.add_argument_group("CNAS search")
     p.add_argument("--sparsity", type=float, default=0.46, help="target rho = |W*|/|W| [0.46]")
     p.add_argument("--gamma", type=float, default=0.1, help="share of remaining input channels zeroed per iteration [0.1]")
@@ -62,7 +67,7 @@ def add_arguments(parser):
 
 
 KEYS = ("space", "cells", "nodes", "ops_per_node", "init_channels", "layers_per_block", "growth_rate", "dropout",
-        "sparsity", "gamma", "saliency_batches", "finetune_epochs", "search_learning_rate", "epochs", "mode",
+        "sparse_data_format", "sparsity", "gamma", "saliency_batches", "finetune_epochs", "search_learning_rate", "epochs", "mode",
         "final_epochs", "learning_rate", "min_learning_rate", "t0", "t_mul", "momentum", "weight_decay", "baselines")
 
 
@@ -72,6 +77,12 @@ def validate(args):
         raise ValueError(f"`--space` must be one of {list(SPACES)}. Received: {args.space!r}")
     if args.mode not in MODES:
         raise ValueError(f"`--mode` must be one of {list(MODES)}. Received: {args.mode!r}")
+    data_format = getattr(args, "sparse_data_format", "auto")
+    if data_format not in ("auto",) + DATA_FORMATS:
+        raise ValueError(f"`--sparse-data-format` must be one of {['auto', *DATA_FORMATS]}. Received: {data_format!r}")
+    if args.space != "nasnet" and data_format == "channels_first":
+        raise ValueError(f"`--sparse-data-format channels_first` applies to `--space nasnet` only. Received: "
+                         f"--space {args.space}")
     for name in ("sparsity", "gamma"):
         value = getattr(args, name)
         if not isinstance(value, (int, float)) or not 0 < value < 1:
@@ -103,6 +114,19 @@ def validate(args):
     if getattr(args, "chief", None):
         raise ValueError("CNAS is a single one-shot search: `--chief` does not apply; use `--strategy mirrored` "
                          "to spread it over local devices.")
+
+
+def sparse_data_format(args):
+    """Layout of the materialised model: `--sparse-data-format`, `auto` resolved per space."""
+    value = getattr(args, "sparse_data_format", "auto")
+    if value == "auto":
+        return "channels_first" if args.space == "nasnet" else "channels_last"
+    return value
+
+
+def sparse_overrides(args):
+    """Builder keyword arguments of a sparse model (`data_format` only where the space has one)."""
+    return {"data_format": sparse_data_format(args)} if args.space == "nasnet" else {}
 
 
 def builder(args, input_shape, num_classes, **overrides):
@@ -330,7 +354,8 @@ def run(args):
         print(f"[search] stopped at {final_params / total:.3f} of |W|: nothing more can be removed", flush=True)
 
     # (3) the physically sparse model.
-    sparse, selection = pruning.materialize(oneshot, graph, lambda sel: build(selection=sel))
+    sparse, selection = pruning.materialize(oneshot, graph,
+                                            lambda sel: build(selection=sel, **sparse_overrides(args)))
     images = next(iter(dataset.validation))[0]
     difference = float(np.max(np.abs(oneshot.predict(images, verbose=0) - sparse.predict(images, verbose=0))))
     if sparse.count_params() != final_params:
@@ -345,7 +370,7 @@ def run(args):
     if args.mode == "retrain":
         keras.utils.set_random_seed(args.seed + 1)
         with _scope(strategy):
-            final = build(selection=selection)
+            final = build(selection=selection, **sparse_overrides(args))
     else:
         final = sparse
     name = "CNAS-R" if args.mode == "retrain" else "CNAS-W"
@@ -372,7 +397,7 @@ def run(args):
         random_masks = pruning.random_masks(graph, final_params, seed=args.seed)
         keras.utils.set_random_seed(args.seed + 3)
         with _scope(strategy):
-            randomly = build(selection=graph.selection(random_masks))
+            randomly = build(selection=graph.selection(random_masks), **sparse_overrides(args))
         print(f"[baseline] random pruning: {graph.count_params(random_masks):,} weights", flush=True)
         done = train_phase("baseline_random", randomly, dataset, out, epochs=args.final_epochs,
                            lr_fn=_lr(args, args.final_epochs), args=args, strategy=strategy,
@@ -402,6 +427,7 @@ def run(args):
         "iterations": log,
         "cells": report,
         "materialize_max_abs_difference": difference,
+        "sparse_data_format": sparse_data_format(args),
         "oneshot": {k: oneshot_done[k] for k in ("val_accuracy", "test_accuracy", "seconds")},
         "search_seconds": search_done["seconds"],
         "final": {k: final_done[k] for k in ("val_accuracy", "test_accuracy", "seconds", "params")},

@@ -40,6 +40,7 @@ from keras import layers
 
 from keras_nas.layers.channel_mask import ChannelMask
 from keras_nas.layers.channel_select import ChannelSelect
+from keras_nas.layers.channels_first_factorized_reduce import ChannelsFirstFactorizedReduce
 from keras_nas.layers.factorized_reduce import FactorizedReduce
 
 _BN_MOMENTUM = 0.9
@@ -48,8 +49,8 @@ _BN_EPSILON = 1e-5
 _BN_PER_CHANNEL = 4
 
 
-def _bn(name):
-    return layers.BatchNormalization(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
+def _bn(name, axis=-1):
+    return layers.BatchNormalization(axis=axis, momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
 
 
 class TopologyBuilder:
@@ -60,9 +61,10 @@ class TopologyBuilder:
     (masked one-shot, plain one-shot, sparse selection).
     """
 
-    def __init__(self, masked=True, selection=None):
+    def __init__(self, masked=True, selection=None, channel_axis=-1):
         self.masked = masked and selection is None
         self.selection = selection
+        self.channel_axis = channel_axis  # -1: channels last, 1: channels first
         self.topology = {"edges": {}, "sources": {}, "consumers": [], "slices": {}, "cells": []}
         self.tensors = {}
 
@@ -77,7 +79,7 @@ class TopologyBuilder:
         made by layers whose output columns may be permuted (their order is
         set by `keras_nas.pruning.channel_layout` in the sparse network).
         """
-        channels = len(origins) if origins is not None else int(tensor.shape[-1])
+        channels = len(origins) if origins is not None else int(tensor.shape[self.channel_axis])
         origins = list(origins) if origins is not None else [None] * channels
         self.topology["sources"][name] = {"kind": kind, "origins": origins, "cell": cell}
         if producers:
@@ -101,7 +103,7 @@ class TopologyBuilder:
         if len(present) == 1:
             tensor = present[0]
         elif present:
-            tensor = layers.Concatenate(name=layer_name)(present)
+            tensor = layers.Concatenate(axis=self.channel_axis, name=layer_name)(present)
         self.add_source(new_name, tensor, kind, origins, cell)
         self.topology["sources"][new_name]["parts"] = list(names)
         return tensor
@@ -125,13 +127,13 @@ class TopologyBuilder:
             pieces = self._pieces(n)
             for rank, ch in enumerate(self.alive_channels(n)):
                 positions[(n, ch)] = offset + rank
-            offset += sum(int(t.shape[-1]) for t in pieces)
+            offset += sum(int(t.shape[self.channel_axis]) for t in pieces)
             present += pieces
         if len(present) == 1:
             return present[0], positions
         if self.sparse:
             return present, positions
-        return layers.Concatenate(name=layer_name)(present), positions
+        return layers.Concatenate(axis=self.channel_axis, name=layer_name)(present), positions
 
     def edge_input(self, pool, positions, inputs, name, cell, per_input, fixed, sliced_layers, outputs, node=None,
                    before_mask=None, indices_only=False):
@@ -161,8 +163,8 @@ class TopologyBuilder:
         else:
             indices = [positions[tuple(i)] for i in inputs]
         x = pool
-        if isinstance(pool, list) or indices != list(range(int(pool.shape[-1]))):
-            x = ChannelSelect(indices, name=f"{name}_select")(pool)
+        if isinstance(pool, list) or indices != list(range(int(pool.shape[self.channel_axis]))):
+            x = ChannelSelect(indices, axis=self.channel_axis, name=f"{name}_select")(pool)
         if before_mask is not None:
             x = before_mask(x)
         if not self.masked:
@@ -210,6 +212,10 @@ def _check_int(name, value, low):
         raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
 
 
+def _data_format(channel_axis):
+    return "channels_first" if channel_axis == 1 else "channels_last"
+
+
 def _sparse_node(builder, pool, kept, node, out_channels):
     """The live ops of a node in a sparse network, sharing one selection, ReLU and depthwise conv.
 
@@ -219,39 +225,43 @@ def _sparse_node(builder, pool, kept, node, out_channels):
     of them; each op's pointwise 1x1 conv then reads its own share. Same
     function and weights as separate ops, fewer and larger kernels.
     """
+    axis, data_format = builder.channel_axis, _data_format(builder.channel_axis)
     indices = [i for _, idx in kept for i in idx]
     x = pool
-    if isinstance(pool, list) or indices != list(range(int(pool.shape[-1]))):
-        x = ChannelSelect(indices, name=f"{node}_select")(pool)
+    if isinstance(pool, list) or indices != list(range(int(pool.shape[axis]))):
+        x = ChannelSelect(indices, axis=axis, name=f"{node}_select")(pool)
     x = layers.ReLU(name=f"{node}_relu")(x)
-    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{node}_depthwise")(x)
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, data_format=data_format,
+                               name=f"{node}_depthwise")(x)
     outputs, start = [], 0
     for edge, idx in kept:
         y = x
         if len(kept) > 1:
-            y = ChannelSelect(list(range(start, start + len(idx))), name=f"{edge}_share")(x)
+            y = ChannelSelect(list(range(start, start + len(idx))), axis=axis, name=f"{edge}_share")(x)
         start += len(idx)
-        y = layers.Conv2D(out_channels, 1, use_bias=False, name=f"{edge}_pointwise")(y)
-        outputs.append(_bn(f"{edge}_bn")(y))
+        y = layers.Conv2D(out_channels, 1, use_bias=False, data_format=data_format, name=f"{edge}_pointwise")(y)
+        outputs.append(_bn(f"{edge}_bn", axis)(y))
     return outputs
 
 
 def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_node, input_resolution):
     """One cell; `prev_prev`/`prev` are source names. Returns the output source name."""
     label = f"cell{index}"
+    axis, data_format = builder.channel_axis, _data_format(builder.channel_axis)
+    reduce_layer = ChannelsFirstFactorizedReduce if axis == 1 else FactorizedReduce
     d_names = []
     for side, src in (("a", prev_prev), ("b", prev)):
         tensor = builder.tensors[src]
         layer_name = f"{label}_pre{side}"
-        if reduction or tensor.shape[1] != input_resolution:
-            y = FactorizedReduce(channels, name=layer_name)(tensor)
+        if reduction or tensor.shape[2 if axis == 1 else 1] != input_resolution:
+            y = reduce_layer(channels, name=layer_name)(tensor)
             sliced = [layer_name]
             producers = None  # two half convolutions: output order fixed
         else:
             y = layers.ReLU(name=f"{layer_name}_relu")(tensor)
-            y = layers.Conv2D(channels, 1, use_bias=False, kernel_initializer="he_normal",
+            y = layers.Conv2D(channels, 1, use_bias=False, kernel_initializer="he_normal", data_format=data_format,
                               name=f"{layer_name}_conv")(y)
-            y = _bn(f"{layer_name}_bn")(y)
+            y = _bn(f"{layer_name}_bn", axis)(y)
             sliced = [f"{layer_name}_conv"]
             producers = [(0, channels, [f"{layer_name}_conv", f"{layer_name}_bn"])]
         if builder.topology["sources"][src]["kind"] != "stem":
@@ -286,8 +296,8 @@ def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_n
             y = layers.ReLU(name=f"{edge}_relu")(x)
             y = layers.SeparableConv2D(out_channels, 3, padding="same", use_bias=False,
                                        depthwise_initializer="he_normal", pointwise_initializer="he_normal",
-                                       name=f"{edge}_sepconv")(y)
-            y = _bn(f"{edge}_bn")(y)
+                                       data_format=data_format, name=f"{edge}_sepconv")(y)
+            y = _bn(f"{edge}_bn", axis)(y)
             if alive is not None:
                 y = layers.Multiply(name=f"{edge}_gate")([y, alive])
             outputs.append(y)
@@ -308,7 +318,7 @@ def _cell(builder, prev_prev, prev, index, channels, reduction, nodes, ops_per_n
         elif outputs and builder.sparse:
             tensor = outputs  # read by ChannelSelect and the cell's concatenation: no node concatenation
         elif outputs:
-            tensor = layers.Concatenate(name=f"{label}_node{j}_concat")(outputs)
+            tensor = layers.Concatenate(axis=axis, name=f"{label}_node{j}_concat")(outputs)
         builder.add_source(z, tensor, "z", origins, cell=index, producers=producers)
         z_names.append(z)
     out = f"{label}_out"
@@ -331,6 +341,7 @@ def channel_nasnet(
     dropout=0.0,
     masked=True,
     selection=None,
+    data_format="channels_last",
     return_topology=False,
     name="cnas_nasnet",
 ):
@@ -352,6 +363,16 @@ def channel_nasnet(
         masked: bool. Put a `ChannelMask` on every edge. Defaults to `True`.
         selection: dict or None. Build the physically sparse network of this
             channel selection (`ChannelGraph.selection`); overrides `masked`.
+        data_format: str. Layout of the feature maps inside the network:
+            `"channels_last"` or `"channels_first"` (not for the masked
+            network: the masks and the Taylor saliency read the last axis).
+            The model's input stays `(height, width, channels)` images
+            (transposed once by the first layer); the weights have the
+            same shapes and names in both layouts. Channels first makes
+            the sparse network's channel selections block copies instead
+            of per-pixel copies of a few channels: on a CPU they cost a
+            fraction, while the depthwise convolutions cost more
+            (benchmarks/bench_cnas.py). Defaults to `"channels_last"`.
         return_topology: bool. Also return the topology dict.
         name: str. Model name.
 
@@ -379,11 +400,24 @@ def channel_nasnet(
             f"`input_shape` must be (height, width, channels) with sides >= {2 ** (stages - 1)} "
             f"for {stages} stages. Received: input_shape={input_shape}"
         )
-    builder = TopologyBuilder(masked=masked, selection=selection)
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(
+            f"`data_format` must be 'channels_last' or 'channels_first'. Received: data_format={data_format!r}"
+        )
+    if data_format == "channels_first" and masked and selection is None:
+        raise ValueError(
+            "`data_format='channels_first'` needs `masked=False` or a `selection` (the masks and the Taylor "
+            "saliency read the last axis). Received: masked=True, selection=None"
+        )
+    axis = 1 if data_format == "channels_first" else -1
+    builder = TopologyBuilder(masked=masked, selection=selection, channel_axis=axis)
     inputs = keras.Input(tuple(input_shape), name="images")
+    x = inputs
+    if axis == 1:
+        x = layers.Permute((3, 1, 2), name="channels_first")(x)
     x = layers.Conv2D(stem_channels or channels, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
-                      name="stem_conv")(inputs)
-    x = _bn("stem_bn")(x)
+                      data_format=data_format, name="stem_conv")(x)
+    x = _bn("stem_bn", axis)(x)
     builder.add_source("stem", x, "stem")
     prev_prev = prev = "stem"
     resolution = int(input_shape[0])
@@ -398,11 +432,11 @@ def channel_nasnet(
             out = _cell(builder, prev_prev, prev, index, width, reduction, nodes, ops_per_node,
                         resolution if not reduction else resolution * 2)
             if dropout:
-                builder.tensors[out] = layers.SpatialDropout2D(dropout, name=f"cell{index}_dropout")(
-                    builder.tensors[out])
+                builder.tensors[out] = layers.SpatialDropout2D(dropout, data_format=data_format,
+                                                               name=f"cell{index}_dropout")(builder.tensors[out])
             prev_prev, prev = prev, out
     y = layers.ReLU(name="head_relu")(builder.tensors[prev])
-    y = layers.GlobalAveragePooling2D(name="head_pool")(y)
+    y = layers.GlobalAveragePooling2D(data_format=data_format, name="head_pool")(y)
     y = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(y)
     builder.consumer(["predictions"], prev, num_classes)
     model = keras.Model(inputs, y, name=name)
