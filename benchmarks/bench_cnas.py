@@ -8,17 +8,22 @@
    beside the MACs ratio (target: the two agree within 25%), at batch 1
    and 32 (`--latency-batches`). The masks come from progressive zeroing
    (gamma 0.1) to rho with random saliency; the topology, not the
-   criterion, sets the cost. The four models (one-shot, materialised,
-   materialised without `channel_layout`, one-shot without masks) run
-   interleaved, round by round (`--rounds`, ~0.3 s per model per round);
-   printed: the median per-round ratio (and its range), the ratio of the
-   fastest rounds, and the ratio of this process's CPU time (robust when
-   other processes share the cores; with `--threads 1` it is the
-   single-thread compute time).
+   criterion, sets the cost. The models (one-shot, materialised,
+   materialised without `channel_layout`, one-shot without masks, and for
+   NASNet the materialised and unmasked one-shot networks with
+   channels-first feature maps) run interleaved, round by round
+   (`--rounds`, ~0.3 s per model per round); printed: the median per-round
+   ratio (and its range), the ratio of the fastest rounds, and the ratio of
+   this process's CPU time (robust when other processes share the cores;
+   with `--threads 1` it is the single-thread compute time). The
+   channels-first rows are also compared with the one-shot's fastest form
+   per round (masked, or without masks in either layout) beside the MACs
+   ratio to the one-shot without masks (its MACs are 3% fewer).
 
     PYTHONPATH=. python benchmarks/bench_cnas.py [--cells 2 --nodes 5 --channels 16 --image-size 32 --batch 64]
     PYTHONPATH=. python benchmarks/bench_cnas.py --space densenet-bc --sparsity 0.7
     ... [--threads 1] [--skip-step] [--channels 48 | --growth-rate 32] [--latency-batches 1 8]
+    ... --cells 6 --channels 72 --latency-batches 1 8 --rounds 5   # the paper's N and C (Table 1)
 
 What the materialised model does to follow its MACs (keras_nas.pruning,
 ChannelSelect): an edge reads its kept channels straight from the sources
@@ -30,47 +35,83 @@ BatchNorm entries) so the kept channels are contiguous; in NASNet the live
 ops of a node share one ReLU and one depthwise conv (both per channel).
 Nothing computes a pruned channel. The same `ChannelSelect` slicing made
 the one-shot network itself faster (its edges read contiguous halves of
-the pool, formerly with a slow last-axis `tf.gather`): the NASNet one-shot
-at batch 32 went from ~195 ms to ~55 ms, which is why its earlier
-"0.38 at batch 32" no longer holds.
+the pool, formerly with a slow last-axis `tf.gather`).
 
-Measured 2026-11-25 on 2 CPU cores shared with other jobs (load average
-1.7 for the 2-thread rows, ~4 for the rest: single rounds then vary
-0.2x-5x; read the medians and CPU times), 32x32 inputs; latency / CPU-time
-ratios:
+Where the time went (TF step stats of the frozen graphs, C 16, batch 32,
+1 thread, quiet machine): the channels-last materialised NASNet spent
+23 of its 38 ms in StridedSlice (11.4 ms, 366 ops), ConcatV2 (10.2 ms) and
+GatherV2 (1.8 ms) -- picking a few channels out of every pixel of an NHWC
+tensor is a per-pixel copy of 1-3 floats, and a concatenation of small
+pieces costs ~3x the depthwise conv it feeds -- against 12 ms of
+convolutions (whose ratio to the one-shot's, 0.44, does follow the MACs).
+The one-shot spends about the same 22 ms on its (fewer, larger) copies.
+Channels first (`channel_nasnet(data_format="channels_first")`, the CLI's
+`--sparse-data-format auto` for nasnet) makes every selection a block copy
+per example (microbenchmarks: 3 slices + concat 0.06 ms instead of 0.45
+ms at batch 32); the costs it adds: oneDNN transposes the depthwise convs
+(~2x their channels-last time), channels-first 1x1 convs on many channels
+are ~1.3x slower, and at stride 2 ~10x, so `ChannelsFirstFactorizedReduce`
+reduces channels last between two transposes. Tried and dropped: a
+grouped Conv2D instead of the depthwise conv (7x slower at batch 32),
+XLA (`jit_compile`: the one-shot 6x slower at batch 1, 19x at 32), a
+one-hot matmul for the selection (3-5x faster than slices, but its MACs
+would exceed the edges' own), per-source partial sums (more small
+kernels). The one-shot keeps channels last: its masks and the Taylor
+saliency read the last axis, and without masks it is no faster channels
+first.
 
-- training step with vs without masks: NASNet 1.014x, DenseNet-BC 0.937x
-  (target <= 1.1x: met).
-- NASNet-shaped, C 16, rho 0.46 (defaults): MACs 0.393. Batch 1: 0.933 /
-  0.877 (2 threads), 0.801 / 0.826 (1 thread). Batch 32: 0.642 / 0.622 (2
-  threads), 0.638 / 0.637 (1 thread). NOT met (58-138% apart).
-- NASNet-shaped, C 48 (--channels 48 --threads 1), rho 0.46: MACs 0.416.
-  Batch 1: 0.743 / 0.744; batch 8: 0.616 / 0.549. NOT met (32-79% apart).
-- DenseNet-BC, 6 layers/block, k 12, rho 0.7: MACs 0.737. Batch 1: 0.957
-  / 1.019 (2 threads), 0.915 / 0.931 (1 thread): 24-38% apart, NOT met.
-  Batch 32: 0.811 / 0.789 (2 threads), 0.725 / 0.792 (1 thread): 2-10%
-  apart, met.
-- DenseNet-BC, k 32 (--growth-rate 32 --threads 1), rho 0.7: MACs 0.738.
-  Batch 1: 0.822 / 0.841 (11-14% apart, met); batch 8: 0.763 / 0.763 (3%
-  apart, met).
+Measured 2026-11-26 on 2 CPU cores shared with other jobs (load average
+3-5 from other processes throughout: single rounds vary 0.4x-2x; read the
+CPU-time ratios of the 1-thread rows), 32x32 inputs; latency / CPU-time
+ratios, materialised / one-shot:
 
-At batch 1 both small networks are bound by the number of graph ops, not
-by MACs: the NASNet graphs hold 1,629 (one-shot) and 1,389 (materialised)
-ops besides variable reads (~500 of them in each are the inference
-BatchNorms' per-call scale/offset arithmetic), a ratio of 0.85, which is
-where the batch-1 latency ratio lands.
-Why NASNet still misses: pruning to rho 0.46 keeps only 9-14% of the
-edges' input channels (|X*| 864 of 6,400 at C 16) -- the weights left are
-mostly the fixed 1x1 pre-processing convolutions, which cost the same in
-both networks -- so the materialised edges are 40 nodes of 3x3 depthwise
-and 1x1 convolutions over a few (odd) channels each, whose CPU time is
-per-call overhead and unfilled SIMD lanes rather than MACs (profiled at
-C 16, batch 32, with the TF step stats: the materialised edges' 1x1
-convolutions took ~0.6 of the one-shot's time for ~0.13 of its MACs;
-sharing the depthwise conv per node cut that kernel from ~0.7 to ~0.25).
-The channel layout saves about 5-10% of the materialised latency in most
-runs ("without channel layout" column) but cannot shrink the kernels'
-fixed cost. The remaining lever would be wider, fewer edges (a pruning
+- training step with vs without masks: NASNet 0.917x (this run, loaded);
+  earlier 1.014x; DenseNet-BC 0.937x (target <= 1.1x: met).
+- NASNet-shaped, C 16, rho 0.46 (defaults), MACs 0.393 (0.406 to the
+  one-shot without masks), --threads 1:
+  batch 32: channels last 0.650 / 0.650 (66% apart, NOT met); channels
+  first 0.448 / 0.448 (14% apart: met), 0.503 / 0.500 to the one-shot's
+  fastest form (24% / 23% apart from 0.406: met).
+  batch 1: channels last 0.829 / 0.842, channels first 0.895 / 0.894
+  (NOT met: 111-128% apart).
+  Default threads (2, with the cores loaded ~2x over): batch 32 channels
+  last 0.639 / 0.628, channels first 0.549 / 0.538 (37-40% apart, NOT
+  met); batch 1: 0.832 / 0.836 and 1.074 / 1.073 (NOT met).
+- NASNet-shaped at the paper's N 6 and C 72 (Table 1; 20 cells, |W|
+  15.0 M, --cells 6 --channels 72 --threads 1 --rounds 5), rho 0.46:
+  |W*| 6.9 M, |X*| 1,291 of 69,120, MACs 2,189 M -> 926 M, ratio 0.423
+  (0.427 to the one-shot without masks).
+  batch 8: channels last 0.392 / 0.390 (7-8% apart: met); channels first
+  0.357 / 0.369 (13-16% apart: met), 0.401 / 0.399 to the one-shot's
+  fastest form (6-7% apart: met).
+  batch 1: channels last 0.529 / 0.536 (25.1% / 27% apart: NOT met, just);
+  channels first 0.587 / 0.597 (39-41% apart, NOT met): at this width the
+  many-channel 1x1 pre-processing convolutions dominate, and they are
+  slower channels first. (Two earlier runs under load 4-6 gave the same
+  CPU-time ratios within 0.05: batch 1 0.54-0.55 / 0.60, batch 8 0.37-0.40.)
+- Before the channels-first option (2026-11-25): NASNet C 48
+  (--channels 48 --threads 1), MACs 0.416: batch 1 0.743 / 0.744, batch 8
+  0.616 / 0.549 (channels last, NOT met).
+- DenseNet-BC (channels last only; unchanged), 6 layers/block, k 12, rho
+  0.7: MACs 0.737. Batch 1: 0.957 / 1.019 (2 threads), 0.915 / 0.931 (1
+  thread): 24-38% apart, NOT met. Batch 32: 0.811 / 0.789 (2 threads),
+  0.725 / 0.792 (1 thread): 2-10% apart, met. k 32 (--growth-rate 32
+  --threads 1): MACs 0.738; batch 1 0.822 / 0.841 (met), batch 8 0.763 /
+  0.763 (met).
+
+At batch 1 the small networks are bound by the number of graph ops, not
+by MACs or copies: the NASNet graphs hold 1,629 (one-shot) and 1,389
+(materialised, channels last) ops besides variable reads (~500 of them in
+each are the inference BatchNorms' per-call scale/offset arithmetic), a
+ratio of 0.85, which is where the batch-1 latency ratio lands; channels
+first adds the depthwise transposes, so it is slightly slower there
+(folding BatchNorm into the convolutions would remove about the same
+number of ops from both graphs and leave the ratio near 0.85). Pruning to
+rho 0.46 keeps only 9-14% of the edges' input channels (|X*| 864 of 6,400
+at C 16): the weights left are mostly the fixed 1x1 pre-processing
+convolutions, which cost the same in both networks, and the materialised
+edges are 40 nodes of 3x3 depthwise and 1x1 convolutions over ~22
+channels each. What would still move batch 1: fewer, wider edges (a
 criterion that removes whole edges), not a different materialisation.
 """
 
@@ -210,15 +251,24 @@ def main():
     pruning.write_masks(masked, graph, masks)
     sparse, _ = pruning.materialize(masked, graph, lambda sel: build(args, selection=sel))
     unordered, _ = pruning.materialize(masked, graph, lambda sel: build(args, selection=sel), layout=False)
+    models = [masked, sparse, unordered, plain]
+    if args.space == "nasnet":
+        # The same networks with channels-first feature maps (same weights and function).
+        first, _ = pruning.materialize(masked, graph, lambda sel: build(args, selection=sel,
+                                                                        data_format="channels_first"))
+        plain_first = build(args, masked=False, data_format="channels_first")
+        plain_first.set_weights(plain.get_weights())
+        models += [first, plain_first]
     macs_oneshot, macs_sparse = costs.count_macs(masked), costs.count_macs(sparse)
     macs_ratio = macs_sparse / macs_oneshot
+    macs_plain_ratio = macs_sparse / costs.count_macs(plain)  # to the one-shot without masks
     print(f"2. after {iterations} zeroing iterations to rho = {args.sparsity}: |W*| = {sparse.count_params():,} "
           f"({graph.sparsity(masks):.3f} of |W|), |X*| = {graph.input_channels(masks):,}")
     print(f"   MACs     one-shot {macs_oneshot / 1e6:.2f} M, materialised {macs_sparse / 1e6:.2f} M "
           f"-> ratio {macs_ratio:.3f}")
     for batch in args.latency_batches:
-        (lat_oneshot, lat_sparse, lat_unordered, lat_plain), times, cpu = latency_ms(
-            [masked, sparse, unordered, plain], batch=batch, rounds=args.rounds)
+        medians, times, cpu = latency_ms(models, batch=batch, rounds=args.rounds)
+        lat_oneshot, lat_sparse, lat_unordered, lat_plain = medians[:4]
         ratio, low, high = paired_ratio(times[1], times[0])
         best = min(times[1]) / min(times[0])  # fastest round of each: least disturbed by other processes
         cpu_ratio = paired_ratio(cpu[1], cpu[0])[0]
@@ -232,6 +282,24 @@ def main():
               f"fastest rounds {best:.3f}); CPU-time ratio {cpu_ratio:.3f}; MACs ratio {macs_ratio:.3f}")
         print(f"      -> latency {gap * 100:.0f}% apart from MACs ({'met' if gap <= 0.25 else 'NOT met'}), "
               f"CPU time {cpu_gap * 100:.0f}% apart ({'met' if cpu_gap <= 0.25 else 'NOT met'}); target within 25%")
+        if len(models) > 4:
+            ratio, low, high = paired_ratio(times[4], times[0])
+            cpu_ratio = paired_ratio(cpu[4], cpu[0])[0]
+            # The one-shot's fastest form (masked, or without masks in either layout), per round.
+            fastest = [min(r) for r in zip(times[0], times[3], times[5])]
+            fastest_cpu = [min(r) for r in zip(cpu[0], cpu[3], cpu[5])]
+            gap = abs(ratio - macs_ratio) / macs_ratio
+            cpu_gap = abs(cpu_ratio - macs_ratio) / macs_ratio
+            print(f"   channels first: materialised {medians[4]:.2f} ms, one-shot without masks {medians[5]:.2f} ms")
+            print(f"      -> latency ratio {ratio:.3f} (range {low:.3f}-{high:.3f}, fastest rounds "
+                  f"{min(times[4]) / min(times[0]):.3f}); CPU-time ratio {cpu_ratio:.3f}; MACs ratio {macs_ratio:.3f}")
+            print(f"      -> latency {gap * 100:.0f}% apart from MACs ({'met' if gap <= 0.25 else 'NOT met'}), "
+                  f"CPU time {cpu_gap * 100:.0f}% apart ({'met' if cpu_gap <= 0.25 else 'NOT met'}); target within 25%")
+            fast, fast_cpu = paired_ratio(times[4], fastest)[0], paired_ratio(cpu[4], fastest_cpu)[0]
+            print(f"      -> to the one-shot's fastest form (per round: masked, or without masks in either layout): "
+                  f"latency {fast:.3f}, CPU time {fast_cpu:.3f}; MACs ratio to the one-shot without masks "
+                  f"{macs_plain_ratio:.3f} ({abs(fast - macs_plain_ratio) / macs_plain_ratio * 100:.0f}% / "
+                  f"{abs(fast_cpu - macs_plain_ratio) / macs_plain_ratio * 100:.0f}% apart)")
 
 if __name__ == "__main__":
     main()
