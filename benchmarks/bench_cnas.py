@@ -56,9 +56,13 @@ grouped Conv2D instead of the depthwise conv (7x slower at batch 32),
 XLA (`jit_compile`: the one-shot 6x slower at batch 1, 19x at 32), a
 one-hot matmul for the selection (3-5x faster than slices, but its MACs
 would exceed the edges' own), per-source partial sums (more small
-kernels). The one-shot keeps channels last: its masks and the Taylor
-saliency read the last axis, and without masks it is no faster channels
-first.
+kernels), and 1x1 convolutions as matmuls over the positions: the same
+function and faster, but for both networks alike (1 thread, C 16: the
+one-shot without masks -7% at batch 1 and -11% at batch 32 with its
+separable convs' 1x1 part as a matmul, the materialised one -4-7% and
+-1-3%), so it would not move the ratio and is not used. The one-shot
+keeps channels last: its masks and the Taylor saliency read the last
+axis, and without masks it is no faster channels first.
 
 Measured 2026-11-26 on 2 CPU cores shared with other jobs (load average
 3-5 from other processes throughout: single rounds vary 0.4x-2x; read the
