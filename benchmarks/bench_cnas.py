@@ -55,8 +55,8 @@ reduces channels last between two transposes. Tried and dropped: a
 grouped Conv2D instead of the depthwise conv (7x slower at batch 32),
 XLA (`jit_compile`: the one-shot 6x slower at batch 1, 19x at 32), a
 one-hot matmul for the selection (3-5x faster than slices, but its MACs
-would exceed the edges' own), per-source partial sums (more small
-kernels), and 1x1 convolutions as matmuls over the positions: the same
+would exceed the edges' own), per-source partial sums (only estimated
+from the kernels' fixed costs: more small kernels), and 1x1 convolutions as matmuls over the positions: the same
 function and faster, but for both networks alike (1 thread, C 16: the
 one-shot without masks -7% at batch 1 and -11% at batch 32 with its
 separable convs' 1x1 part as a matmul, the materialised one -4-7% and
