@@ -212,8 +212,8 @@ class ParameterStore:
         `key_map` (`{model key: dictionary key or None}`, e.g.
         `EPNASSpace.sharing_key_map`) reads a key of the model from another
         key of the dictionary (the position its layer had in the parent
-        network), or not at all (None: an inserted layer keeps its fresh
-        initialisation). Keys not in the map read their own key.
+        network), or not at all (None: an inserted layer keeps its own start,
+        fresh or `EPNASSpace.init_inserted`). Keys not in the map read their own key.
         """
         index = self.index()
         entries = model_entries(model)

@@ -46,7 +46,7 @@ PREDICTION = {
     "lr_scale": 10.0,  # "we increase LR to 0.5" (0.05 x 10)
     "prediction_decay": "exponential",  # "a large learning rate with an aggressive decay" (shape not given)
     "sharing_keys": "parent",  # "share parameters across steps": a child reads its parent's layer numbers
-    "insert_init": "identity",  # not in the paper: an inserted conv starts as the identity (Net2Net "deeper")
+    "insert_init": "fresh",  # the paper is silent on how an inserted layer starts: random (identity: Net2Net)
     "out": "runs/epnas_cifar10_layers_pp",
 }
 

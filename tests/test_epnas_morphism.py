@@ -127,24 +127,21 @@ def test_cli_insert_init_choices_and_old_results_folders_resume(tmp_path, capsys
         cli.main(["search", "epnas", "--out", str(tmp_path / "x"), "--insert-init", "zero"])
     assert "--insert-init" in capsys.readouterr().err and not (tmp_path / "x").exists()
     parse = cli.build_parser().parse_args
-    new = tmp_path / "new"
-    args = parse(["search", "epnas", "--out", str(new)])
-    config = epnas.run_config(args, str(new))
-    assert args.insert_init == "identity" and config["insert_init"] == "identity"
+    new = str(tmp_path / "new")
+    assert epnas.run_config(parse(["search", "epnas", "--out", new]), new)["insert_init"] == "fresh"
+    identity = parse(["search", "epnas", "--out", new, "--insert-init", "identity"])
+    assert epnas.run_config(identity, new)["insert_init"] == "identity"
     # A folder written before the option existed: its config.json has no `insert_init`, and it ran with
-    # fresh inserted layers. The same command resumes it with fresh layers.
-    old = tmp_path / "old"
-    args = parse(["search", "epnas", "--out", str(old)])
-    legacy = epnas.run_config(args, str(old))
+    # fresh inserted layers. The same command resumes it; asking for identity layers there is refused.
+    old = str(tmp_path / "old")
+    legacy = epnas.run_config(parse(["search", "epnas", "--out", old]), old)
     del legacy["insert_init"]
-    io.prepare_out_dir(str(old), legacy)
-    args = parse(["search", "epnas", "--out", str(old)])
-    config = epnas.run_config(args, str(old))
-    assert args.insert_init == "fresh" and config["insert_init"] == "fresh"
-    assert io.prepare_out_dir(str(old), config, added_defaults=epnas.ADDED_DEFAULTS) is True
-    args = parse(["search", "epnas", "--out", str(old), "--insert-init", "identity"])
+    io.prepare_out_dir(old, legacy)
+    config = epnas.run_config(parse(["search", "epnas", "--out", old]), old)
+    assert io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS) is True
+    config = epnas.run_config(parse(["search", "epnas", "--out", old, "--insert-init", "identity"]), old)
     with pytest.raises(ValueError, match="insert_init: 'fresh' -> 'identity'"):
-        io.prepare_out_dir(str(old), epnas.run_config(args, str(old)), added_defaults=epnas.ADDED_DEFAULTS)
+        io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS)
 
 
 def test_tuner_reads_inserted_positions(tmp_path):
@@ -154,6 +151,6 @@ def test_tuner_reads_inserted_positions(tmp_path):
     space = EPNASSpace("layers", max_layers=4, initial_layers=(2, 3), channels=(16, 32))
     oracle = EPNASOracle(space, episodes=1, branches=1, steps=1, action_units=16, seed=0)
     tuner = EPNASTuner(oracle, space, (8, 8, 1), 10, directory=str(tmp_path), project_name="t")
-    assert tuner.insert_init == "identity"
+    assert tuner.insert_init == "fresh"
     assert tuner.parent_positions({"parent_positions": "[0, -1, 1]"}) == [0, None, 1]
     assert tuner.parent_positions({}) is None

@@ -24,7 +24,7 @@ def test_recipes_hold_the_paper_settings(recipe):
     pp = _args(recipe.command(recipe.PREDICTION))
     assert pp.prediction and pp.prediction_epochs == 10 and pp.batch_scale * 128 == 1024
     assert pp.learning_rate * pp.lr_scale == pytest.approx(0.5)
-    assert (pp.prediction_decay, pp.sharing_keys) == ("exponential", "parent")
+    assert (pp.prediction_decay, pp.sharing_keys, pp.insert_init) == ("exponential", "parent", "fresh")
     assert (pp.t0, pp.t_mult, pp.min_learning_rate) == (10, 2.0, 0.001)
     assert _args(recipe.command(recipe.SCRATCH)).epochs == 20 and not _args(recipe.command(recipe.SCRATCH)).prediction
     assert _args(recipe.command(recipe.RANDOM)).baseline == "random"

@@ -23,7 +23,7 @@ from keras_nas.searches import common
 BASELINES = ("none", "random")
 INSERT_INITS = ("identity", "fresh")
 # Settings added after results folders were written without them, with the value those runs had
-# (`io.prepare_out_dir(added_defaults=...)`).
+# (`io.prepare_out_dir(added_defaults=...)`): such a folder resumes unless the setting is changed.
 ADDED_DEFAULTS = {"insert_init": "fresh"}
 
 
@@ -64,10 +64,10 @@ def add_arguments(parser):
     g.add_argument("--sharing-keys", choices=("parent", "position"), default="parent",
                    help="dictionary keys a child reads: its layers' numbers in the parent network (default: "
                         "layers behind an insert/remove keep their parameters) or its own layer numbers")
-    g.add_argument("--insert-init", choices=INSERT_INITS, default=None,
-                   help="with prediction + parent keys, how a conv layer an insert action adds starts: identity "
-                        "(Net2Net-style function-preserving start, default) or fresh (random, the paper's literal "
-                        "reading; the default when resuming a results folder from before this option) [not given]")
+    g.add_argument("--insert-init", choices=INSERT_INITS, default="fresh",
+                   help="with prediction + parent keys, how a conv layer an insert action adds starts: fresh "
+                        "(random, the literal reading, default) or identity (Net2Net-style function-preserving "
+                        "start; benchmarks/bench_epnas.py compares them) [not given]")
     g.add_argument("--learning-rate", type=float, default=0.05, help="SGDR l_max [0.05]")
     g.add_argument("--min-learning-rate", type=float, default=0.001, help="SGDR l_min [0.001]")
     g.add_argument("--t0", type=int, default=10, help="SGDR T_0 [10]")
@@ -108,8 +108,8 @@ def check(args):
     for name in ("min_learning_rate", "weight_decay", "clipnorm", "entropy_weight"):
         if getattr(args, name) < 0:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 0. Received: {getattr(args, name)}")
-    insert_init = getattr(args, "insert_init", None)
-    if insert_init is not None and insert_init not in INSERT_INITS:
+    insert_init = getattr(args, "insert_init", "fresh")
+    if insert_init not in INSERT_INITS:
         raise ValueError(f"`--insert-init` must be one of {list(INSERT_INITS)}. Received: {insert_init!r}")
     if not 0 <= args.penalty_base <= 1:
         raise ValueError(f"`--penalty-base` must be in [0, 1]. Received: {args.penalty_base}")
@@ -139,25 +139,6 @@ def make_space(args):
         )
     except ValueError as error:
         raise ValueError(f"EPNAS space options: {error}") from None
-
-
-def _predates_insert_init(out, overwrite):
-    previous = None if overwrite else io.read_json(os.path.join(out, io.CONFIG_FILE))
-    return previous is not None and "insert_init" not in previous
-
-
-def resolve_insert_init(value, out, overwrite=False):
-    """`--insert-init` as given, else `"identity"`, or `"fresh"` for a folder from before the option.
-
-    A results folder written before `--insert-init` existed ran with fresh
-    inserted layers; resuming it without the option keeps that (`run`
-    passes `ADDED_DEFAULTS` to `io.prepare_out_dir`, so its `config.json`
-    without the key still matches), while naming `--insert-init identity`
-    there is refused as a changed setting.
-    """
-    if value is not None:
-        return value
-    return ADDED_DEFAULTS["insert_init"] if _predates_insert_init(out, overwrite) else "identity"
 
 
 def best_so_far(values):
@@ -293,7 +274,7 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
         sharing_dir=sharing_dir if args.baseline != "random" else None,
         prediction_decay=getattr(args, "prediction_decay", "exponential"),
         sharing_keys=getattr(args, "sharing_keys", "parent"),
-        insert_init=getattr(args, "insert_init", None) or "identity", seed=args.seed,
+        insert_init=getattr(args, "insert_init", "fresh"), seed=args.seed,
         jit_compile=getattr(args, "jit_compile", False), distribution_strategy=strategy,
         directory=out, project_name="trials",
     )
@@ -311,11 +292,9 @@ CONFIG_KEYS = (
 
 
 def run_config(args, out):
-    """The settings of a run for `config.json`; resolves `args.insert_init` (see `resolve_insert_init`)."""
-    config = {"method": "epnas", **common.common_config(args), **{k: getattr(args, k) for k in CONFIG_KEYS}}
-    args.insert_init = resolve_insert_init(getattr(args, "insert_init", None), out, getattr(args, "overwrite", False))
-    config["insert_init"] = args.insert_init
-    return config
+    """The settings of a run for `config.json` (`io.prepare_out_dir` compares them on resume)."""
+    return {"method": "epnas", **common.common_config(args), **{k: getattr(args, k) for k in CONFIG_KEYS},
+            "insert_init": getattr(args, "insert_init", "fresh")}
 
 
 def run(args):

@@ -38,7 +38,9 @@ Every Keras layer is named `<key>__<role>` with `key` = (position, op type),
 e.g. `L3_conv2d__conv`, `C1_B0_conv-conv__op1_conv`: the key of EPNAS'
 parameter-sharing dictionary (section 3.4). `parent_positions` and
 `sharing_key_map` tell which key of the parent network each element of a
-child descends from (an insert or remove shifts the later positions).
+child descends from (an insert or remove shifts the later positions);
+`init_inserted` starts an inserted conv as the identity
+(`keras_nas.spaces.epnas_morphism`).
 """
 
 import copy
@@ -349,7 +351,8 @@ class EPNASSpace:
         element `i` of the child reads the dictionary at the key its layer
         had in the parent network, so an insert or remove does not cut the
         layers after it off from their trained parameters; an inserted
-        element (None) maps to None (fresh initialisation). Keys of layers
+        element (None) maps to None (its own start: fresh, or the identity
+        through `init_inserted`). Keys of layers
         outside the searched elements (stem, cell outputs, classifier) are
         not in the map (they keep their own key).
         """
