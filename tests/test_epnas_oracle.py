@@ -115,6 +115,24 @@ def test_reload_continues_exactly(tmp_path):
     assert again.create_trial("w1").hyperparameters.values == oracle.create_trial("w1").hyperparameters.values
 
 
+def test_reload_drops_a_trial_the_saved_state_never_started(tmp_path):
+    oracle = _oracle(tmp_path)
+    first = oracle.create_trial("w0")
+    orphan = oracle.create_trial("w1")
+    # Killed between KerasTuner's _save_trial and save(): oracle.json without the second trial.
+    state = oracle.get_state()
+    state["start_order"].remove(orphan.trial_id)
+    state["ongoing_trials"].pop("w1")
+    with open(tmp_path / "search" / "oracle.json", "w") as f:
+        json.dump(state, f)
+    assert (tmp_path / "search" / f"trial_{orphan.trial_id}" / "trial.json").exists()
+    again = _oracle(tmp_path)
+    again.reload()
+    assert sorted(again.trials) == [first.trial_id]
+    assert again.create_trial("w0").trial_id == first.trial_id  # the interrupted one is retried
+    assert again.create_trial("w1").trial_id == orphan.trial_id  # then the lost one is proposed again
+
+
 def test_reload_with_other_settings_is_refused(tmp_path):
     oracle = _oracle(tmp_path)
     _finish(oracle, oracle.create_trial("w"), 0.5)
