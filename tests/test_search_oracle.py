@@ -172,3 +172,23 @@ def test_run_search_records_failed_trials_before_giving_up(tmp_path):
     assert results["stopped_reason"].startswith("Number of consecutive failures exceeded the limit of 2")
     assert [t["status"] for t in results["trials"]] == ["FAILED", "FAILED"]
     assert all("`loss` became nan at epoch 1" in t["reason"] for t in results["trials"])
+
+
+def test_reload_drops_a_trial_written_before_the_oracle_state(tmp_path):
+    import json
+
+    oracle = _oracle(tmp_path, max_trials=5)
+    _complete(oracle, oracle.create_trial("w0"))
+    orphan = oracle.create_trial("w1")
+    # Killed between KerasTuner's _save_trial and save(): the trial file exists,
+    # the saved oracle state does not know the trial.
+    state = oracle.get_state()
+    state["start_order"].remove(orphan.trial_id)
+    state["ongoing_trials"].pop("w1")
+    with open(oracle._get_oracle_fname(), "w") as f:
+        json.dump(state, f)
+    again = _oracle(tmp_path, max_trials=5)
+    again.reload()
+    assert len(again.trials) == 1
+    retry = again.create_trial("w2")
+    assert retry.trial_id == orphan.trial_id and retry.hyperparameters.values == {"x": 1}

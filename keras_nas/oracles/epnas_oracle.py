@@ -276,14 +276,6 @@ class EPNASOracle(SearchOracle):
                 self.save()
         return super().create_trial(tuner_id)
 
-    def reload(self):
-        super().reload()
-        # KerasTuner writes a new trial's trial.json before oracle.json: a process killed in between
-        # leaves a trial the saved state never started. Reloaded, it would count towards the budget
-        # (one child fewer) and never run; its id is handed out again instead.
-        for trial_id in [t for t in self.trials if t not in set(self.start_order)]:
-            del self.trials[trial_id]
-
     # -- state ------------------------------------------------------------
 
     def get_state(self):

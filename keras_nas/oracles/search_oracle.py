@@ -140,6 +140,16 @@ class SearchOracle(keras_tuner.Oracle):
     def save(self):
         io.atomic_write_json(self._get_oracle_fname(), self.get_state())
 
+    def reload(self):
+        super().reload()
+        # KerasTuner writes a new trial's trial.json before oracle.json: a
+        # process killed in between leaves a trial the saved state never
+        # started. Reloaded, it would count towards the budget and never run;
+        # dropped, its id is handed out again.
+        started = set(self.start_order)
+        for trial_id in [t for t in self.trials if t not in started]:
+            del self.trials[trial_id]
+
     def _save_trial(self, trial):
         path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
         io.atomic_write_json(path, trial.get_state())
