@@ -7,6 +7,7 @@ import pytest
 from keras_nas import pruning
 from keras_nas.layers import ChannelsFirstFactorizedReduce, ChannelSelect, FactorizedReduce
 from keras_nas.spaces import channel_nasnet
+from tests.test_cnas_layout import pruned_model
 
 SHAPE = (8, 8, 1)
 
@@ -16,16 +17,7 @@ def _build(**kwargs):
 
 
 def _pruned(seed=0, keep=0.5):
-    model, topology = _build(return_topology=True)
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            for w in layer.weights:
-                w.assign(rng.uniform(0.5, 1.5, size=w.shape))
-    graph = pruning.ChannelGraph(topology)
-    masks = {n: (rng.random(len(m)) < keep).astype("float32") for n, m in graph.full_masks().items()}
-    pruning.write_masks(model, graph, masks)
-    return model, graph, masks
+    return pruned_model(_build, seed=seed, keep=keep)
 
 
 def test_channel_select_on_axis_1_equals_numpy_take_and_round_trips():

@@ -16,7 +16,8 @@ def _builds():
     yield "densenet", lambda **kw: densenet_bc(4, 6, input_shape=SHAPE, num_classes=3, **kw)
 
 
-def _pruned(build, seed=0, keep=0.5):
+def pruned_model(build, seed=0, keep=0.5):
+    """A network from `build` with random BatchNorm weights and random masks (`keep` of the channels)."""
     model, topology = build(return_topology=True)
     rng = np.random.default_rng(seed)
     for layer in model.layers:
@@ -46,7 +47,7 @@ def test_gray_rank_orders_patterns_as_the_reflected_gray_code():
 
 def test_layout_keeps_predictions_and_weights_and_reads_fewer_runs():
     for space, build in _builds():
-        model, graph, masks = _pruned(build)
+        model, graph, masks = pruned_model(build)
         plain, _ = pruning.materialize(model, graph, lambda sel: build(selection=sel), layout=False)
         sparse, selection = pruning.materialize(model, graph, lambda sel: build(selection=sel))
         assert selection["permutations"], space
@@ -60,7 +61,7 @@ def test_layout_keeps_predictions_and_weights_and_reads_fewer_runs():
 
 def test_first_two_consumers_of_a_permuted_producer_read_one_run_of_it():
     _, build = next(iter(_builds()))
-    model, graph, masks = _pruned(build, seed=3)
+    model, graph, masks = pruned_model(build, seed=3)
     selection = pruning.channel_layout(graph.topology, graph.selection(masks))
     checked = 0
     for name, source in graph.topology["sources"].items():
@@ -81,7 +82,7 @@ def test_first_two_consumers_of_a_permuted_producer_read_one_run_of_it():
 
 def test_materialised_model_with_layout_round_trips_through_keras_saving(tmp_path):
     _, build = list(_builds())[1]
-    model, graph, _ = _pruned(build, seed=2)
+    model, graph, _ = pruned_model(build, seed=2)
     sparse, _ = pruning.materialize(model, graph, lambda sel: build(selection=sel))
     path = str(tmp_path / "sparse.keras")
     sparse.save(path)
@@ -92,7 +93,7 @@ def test_materialised_model_with_layout_round_trips_through_keras_saving(tmp_pat
 
 def test_sparse_nasnet_node_runs_its_live_ops_in_one_depthwise_conv():
     _, build = next(iter(_builds()))
-    model, graph, masks = _pruned(build, seed=5)
+    model, graph, masks = pruned_model(build, seed=5)
     sparse, selection = pruning.materialize(model, graph, lambda sel: build(selection=sel))
     live_nodes = {graph.topology["edges"][e]["node"] for e in selection["edges"]}
     depthwise = [layer for layer in sparse.layers if isinstance(layer, keras.layers.DepthwiseConv2D)]
