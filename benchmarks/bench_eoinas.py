@@ -13,7 +13,9 @@ Measured on 2 quiet CPU cores (2026-11-26, defaults; wall / CPU time):
 gdas vs darts bilevel step 3.84x / 3.92x (170.0 vs 653.6 ms wall), with
 `update_unsampled_ops=False` 3.89x / 4.13x (167.9 ms); the day before, the
 same code measured 3.97x / 3.94x and earlier code 4.06x and 4.18x: the
-figure sits at the 4x target within run-to-run noise. Machinery (part 2):
+figure sits at the 4x target within run-to-run noise (another quiet run:
+default 3.52x / 3.91x, `update_unsampled_ops=False` 3.84x / 4.13x, with
+also `lower_arch_case=True` 4.08x / 4.21x). Machinery (part 2):
 forward+backward 1.30x / 1.29x; full weight step 1.48x / 1.45x with the
 default update (SGD, clipping and weight decay also run over the 7
 unsampled ops' weights of every edge, as the 2019 PyTorch GDAS code does
