@@ -10,6 +10,7 @@ import keras
 
 from keras_nas import costs, io, training
 from keras_nas.oracles.soft_penalty import constrained_reward
+from keras_nas.spaces.epnas_morphism import INSERT_INITS
 from keras_nas.training import sgdr_learning_rate
 from keras_nas.tuners.search_tuner import SearchTuner
 
@@ -17,7 +18,6 @@ MODEL = "model.keras"
 SUMMARY = "summary.json"
 SHARING_KEYS = ("parent", "position")
 PREDICTION_DECAYS = ("exponential", "cosine")
-INSERT_INITS = ("identity", "fresh")
 
 
 def prediction_learning_rate(epoch, learning_rate, min_learning_rate, epochs, decay="exponential"):
