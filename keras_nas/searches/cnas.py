@@ -317,7 +317,10 @@ def run(args):
             f"edges and one input channel per cell remain. Received: --sparsity {args.sparsity}"
         )
     config = {"method": "cnas", **common.common_config(args), **{k: getattr(args, k) for k in KEYS}}
-    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite)
+    # Folders written before `--sparse-data-format` existed built their sparse
+    # model channels last: they resume with `--sparse-data-format channels_last`.
+    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite,
+                                 added_defaults={"sparse_data_format": "channels_last"})
     io.write_preprocessing(out, dataset)
     total = graph.total_params
     print(f"{'Resuming' if resumed else 'Starting'} CNAS ({args.space}, CNAS-{'R' if args.mode == 'retrain' else 'W'}) "
