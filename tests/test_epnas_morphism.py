@@ -128,18 +128,18 @@ def test_cli_insert_init_choices_and_old_results_folders_resume(tmp_path, capsys
     assert "--insert-init" in capsys.readouterr().err and not (tmp_path / "x").exists()
     parse = cli.build_parser().parse_args
     new = str(tmp_path / "new")
-    assert epnas.run_config(parse(["search", "epnas", "--out", new]), new)["insert_init"] == "fresh"
+    assert epnas.run_config(parse(["search", "epnas", "--out", new]))["insert_init"] == "fresh"
     identity = parse(["search", "epnas", "--out", new, "--insert-init", "identity"])
-    assert epnas.run_config(identity, new)["insert_init"] == "identity"
+    assert epnas.run_config(identity)["insert_init"] == "identity"
     # A folder written before the option existed: its config.json has no `insert_init`, and it ran with
     # fresh inserted layers. The same command resumes it; asking for identity layers there is refused.
     old = str(tmp_path / "old")
-    legacy = epnas.run_config(parse(["search", "epnas", "--out", old]), old)
+    legacy = epnas.run_config(parse(["search", "epnas", "--out", old]))
     del legacy["insert_init"]
     io.prepare_out_dir(old, legacy)
-    config = epnas.run_config(parse(["search", "epnas", "--out", old]), old)
+    config = epnas.run_config(parse(["search", "epnas", "--out", old]))
     assert io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS) is True
-    config = epnas.run_config(parse(["search", "epnas", "--out", old, "--insert-init", "identity"]), old)
+    config = epnas.run_config(parse(["search", "epnas", "--out", old, "--insert-init", "identity"]))
     with pytest.raises(ValueError, match="insert_init: 'fresh' -> 'identity'"):
         io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS)
 

@@ -284,17 +284,16 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
 CONFIG_KEYS = (
     "mode", "constraint", "penalty_base", "episodes", "branches", "steps", "top_k", "baseline", "epochs",
     "prediction", "prediction_epochs", "batch_scale", "lr_scale", "patience", "prediction_decay", "sharing_keys",
-    "learning_rate",
+    "insert_init", "learning_rate",
     "min_learning_rate", "t0", "t_mult", "momentum", "weight_decay", "clipnorm", "channel_table", "max_layers",
     "min_layers", "initial_layers", "partitions", "stages", "cells_per_stage", "filters",
     "policy_learning_rate", "entropy_weight",
 )
 
 
-def run_config(args, out):
+def run_config(args):
     """The settings of a run for `config.json` (`io.prepare_out_dir` compares them on resume)."""
-    return {"method": "epnas", **common.common_config(args), **{k: getattr(args, k) for k in CONFIG_KEYS},
-            "insert_init": getattr(args, "insert_init", "fresh")}
+    return {"method": "epnas", **common.common_config(args), **{k: getattr(args, k) for k in CONFIG_KEYS}}
 
 
 def run(args):
@@ -308,7 +307,7 @@ def run(args):
     dataset = common.load_data(args)
     # Fail before training on an input the space cannot carry.
     space.build(space.random_architecture(np.random.default_rng(0)), dataset.input_shape, dataset.num_classes)
-    config = run_config(args, out)
+    config = run_config(args)
     resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite, added_defaults=ADDED_DEFAULTS)
     io.write_preprocessing(out, dataset)
     budget = args.episodes * args.branches * args.steps
