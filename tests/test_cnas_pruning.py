@@ -105,6 +105,48 @@ def test_saliency_matches_gradient_with_respect_to_the_activations():
     np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-7)
 
 
+def test_reciprocal_form_accumulates_the_reciprocal_of_each_minibatch_term():
+    """Algorithm 1, line 3: S <- S + 1 / |x dx| per minibatch (reduced per channel first)."""
+    inputs = keras.Input((4, 4, 2))
+    masked = ChannelMask(name="m")(inputs)
+    y = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(3, 1)(masked))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(y))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 4, 4, 2)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.array([0, 1, 2, 0, 1, 2]))).batch(3)
+    per_batch = [pruning.taylor_saliency(model, [model.get_layer("m")], data.skip(i).take(1), 1)[0] for i in (0, 1)]
+    values = pruning.taylor_saliency(model, [model.get_layer("m")], data, 2, form="reciprocal")[0]
+    np.testing.assert_allclose(values, 1 / per_batch[0] + 1 / per_batch[1], rtol=1e-4)
+
+
+def test_minibatch_term_and_importance_by_hand():
+    assert pruning.minibatch_term(-2.0, 4) == 0.5
+    assert pruning.minibatch_term(-2.0, 4, "reciprocal") == pytest.approx(2.0)
+    assert pruning.minibatch_term(0.0, 4, "reciprocal") == pytest.approx(1e12)  # no gradient: zeroed first
+    with pytest.raises(ValueError, match="`form` must be one of \\['taylor', 'reciprocal'\\]. Received: form='abs'"):
+        pruning.minibatch_term(1.0, 1, "abs")
+    # Two layers; layer a: terms 1, 2; layer b: terms 3, 4, 100 (the last one removed already).
+    values = {"a": np.array([1.0, 2.0]), "b": np.array([3.0, 4.0, 100.0])}
+    masks = {"a": np.array([1, 1]), "b": np.array([1, 1, 0])}
+    taylor = pruning.channel_importance(values, masks)
+    np.testing.assert_allclose(taylor["a"], [1 / 5 ** 0.5, 2 / 5 ** 0.5])
+    np.testing.assert_allclose(taylor["b"], [0.6, 0.8, 0.0])
+    reciprocal = {k: 1 / v for k, v in values.items()}
+    importance = pruning.channel_importance(reciprocal, masks, "reciprocal")
+    # 1/(1, 2) -> (1, 0.5) / sqrt(1.25); 1/(3, 4) -> (1/3, 1/4) / (5/12)
+    np.testing.assert_allclose(importance["a"], [-1 / 1.25 ** 0.5, -0.5 / 1.25 ** 0.5])
+    np.testing.assert_allclose(importance["b"], [-0.8, -0.6, 0.0])
+    # Across layers the forms rank differently: a = (1, 1, 10), b = (1, 2).
+    values = {"a": np.array([1.0, 1.0, 10.0]), "b": np.array([1.0, 2.0])}
+    masks = {"a": np.ones(3), "b": np.ones(2)}
+    taylor = pruning.channel_importance(values, masks)  # a: 1/sqrt(102) = 0.099 < b: 1/sqrt(5) = 0.447
+    importance = pruning.channel_importance({k: 1 / v for k, v in values.items()}, masks, "reciprocal")
+    # a: -1/sqrt(2.01) = -0.705 > b: -1/sqrt(1.25) = -0.894
+    assert np.argmin(np.r_[taylor["a"], taylor["b"]]) == 0
+    assert np.argmin(np.r_[importance["a"], importance["b"]]) == 3
+    np.testing.assert_allclose(importance["b"], [-1 / 1.25 ** 0.5, -0.5 / 1.25 ** 0.5])
+
+
 def test_saliency_function_is_traced_once():
     model, topology = _nasnet()(return_topology=True)
     graph = pruning.ChannelGraph(topology)

@@ -61,8 +61,10 @@ def test_checkpoint_restores_weights_masks_optimizer_and_epoch(synthetic, tmp_pa
 
 def test_callbacks_get_config_round_trip(synthetic):
     _, topology = _model(synthetic)
-    callback = ChannelPruning(topology, 0.46, gamma=0.1, saliency_batches=7, finetune_epochs=2)
+    callback = ChannelPruning(topology, 0.46, gamma=0.1, saliency_batches=7, finetune_epochs=2,
+                              saliency_form="reciprocal")
     config = callback.get_config()
+    assert config["saliency_form"] == "reciprocal"
     again = ChannelPruning(**json.loads(json.dumps(config)))
     assert again.get_config() == config and again.graph.total_params == callback.graph.total_params
     checkpoint = FitCheckpoint("runs/x")
@@ -93,6 +95,7 @@ def _args(**overrides):
     ("init_channels", 7, "`--init-channels` must be even"),
     ("final_epochs", 0, "`--final-epochs` must be an int >= 1"),
     ("t0", 0, "`--t0` must be an int >= 1"),
+    ("saliency_form", "inverse", "`--saliency-form` must be one of \\['taylor', 'reciprocal'\\]"),
 ])
 def test_options_are_checked_before_anything_is_written(option, value, message, tmp_path):
     args = _args(**{option: value})
@@ -123,3 +126,41 @@ def test_sparse_data_format_resolves_per_space_and_channels_first_is_nasnet_only
     assert cnas.sparse_overrides(_args(sparse_data_format="channels_last")) == {"data_format": "channels_last"}
     with pytest.raises(ValueError, match="`--sparse-data-format channels_first` applies to `--space nasnet`"):
         cnas.validate(_args(space="densenet-bc", sparse_data_format="channels_first"))
+
+
+def test_the_cli_and_the_pruning_module_offer_the_same_saliency_forms():
+    assert cnas.SALIENCY_FORMS == pruning.SALIENCY_FORMS
+    assert _args().saliency_form == "taylor"
+    with pytest.raises(ValueError, match="`saliency_form` must be one of \\['taylor', 'reciprocal'\\]. Received: "
+                                         "saliency_form='inverse'"):
+        ChannelPruning({"fixed_params": 0}, 0.5, saliency_form="inverse")
+
+
+def test_reciprocal_form_prunes_the_largest_accumulated_reciprocal(synthetic):
+    """One iteration of each form on the same network and data, checked against the raw saliency."""
+    model, topology = _model(synthetic)
+    graph = pruning.ChannelGraph(topology)
+    layers = pruning.mask_layers(model, graph)
+    full = graph.full_masks()
+    batches = synthetic.train.take(2).cache()  # the same two minibatches every time (train reshuffles)
+    list(batches)
+    raw = {form: dict(zip(graph.edges, pruning.taylor_saliency(model, layers, batches, 2, form=form)))
+           for form in pruning.SALIENCY_FORMS}
+    chosen = {}
+    for form in pruning.SALIENCY_FORMS:
+        callback = ChannelPruning(topology, 0.9, gamma=0.2, saliency_batches=2, saliency_data=batches,
+                                  verbose=0, saliency_form=form)
+        callback.set_model(model)
+        pruning.write_masks(model, graph, full)
+        callback.on_epoch_begin(0)
+        new = pruning.read_masks(model, graph)
+        importance = pruning.channel_importance(raw[form], full, form)
+        expected, _ = pruning.zero_least_salient(graph, full, importance, 0.2, callback.target_params)
+        assert all(np.array_equal(new[n], expected[n]) for n in graph.edges)
+        # The first channel to go: the lowest normalised |x dx|, or the largest normalised 1/|x dx|.
+        normalised = pruning.normalize_layerwise(raw[form], full)
+        flat = [(normalised[n][i], n, i) for n in graph.edges for i in range(len(full[n]))]
+        value, name, i = (min if form == "taylor" else max)(flat)
+        assert new[name][i] == 0
+        chosen[form] = {(n, i) for n in graph.edges for i in np.flatnonzero(new[n] == 0)}
+    assert chosen["taylor"] != chosen["reciprocal"]  # the forms rank across layers differently

@@ -38,6 +38,11 @@ class ChannelPruning(keras.callbacks.Callback):
             the config: pass it again after `from_config` (`set_data`).
         strategy: `tf.distribute.Strategy` or None. Not part of the config.
         verbose: int. Print one line per iteration. Defaults to `1`.
+        saliency_form: str. `"taylor"`: zero the channels with the lowest
+            normalised `|x dx|` (Molchanov et al. 2017); `"reciprocal"`:
+            accumulate `1 / |x dx|` and zero the largest normalised values,
+            as Algorithm 1 writes it (`keras_nas.pruning.minibatch_term`).
+            Defaults to `"taylor"`.
 
     Example:
 
@@ -48,9 +53,9 @@ class ChannelPruning(keras.callbacks.Callback):
     """
 
     def __init__(self, topology, target_sparsity, gamma=0.1, saliency_batches=10, finetune_epochs=1,
-                 saliency_data=None, strategy=None, verbose=1):
+                 saliency_data=None, strategy=None, verbose=1, saliency_form="taylor"):
         super().__init__()
-        from keras_nas.pruning import ChannelGraph
+        from keras_nas.pruning import SALIENCY_FORMS, ChannelGraph
 
         if not isinstance(target_sparsity, (int, float)) or not 0 < target_sparsity < 1:
             raise ValueError(f"`target_sparsity` must be in (0, 1). Received: target_sparsity={target_sparsity!r}")
@@ -60,6 +65,10 @@ class ChannelPruning(keras.callbacks.Callback):
             raise ValueError(f"`saliency_batches` must be a positive int. Received: saliency_batches={saliency_batches!r}")
         if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 1:
             raise ValueError(f"`finetune_epochs` must be a positive int. Received: finetune_epochs={finetune_epochs!r}")
+        if saliency_form not in SALIENCY_FORMS:
+            raise ValueError(f"`saliency_form` must be one of {list(SALIENCY_FORMS)}. "
+                             f"Received: saliency_form={saliency_form!r}")
+        self.saliency_form = saliency_form
         self.finetune_epochs = finetune_epochs
         self.topology = topology
         self.graph = ChannelGraph(topology)
@@ -92,7 +101,7 @@ class ChannelPruning(keras.callbacks.Callback):
         return read_masks(self.model, self.graph)
 
     def on_epoch_begin(self, epoch, logs=None):
-        from keras_nas.pruning import mask_layers, normalize_layerwise, saliency_function, write_masks, zero_least_salient
+        from keras_nas.pruning import channel_importance, mask_layers, saliency_function, write_masks, zero_least_salient
 
         if epoch % self.finetune_epochs:
             return
@@ -104,10 +113,11 @@ class ChannelPruning(keras.callbacks.Callback):
             raise ValueError("`saliency_data` must be set before training (pass it or call `set_data`).")
         start = time.perf_counter()
         if self._saliency is None:
-            self._saliency = saliency_function(self.model, mask_layers(self.model, self.graph), self.strategy)
+            self._saliency = saliency_function(self.model, mask_layers(self.model, self.graph), self.strategy,
+                                               self.saliency_form)
         values = self._saliency(self.saliency_data, self.saliency_batches)
         eff = self.graph.effective(masks)
-        saliency = normalize_layerwise(dict(zip(self.graph.edges, values)), eff)
+        saliency = channel_importance(dict(zip(self.graph.edges, values)), eff, self.saliency_form)
         seconds = time.perf_counter() - start
         new, info = zero_least_salient(self.graph, eff, saliency, self.gamma, self.target_params)
         write_masks(self.model, self.graph, new)
@@ -129,4 +139,5 @@ class ChannelPruning(keras.callbacks.Callback):
 
     def get_config(self):
         return {"topology": self.topology, "target_sparsity": self.target_sparsity, "gamma": self.gamma,
-                "saliency_batches": self.saliency_batches, "finetune_epochs": self.finetune_epochs, "verbose": self.verbose}
+                "saliency_batches": self.saliency_batches, "finetune_epochs": self.finetune_epochs, "verbose": self.verbose,
+                "saliency_form": self.saliency_form}

@@ -30,6 +30,9 @@ from keras_nas.searches import common
 SPACES = ("nasnet", "densenet-bc")
 MODES = ("retrain", "finetune")
 DATA_FORMATS = ("channels_last", "channels_first")
+# = keras_nas.pruning.SALIENCY_FORMS (not imported here: that module loads
+# TensorFlow, and the CLI builds its parser before anything heavy loads).
+SALIENCY_FORMS = ("taylor", "reciprocal")
 
 
 def add_arguments(parser):
@@ -50,6 +53,9 @@ def add_arguments(parser):
     p.add_argument("--sparsity", type=float, default=0.46, help="target rho = |W*|/|W| [0.46]")
     p.add_argument("--gamma", type=float, default=0.1, help="share of remaining input channels zeroed per iteration [0.1]")
     p.add_argument("--saliency-batches", type=int, default=10, help="minibatches m per Taylor saliency (default 10)")
+    p.add_argument("--saliency-form", choices=SALIENCY_FORMS, default="taylor",
+                   help="taylor: zero the lowest normalised |x dx| (Molchanov); reciprocal: accumulate 1/|x dx| "
+                        "and zero the largest, as Algorithm 1 writes it (default taylor)")
     p.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning epochs between iterations [1]")
     p.add_argument("--search-learning-rate", type=float, default=0.01, help="learning rate while fine-tuning between iterations (default 0.01)")
     p.add_argument("--epochs", type=int, default=6, help="one-shot training epochs (default 6) [150]")
@@ -67,7 +73,7 @@ def add_arguments(parser):
 
 
 KEYS = ("space", "cells", "nodes", "ops_per_node", "init_channels", "layers_per_block", "growth_rate", "dropout",
-        "sparse_data_format", "sparsity", "gamma", "saliency_batches", "finetune_epochs", "search_learning_rate", "epochs", "mode",
+        "sparse_data_format", "sparsity", "gamma", "saliency_batches", "saliency_form", "finetune_epochs", "search_learning_rate", "epochs", "mode",
         "final_epochs", "learning_rate", "min_learning_rate", "t0", "t_mul", "momentum", "weight_decay", "baselines")
 
 
@@ -83,6 +89,8 @@ def validate(args):
     if args.space != "nasnet" and data_format == "channels_first":
         raise ValueError(f"`--sparse-data-format channels_first` applies to `--space nasnet` only. Received: "
                          f"--space {args.space}")
+    if args.saliency_form not in SALIENCY_FORMS:
+        raise ValueError(f"`--saliency-form` must be one of {list(SALIENCY_FORMS)}. Received: {args.saliency_form!r}")
     for name in ("sparsity", "gamma"):
         value = getattr(args, name)
         if not isinstance(value, (int, float)) or not 0 < value < 1:
@@ -318,9 +326,10 @@ def run(args):
         )
     config = {"method": "cnas", **common.common_config(args), **{k: getattr(args, k) for k in KEYS}}
     # Folders written before `--sparse-data-format` existed built their sparse
-    # model channels last: they resume with `--sparse-data-format channels_last`.
+    # model channels last: they resume with `--sparse-data-format channels_last`;
+    # those from before `--saliency-form` ranked by |x dx| ("taylor").
     resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite,
-                                 added_defaults={"sparse_data_format": "channels_last"})
+                                 added_defaults={"sparse_data_format": "channels_last", "saliency_form": "taylor"})
     io.write_preprocessing(out, dataset)
     total = graph.total_params
     print(f"{'Resuming' if resumed else 'Starting'} CNAS ({args.space}, CNAS-{'R' if args.mode == 'retrain' else 'W'}) "
@@ -337,7 +346,8 @@ def run(args):
 
     # (2) progressive zeroing to rho.
     search = ChannelPruning(topology, args.sparsity, gamma=args.gamma, saliency_batches=args.saliency_batches,
-                            finetune_epochs=args.finetune_epochs, saliency_data=dataset.train, strategy=strategy)
+                            finetune_epochs=args.finetune_epochs, saliency_data=dataset.train, strategy=strategy,
+                            saliency_form=args.saliency_form)
     iterations = max_iterations(graph.input_channels(graph.full_masks()), args.gamma) * args.finetune_epochs
     search_done = train_phase(
         "search", oneshot, dataset, out, epochs=iterations, lr_fn=lambda epoch: args.search_learning_rate,
@@ -346,7 +356,8 @@ def run(args):
         on_restore=lambda extra: search.set_history(extra.get("iterations", [])),
         skip_fit=lambda: graph.count_params(pruning.read_masks(oneshot, graph)) <= search.target_params,
         message=f"[search] zeroing gamma = {args.gamma} of the remaining input channels per iteration "
-                f"({args.saliency_batches} minibatches of Taylor saliency, {args.finetune_epochs} fine-tuning "
+                f"({args.saliency_batches} minibatches of Taylor saliency ({args.saliency_form} form), "
+                f"{args.finetune_epochs} fine-tuning "
                 "epoch(s) each)",
     )
     log = search_done["extra"].get("iterations", [])
@@ -431,6 +442,7 @@ def run(args):
         "cells": report,
         "materialize_max_abs_difference": difference,
         "sparse_data_format": sparse_data_format(args),
+        "saliency_form": args.saliency_form,
         "oneshot": {k: oneshot_done[k] for k in ("val_accuracy", "test_accuracy", "seconds")},
         "search_seconds": search_done["seconds"],
         "final": {k: final_done[k] for k in ("val_accuracy", "test_accuracy", "seconds", "params")},
