@@ -8,3 +8,4 @@ from keras_nas.layers.zero import Zero  # noqa: F401
 from keras_nas.layers.channel_mask import ChannelMask  # noqa: F401
 from keras_nas.layers.channel_select import ChannelSelect  # noqa: F401
 from keras_nas.layers.channels_first_factorized_reduce import ChannelsFirstFactorizedReduce  # noqa: F401
+from keras_nas.layers.folded_batch_normalization import FoldedBatchNormalization  # noqa: F401
