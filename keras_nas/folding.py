@@ -83,6 +83,8 @@ def foldable_pairs(model):
     """
     import keras
 
+    # Keras has no public graph-walking API for functional models; `_inbound_nodes`
+    # and `_keras_history` are the graph internals that `clone_model` walks too.
     convs = _conv_classes()
     readers = {}
     for layer in model.layers:
@@ -116,8 +118,8 @@ def fold_batch_norms(model):
 
     Every pair of `foldable_pairs(model)` becomes one convolution with a bias
     (its kernel scaled per output channel); the BatchNormalization layer
-    becomes a `FoldedBatchNormalization` (identity) layer of the same name (nothing is computed, the
-    graph's structure and layer names stay). All other layers keep their
+    becomes a `FoldedBatchNormalization` (identity) layer of the same name,
+    so the graph's structure and layer names stay. All other layers keep their
     configs and weights. The copy is for inference: training it would train
     no BatchNormalization. The model itself is not changed.
 
