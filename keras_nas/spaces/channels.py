@@ -17,6 +17,17 @@ only for that wiring. Reduction cells pre-process both inputs with a
 factorized stride-2 reduction (same parameter count as a 1x1 conv, so Table
 1's cell 7 and cell 14 counts hold too) and run their nodes at half size.
 
+Where we differ from Table 1: its counts for all 20 cells (and its total,
+9,880,704, which they then give exactly) imply a 54-channel stem (3C/4) and
+pre-processing convolutions that read 90 channels (5C/4) of each previous
+cell's output, e.g. cell 3: 1,440 x 45 + 2 x 72 x 90 = 77,760. A cell's
+nodes give 5C channels (|Y| = 360 at C = 72); the paper does not say how
+they become 5C/4, so the cell output stays NASNet's concatenation of all
+`z_j`. At N = 6, C = 72 our one-shot network has Table 1's |X|, |Y| and node
+weights in every cell, and 15.0 M weights in all instead of 9.9 M: the
+difference is the pre-processing convolutions (rho = 0.46 then leaves
+6.9 M weights, not the paper's 4.6 M).
+
 The same builder gives three networks:
 
 - the masked one-shot network (`masked=True`, default);
