@@ -6,6 +6,7 @@ Run on a GPU machine, unchanged:
     python recipes/cnas_cifar10.py cnas_w          # CNAS-W, Table 2 (3.40%)
     python recipes/cnas_cifar10.py cnas_r_cutout   # CNAS-R + cutout (2.94%)
     python recipes/cnas_cifar10.py figure2b        # + no-pruning and random-pruning baselines
+    python recipes/cnas_cifar10.py cnas_r_alg1     # CNAS-R ranking channels as Algorithm 1 writes it
 
 Each setting is a plain dict of `keras-nas search cnas` options; `command`
 turns one into the argument list and `run` runs it. Nothing happens at import.
@@ -13,7 +14,8 @@ turns one into the argument list and `run` runs it. Nothing happens at import.
 With C = 72 the one-shot network has exactly Table 1's |X| (69,120 input
 channels; 1,440 / 2,880 / 5,760 per cell of each stage) and |Y| (17,280).
 Its |W| is 15.0 M rather than 9.9 M: our cells output the concatenation of
-their five nodes (the paper does not describe its narrower cell output), so
+their five nodes (the paper does not describe its narrower cell output;
+Table 1's counts imply 5C/4 channels, see `keras_nas.spaces.channels`), so
 the pre-processing 1x1 convolutions are wider. rho = 0.46 is the paper's
 value; rho = 0.30 gives the paper's final size (4.6 M).
 """
@@ -41,6 +43,7 @@ CNAS_R = {
     "gamma": 0.1,  # "We typically use gamma = 0.1"
     "sparsity": 0.46,  # Table 1: "final sparse model (rho = 0.46)"
     "saliency_batches": 50,  # m is not given; 50 x 128 = 6,400 images per saliency
+    "saliency_form": "taylor",  # Molchanov's |x dx|, the lowest zeroed (see CNAS_R_ALG1)
     "finetune_epochs": 1,  # "fine-tuning of a single epoch ... between iterations"
     "search_learning_rate": 0.01,  # not given
     "mode": "retrain",  # CNAS-R: re-initialise W* and retrain
@@ -67,7 +70,14 @@ FIGURE2B = {
     "out": "runs/cnas_cifar10_figure2b",
 }
 
-SETTINGS = {"cnas_r": CNAS_R, "cnas_w": CNAS_W, "cnas_r_cutout": CNAS_R_CUTOUT, "figure2b": FIGURE2B}
+CNAS_R_ALG1 = {
+    **CNAS_R,
+    "saliency_form": "reciprocal",  # Algorithm 1: S accumulates 1 / (x dx), the largest normalised zeroed
+    "out": "runs/cnas_cifar10_r_alg1",
+}
+
+SETTINGS = {"cnas_r": CNAS_R, "cnas_w": CNAS_W, "cnas_r_cutout": CNAS_R_CUTOUT, "figure2b": FIGURE2B,
+            "cnas_r_alg1": CNAS_R_ALG1}
 
 
 def command(settings, method="cnas"):
