@@ -79,7 +79,8 @@ def foldable_pairs(model):
     A pair folds when the BatchNormalization layer is called once, on the
     output of a Conv2D / DepthwiseConv2D / SeparableConv2D layer (no
     activation, called once, read by nothing else), over the convolution's
-    channel axis.
+    channel axis. Only the model's own graph is searched: pairs inside a
+    composite layer or a nested model (e.g. the DARTS ops) stay as they are.
     """
     import keras
 
