@@ -64,6 +64,28 @@ separable convs' 1x1 part as a matmul, the materialised one -4-7% and
 keeps channels last: its masks and the Taylor saliency read the last
 axis, and without masks it is no faster channels first.
 
+Since 2026-11-26 (second run of the day) both networks are also timed as
+`keras-nas export` serves them: BatchNormalization folded into the
+convolution before it (`keras_nas.folding`; `--no-fold` skips it). A Keras
+BatchNormalization is ~10 small graph ops per call, a large share of the
+ops of the sparse network's many small edges. Measured then, quiet
+machine, `--threads 1`, latency / CPU-time ratios, materialised / one-shot:
+
+- Paper scale (`--skip-step --cells 6 --channels 72 --latency-batches 1 8
+  --rounds 5`), MACs 0.423. Batch 1: folded, channels last 0.489 / 0.489
+  (range 0.474-0.496; 16% apart: met), channels first 0.551 (30%: NOT
+  met); unfolded channels last 0.544 (29%: NOT met), channels first 0.605.
+  Batch 8: folded 0.358 (channels last) and 0.353 (first), unfolded 0.390
+  and 0.374 (8-16% apart: all met). Hence the CIFAR-10 recipe builds its
+  sparse model channels last.
+- C 16 (defaults, `--rounds 7`), MACs 0.393: training step with vs without
+  masks 1.032x (met). Batch 32: channels first 0.476 (21%: met), folded
+  0.493 (26%: NOT met, just); channels last 0.703, folded 0.637. Batch 1:
+  0.76-0.82 in every form (NOT met): folding takes ~1 ms off both networks
+  (5.3 -> 4.0 ms and 4.3 -> 3.2 ms) and leaves the ratio where it was.
+  (An earlier run the same day under load: batch 32 folded channels first
+  0.407 / 0.435.)
+
 Measured 2026-11-26 on 2 CPU cores shared with other jobs (load average
 3-5 from other processes throughout: single rounds vary 0.4x-2x; read the
 CPU-time ratios of the 1-thread rows), 32x32 inputs; latency / CPU-time
@@ -109,8 +131,8 @@ by MACs or copies: the NASNet graphs hold 1,629 (one-shot) and 1,389
 each are the inference BatchNorms' per-call scale/offset arithmetic), a
 ratio of 0.85, which is where the batch-1 latency ratio lands; channels
 first adds the depthwise transposes, so it is slightly slower there
-(folding BatchNorm into the convolutions would remove about the same
-number of ops from both graphs and leave the ratio near 0.85). Pruning to
+(folding BatchNorm into the convolutions removes about the same number
+of ops from both graphs and leaves the ratio near 0.8: measured above). Pruning to
 rho 0.46 keeps only 9-14% of the edges' input channels (|X*| 864 of 6,400
 at C 16): the weights left are mostly the fixed 1x1 pre-processing
 convolutions, which cost the same in both networks, and the materialised
