@@ -223,6 +223,12 @@ def paired_ratio(numerator, denominator):
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
+def agreement(ratio, macs_ratio, tolerance=0.25):
+    """How far a latency ratio is from the MACs ratio (relative), and whether that is within the target."""
+    gap = abs(ratio - macs_ratio) / macs_ratio
+    return gap, "met" if gap <= tolerance else "NOT met"
+
+
 def prune(graph, rho, gamma, seed):
     masks = graph.full_masks()
     rng = np.random.default_rng(seed)
@@ -304,28 +310,26 @@ def main():
         best = min(times[1]) / min(times[0])  # fastest round of each: least disturbed by other processes
         cpu_ratio = paired_ratio(cpu[1], cpu[0])[0]
         unordered_ratio = paired_ratio(times[2], times[0])[0]
-        gap = abs(ratio - macs_ratio) / macs_ratio
-        cpu_gap = abs(cpu_ratio - macs_ratio) / macs_ratio
+        (gap, verdict), (cpu_gap, cpu_verdict) = agreement(ratio, macs_ratio), agreement(cpu_ratio, macs_ratio)
         print(f"   latency at batch {batch}: one-shot {lat_oneshot:.2f} ms (without masks {lat_plain:.2f} ms), "
               f"materialised {lat_sparse:.2f} ms (without channel layout {lat_unordered:.2f} ms, ratio "
               f"{unordered_ratio:.3f})")
         print(f"      -> latency ratio {ratio:.3f} (median of {args.rounds} rounds, range {low:.3f}-{high:.3f}, "
               f"fastest rounds {best:.3f}); CPU-time ratio {cpu_ratio:.3f}; MACs ratio {macs_ratio:.3f}")
-        print(f"      -> latency {gap * 100:.0f}% apart from MACs ({'met' if gap <= 0.25 else 'NOT met'}), "
-              f"CPU time {cpu_gap * 100:.0f}% apart ({'met' if cpu_gap <= 0.25 else 'NOT met'}); target within 25%")
+        print(f"      -> latency {gap * 100:.0f}% apart from MACs ({verdict}), "
+              f"CPU time {cpu_gap * 100:.0f}% apart ({cpu_verdict}); target within 25%")
         if args.space == "nasnet":
             ratio, low, high = paired_ratio(times[4], times[0])
             cpu_ratio = paired_ratio(cpu[4], cpu[0])[0]
             # The one-shot's fastest form (masked, or without masks in either layout), per round.
             fastest = [min(r) for r in zip(times[0], times[3], times[5])]
             fastest_cpu = [min(r) for r in zip(cpu[0], cpu[3], cpu[5])]
-            gap = abs(ratio - macs_ratio) / macs_ratio
-            cpu_gap = abs(cpu_ratio - macs_ratio) / macs_ratio
+            (gap, verdict), (cpu_gap, cpu_verdict) = agreement(ratio, macs_ratio), agreement(cpu_ratio, macs_ratio)
             print(f"   channels first: materialised {medians[4]:.2f} ms, one-shot without masks {medians[5]:.2f} ms")
             print(f"      -> latency ratio {ratio:.3f} (range {low:.3f}-{high:.3f}, fastest rounds "
                   f"{min(times[4]) / min(times[0]):.3f}); CPU-time ratio {cpu_ratio:.3f}; MACs ratio {macs_ratio:.3f}")
-            print(f"      -> latency {gap * 100:.0f}% apart from MACs ({'met' if gap <= 0.25 else 'NOT met'}), "
-                  f"CPU time {cpu_gap * 100:.0f}% apart ({'met' if cpu_gap <= 0.25 else 'NOT met'}); target within 25%")
+            print(f"      -> latency {gap * 100:.0f}% apart from MACs ({verdict}), "
+                  f"CPU time {cpu_gap * 100:.0f}% apart ({cpu_verdict}); target within 25%")
             fast, fast_cpu = paired_ratio(times[4], fastest)[0], paired_ratio(cpu[4], fastest_cpu)[0]
             print(f"      -> to the one-shot's fastest form (per round: masked, or without masks in either layout): "
                   f"latency {fast:.3f}, CPU time {fast_cpu:.3f}; MACs ratio to the one-shot without masks "
@@ -339,11 +343,10 @@ def main():
                     [("channels first", folded_at + 2)] if args.space == "nasnet" else []):
                 ratio, low, high = paired_ratio(times[i], times[folded_at])
                 cpu_ratio = paired_ratio(cpu[i], cpu[folded_at])[0]
-                gap = abs(ratio - macs_ratio) / macs_ratio
-                cpu_gap = abs(cpu_ratio - macs_ratio) / macs_ratio
+                (gap, verdict), (cpu_gap, cpu_verdict) = agreement(ratio, macs_ratio), agreement(cpu_ratio, macs_ratio)
                 print(f"      {label}: latency ratio {ratio:.3f} (range {low:.3f}-{high:.3f}); CPU-time ratio "
                       f"{cpu_ratio:.3f}; MACs ratio {macs_ratio:.3f} -> {gap * 100:.0f}% / {cpu_gap * 100:.0f}% "
-                      f"apart ({'met' if gap <= 0.25 else 'NOT met'} / {'met' if cpu_gap <= 0.25 else 'NOT met'})")
+                      f"apart ({verdict} / {cpu_verdict})")
 
 if __name__ == "__main__":
     main()
