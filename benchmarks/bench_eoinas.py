@@ -24,12 +24,27 @@ once they have a gradient) and 1.38x / 1.27x with
 PyTorch >= 2); a second quiet run of the latter alone against the fixed
 network gave 1.29x / 1.28x, and a loaded one 1.27x wall: at the 1.3x
 target within noise, the default update is not.
+At the paper's search size (2026-11-26, `--cells 8 --channels 16
+--image-size 32 --batch 64`, quiet; part 1 and part 2 run separately):
+gdas vs darts 3.81x / 3.83x (1394.6 vs 5307.6 ms wall), the same with
+`update_unsampled_ops=False` (1396.7 ms: at this size the update is no
+longer what costs); machinery, full weight step 1.52x / 1.53x by default,
+1.43x / 1.46x with the sampled update, forward+backward 1.44x / 1.44x.
+What grows with the tensors is the functional `Case`: the same
+forward+backward with the edges' `Case` lowered (`lower_case=True`, as the
+architecture step can run it) is 1.28x / 1.26x the fixed network, but
+takes 221 s to trace instead of 87 s. A second experiment (small size):
+the architecture step with each sampled op's weights read through
+`stop_gradient` inside its branch (no weight gradients built, exact alpha
+gradient) gave 3.92x / 4.08x against 3.70x / 3.91x, traced in 121 s
+instead of 79 s. Neither is in the library yet.
 Before the edges' `Case` ops were kept functional and the straight-through
 weight became a custom gradient: forward+backward 1.49x, full step 1.58x,
 and tracing the gdas supernet took 180 s instead of 70 s.
 """
 
 import argparse
+import gc
 import os
 import time
 
@@ -128,6 +143,11 @@ def main():
                   f"{t[1] * 1000:.1f} ms), darts {t[2] * 1000:.1f} ms: speed-up gdas vs darts {t[2] / t[0]:.2f}x, "
                   f"with update_unsampled_ops=False {t[2] / t[1]:.2f}x (target >= 4x)", flush=True)
         print()
+        # The three supernets (held by their traced steps) would stay in
+        # memory through part 2: at the paper's size (--cells 8 --image-size
+        # 32 --batch 64) that is more than 24 GB.
+        del steps, step
+        gc.collect()
 
     model = supernet("gdas", args)
     rng = np.random.default_rng(0)
