@@ -7,7 +7,31 @@
    sampled op on every edge, against a fixed network made of those same ops
    (plain Keras layers, no sampling, no `Case` ops). Target: <= 1.3x.
 
+Both parts measure the gdas supernets named by `--gdas-variants` (default
+all four): `default`, `sampled` (`update_unsampled_ops=False`), `lowered`
+(`lower_weight_case=True, lower_arch_case=True`: Switch/Merge instead of
+functional `Case` ops) and `lowered-sampled`.
+
     PYTHONPATH=. python benchmarks/bench_eoinas.py [--cells 5 --channels 16 --image-size 16 --batch 32]
+    PYTHONPATH=. python benchmarks/bench_eoinas.py --cells 8 --image-size 32 --batch 64 \
+        --skip-machinery --gdas-variants lowered        # the paper's size, part 1 (~17 min)
+    PYTHONPATH=. python benchmarks/bench_eoinas.py --cells 8 --image-size 32 --batch 64 \
+        --skip-bilevel --gdas-variants default,lowered  # the paper's size, part 2 (~12 min)
+
+At the paper's size each traced step holds ~6 GB of host memory (a
+lowered model traces two), so measure two or three variants per run.
+
+Lowered `Case` ops at the paper's search size (2026-11-26, 2 quiet CPU
+cores, the two commands above; wall / CPU time): gdas vs darts bilevel step
+4.72x / 4.84x (1042.4 vs 4922.3 ms; the default functional form measured
+3.81x, 1394.6 ms, the day before), tracing the lowered supernet's two steps
+449 s. Weight step against the fixed network 1.39x / 1.36x (default 1.58x /
+1.57x in the same run), forward+backward 1.36x / 1.33x (default 1.54x /
+1.55x). A script outside the repo timing the lowered forward+backward
+directly gave 1.25x / 1.23x, the same with GDAS' straight-through gradient
+replaced by an identity (its reductions are pruned from the weight step).
+At small sizes lowered is slower (3 cells, C 4, 8x8, batch 4: weight step
+1.8x against 1.0x): the executor walks the untaken branches' nodes.
 
 Measured on 2 quiet CPU cores (2026-11-26, defaults; wall / CPU time):
 gdas vs darts bilevel step 3.84x / 3.92x (170.0 vs 653.6 ms wall), with
@@ -31,13 +55,13 @@ gdas vs darts 3.81x / 3.83x (1394.6 vs 5307.6 ms wall), the same with
 longer what costs); machinery, full weight step 1.52x / 1.53x by default,
 1.43x / 1.46x with the sampled update, forward+backward 1.44x / 1.44x.
 What grows with the tensors is the functional `Case`: the same
-forward+backward with the edges' `Case` lowered (`lower_case=True`, as the
-architecture step can run it) is 1.28x / 1.26x the fixed network, but
+forward+backward with the edges' `Case` lowered (`lower_case=True`) is 1.28x / 1.26x the fixed network, but
 takes 221 s to trace instead of 87 s. A second experiment (small size):
 the architecture step with each sampled op's weights read through
 `stop_gradient` inside its branch (no weight gradients built, exact alpha
 gradient) gave 3.92x / 4.08x against 3.70x / 3.91x, traced in 121 s
-instead of 79 s. Neither is in the library yet.
+instead of 79 s. The first is now the `lowered` variant (figures above);
+the second is not in the library.
 Before the edges' `Case` ops were kept functional and the straight-through
 weight became a custom gradient: forward+backward 1.49x, full step 1.58x,
 and tracing the gdas supernet took 180 s instead of 70 s.
@@ -56,6 +80,18 @@ import tensorflow as tf  # noqa: E402
 
 from keras_nas.layers.search_cell import cell_edges  # noqa: E402
 from keras_nas.spaces import darts, darts_ops  # noqa: E402
+
+
+# The gdas supernets measured (`--gdas-variants`): the default, the sampled
+# ops' update only, and both with the edges' `Case` ops lowered in both steps.
+GDAS_VARIANTS = {
+    "default": ("gdas", {}),
+    "sampled": ("gdas, update_unsampled_ops=False", {"update_unsampled_ops": False}),
+    "lowered": ("gdas, lowered Case", {"lower_weight_case": True, "lower_arch_case": True}),
+    "lowered-sampled": ("gdas, lowered, sampled update", {"lower_weight_case": True, "lower_arch_case": True,
+                                                          "update_unsampled_ops": False}),
+}
+WIDTH = max(len(label) for label, _ in GDAS_VARIANTS.values()) + 1
 
 
 def time_interleaved(fns, runs, rounds=7):
@@ -123,47 +159,59 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--skip-bilevel", action="store_true", help="only the machinery comparison (part 2)")
+    parser.add_argument("--skip-machinery", action="store_true", help="only the gdas vs darts comparison (part 1)")
+    parser.add_argument("--gdas-variants", default=",".join(GDAS_VARIANTS),
+                        help="comma-separated gdas supernets to measure, from " + ", ".join(GDAS_VARIANTS) +
+                             " (each traced step holds several GB at the paper's size: measure a few at a time)")
     args = parser.parse_args()
+    # One traced step per supernet: TensorFlow's retracing warning is expected.
+    tf.get_logger().setLevel("ERROR")
     keras.utils.set_random_seed(0)
     x = tf.random.normal((args.batch, args.image_size, args.image_size, 3))
     y = tf.random.uniform((args.batch,), 0, 10, dtype=tf.int32)
     data = ((x, y), (x, y))
+    names = [name.strip() for name in args.gdas_variants.split(",") if name.strip()]
+    unknown = [name for name in names if name not in GDAS_VARIANTS]
+    if unknown or not names:
+        parser.error(f"--gdas-variants must name some of {list(GDAS_VARIANTS)}. Received: {args.gdas_variants!r}")
+    variants = [GDAS_VARIANTS[name] for name in names]
 
     if not args.skip_bilevel:
         steps = []
         t0 = time.perf_counter()
-        for mode, kwargs in (("gdas", {}), ("gdas", {"update_unsampled_ops": False}), ("darts", {})):
+        for label, mode, kwargs in [(label, "gdas", kwargs) for label, kwargs in variants] + [("darts", "darts", {})]:
             step = tf.function(supernet(mode, args, **kwargs).train_step)
             step(data)
             steps.append(lambda step=step: step(data))
-            print(f"{mode} {kwargs or ''} supernet traced ({time.perf_counter() - t0:.0f} s so far)", flush=True)
+            print(f"{label} supernet traced ({time.perf_counter() - t0:.0f} s so far)", flush=True)
         wall, cpu = time_interleaved(steps, max(1, args.runs // 2))
-        for label, t in (("wall", wall), ("CPU", cpu)):
-            print(f"[{label} time] bilevel step gdas {t[0] * 1000:.1f} ms (sampled ops' update only: "
-                  f"{t[1] * 1000:.1f} ms), darts {t[2] * 1000:.1f} ms: speed-up gdas vs darts {t[2] / t[0]:.2f}x, "
-                  f"with update_unsampled_ops=False {t[2] / t[1]:.2f}x (target >= 4x)", flush=True)
+        for name, t in (("wall", wall), ("CPU", cpu)):
+            print(f"[{name} time] bilevel step, darts: {t[-1] * 1000:.1f} ms")
+            for (label, _), seconds in zip(variants, t):
+                print(f"[{name} time] bilevel step, {label:<{WIDTH}} {seconds * 1000:8.1f} ms: "
+                      f"speed-up vs darts {t[-1] / seconds:.2f}x (target >= 4x)", flush=True)
         print()
-        # The three supernets (held by their traced steps) would stay in
-        # memory through part 2: at the paper's size (--cells 8 --image-size
-        # 32 --batch 64) that is more than 24 GB.
+        # The supernets (held by their traced steps) would stay in memory
+        # through part 2: at the paper's size (--cells 8 --image-size 32
+        # --batch 64) that is more than 24 GB.
         del steps, step
         gc.collect()
+    if args.skip_machinery:
+        return
 
-    model = supernet("gdas", args)
+    # Part 2: the supernets of `variants`, each with the same live mask: one
+    # op per edge, which the sample then always picks.
     rng = np.random.default_rng(0)
+    models = [supernet("gdas", args, **kwargs) for _, kwargs in variants]
+    model = models[0]
     num_edges, num_ops = len(cell_edges(4)), len(model.primitives)
     ops_by_kind = {}
     for kind in ("normal", "reduce"):
         chosen = rng.integers(0, num_ops, num_edges)
-        model.lives[kind].assign(np.eye(num_ops, dtype="float32")[chosen])
+        for m in models:
+            m.lives[kind].assign(np.eye(num_ops, dtype="float32")[chosen])
         ops_by_kind[kind] = [model.primitives[k] for k in chosen]
-    gumbel_step = tf.function(lambda: model.weight_step(x, y))
-    # The same supernet and sample with `update_unsampled_ops=False`: SGD,
-    # clipping and weight decay on the sampled ops' weights only.
-    sampled_model = supernet("gdas", args, update_unsampled_ops=False)
-    for kind in ("normal", "reduce"):
-        sampled_model.lives[kind].assign(model.lives[kind].numpy())
-    sampled_step = tf.function(lambda: sampled_model.weight_step(x, y))
+    weight_steps = [tf.function(lambda m=m: m.weight_step(x, y)) for m in models]
     fixed = fixed_network(model, ops_by_kind, args)
     optimizer = keras.optimizers.SGD(0.025, momentum=0.9)
     optimizer.build(fixed.trainable_variables)
@@ -178,11 +226,17 @@ def main():
         optimizer.apply(grads, fixed.trainable_variables)
         return loss
 
-    # Forward + backward only: the supernet's SGD update also touches the
-    # (zero-gradient) weights of the 7 ops not sampled on each edge.
-    @tf.function
-    def gumbel_grads():
-        return model._forward_backward(x, y, "weights")[1:3]
+    # Forward + backward only (the weight step without its update), with the
+    # functional `Case` ops and, if measured, lowered ones: each model's own
+    # traced forward+backward, shared with its weight step (a trace of the
+    # supernet holds several GB at the paper's size).
+    grad_models, grad_labels = [], []
+    for (label, kwargs), m in zip(variants, models):
+        case = "lowered Case" if kwargs.get("lower_weight_case") else "functional Case"
+        if case not in grad_labels:
+            grad_models.append(m)
+            grad_labels.append(case)
+    grad_steps = [tf.function(lambda m=m: m._run_forward_backward(x, y, "weights")[1:3]) for m in grad_models]
 
     @tf.function
     def fixed_grads():
@@ -191,17 +245,19 @@ def main():
         return loss, tape.gradient(loss, fixed.trainable_variables)
 
     t0 = time.perf_counter()
-    fns = [gumbel_step, fixed_step, gumbel_grads, fixed_grads, sampled_step]
+    fns = [fixed_step, fixed_grads] + weight_steps + grad_steps
     wall, cpu = time_interleaved(fns, max(1, args.runs // 2))
     print(f"(part 2 incl. tracing: {time.perf_counter() - t0:.0f} s)")
-    for label, t in (("wall", wall), ("CPU", cpu)):
-        print(f"[{label} time] gdas supernet weight step (one live op per edge): {t[0] * 1000:8.1f} ms")
-        print(f"[{label} time]   ... with update_unsampled_ops=False:             {t[4] * 1000:8.1f} ms")
-        print(f"[{label} time] fixed network of the same ops, weight step:      {t[1] * 1000:8.1f} ms")
-        print(f"[{label} time] Gumbel-edge machinery overhead, full step: {t[0] / t[1]:.2f}x, with "
-              f"update_unsampled_ops=False {t[4] / t[1]:.2f}x (target <= 1.3x); forward+backward only: "
-              f"{t[2] * 1000:.1f} ms vs {t[3] * 1000:.1f} ms -> {t[2] / t[3]:.2f}x", flush=True)
-
+    n = len(weight_steps)
+    for name, t in (("wall", wall), ("CPU", cpu)):
+        print(f"[{name} time] weight step, fixed network of the same ops: {t[0] * 1000:8.1f} ms")
+        for (label, _), seconds in zip(variants, t[2:2 + n]):
+            print(f"[{name} time] weight step, {label:<{WIDTH}} {seconds * 1000:8.1f} ms: "
+                  f"Gumbel-edge machinery {seconds / t[0]:.2f}x (target <= 1.3x)")
+        print(f"[{name} time] forward+backward, fixed network:           {t[1] * 1000:8.1f} ms")
+        for label, seconds in zip(grad_labels, t[2 + n:]):
+            print(f"[{name} time] forward+backward, {label:<16} {seconds * 1000:8.1f} ms: {seconds / t[1]:.2f}x",
+                  flush=True)
 
 if __name__ == "__main__":
     main()

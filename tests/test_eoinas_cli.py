@@ -25,6 +25,15 @@ def test_sampled_update_needs_gdas_edges(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_lowered_case_needs_gdas_edges(tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        cli.main(["search", "eoinas", "--out", str(out), "--edge-mode", "darts", "--lower-weight-case"])
+    assert info.value.code == 2
+    assert "`lower_weight_case=True` needs `edge_mode='gdas'`" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_bad_variant_lists_choices(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["search", "eoinas", "--out", str(tmp_path / "r"), "--variant", "snas"])

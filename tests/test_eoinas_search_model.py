@@ -150,6 +150,36 @@ def test_sampled_update_equals_full_update_on_sampled_ops_and_leaves_others():
     assert int(sampled.optimizer.iterations.numpy()) == 2
 
 
+def test_lowered_case_steps_equal_functional_ones():
+    # Lowered `Case` ops (Switch/Merge) in both steps' forward and backward
+    # passes and in the per-edge update must train exactly like the default
+    # functional ones. (With the default all-weights update only the update
+    # differs, and that is the same code either way.)
+    functional = _tiny(update_unsampled_ops=False)
+    lowered = _tiny(update_unsampled_ops=False, lower_arch_case=True, lower_weight_case=True)
+    config = lowered.get_config()
+    assert config["lower_weight_case"] is True and config["lower_arch_case"] is True
+    for a, b in zip(functional.weights, lowered.weights):
+        b.assign(a.numpy())
+    _one_live_op_per_edge(functional)
+    _one_live_op_per_edge(lowered)
+    before = [v.numpy().copy() for v in lowered.weight_variables]
+    for _ in range(2):
+        batch = _batch()
+        for model in (functional, lowered):
+            tf.function(model.train_step)(batch)
+    for a, b in zip(functional.weight_variables + functional.arch_variables,
+                    lowered.weight_variables + lowered.arch_variables):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+    assert sum(not np.array_equal(v.numpy(), b) for v, b in zip(lowered.weight_variables, before)) > 0
+    np.testing.assert_array_equal(lowered.op_counts.numpy(), functional.op_counts.numpy())
+    # Both steps ran their own traces, lowered; the shared one was not used.
+    traced = lowered._traced_forward_backward
+    assert traced["all"].experimental_get_tracing_count() == 0
+    assert traced["weights"].experimental_get_tracing_count() == 1
+    assert traced["arch"].experimental_get_tracing_count() == 1
+
+
 def test_clip_factor_matches_clip_by_global_norm():
     from keras_nas.models.bilevel_search_model import clip_factor
 
@@ -167,6 +197,12 @@ def test_update_unsampled_ops_errors():
         BilevelSearchModel(edge_mode="darts", update_unsampled_ops=False)
     with pytest.raises(TypeError, match="`update_unsampled_ops` must be a bool"):
         BilevelSearchModel(update_unsampled_ops="no")
+    with pytest.raises(TypeError, match="`lower_weight_case` must be a bool. Received: lower_weight_case=1"):
+        BilevelSearchModel(lower_weight_case=1)
+    with pytest.raises(TypeError, match="`lower_arch_case` must be a bool"):
+        BilevelSearchModel(lower_arch_case="yes")
+    with pytest.raises(ValueError, match="`lower_arch_case=True` needs `edge_mode='gdas'`"):
+        BilevelSearchModel(edge_mode="darts", lower_arch_case=True)
     import keras
 
     model = BilevelSearchModel(cells=3, channels=2, num_classes=3, input_shape=(4, 4, 1), steps=1, multiplier=1,

@@ -21,9 +21,10 @@ def run_sampled(index, branches, lower=False):
     branches not taken on each step, and tracing takes twice as long. A
     functional (`lower=False`) `Case` runs only the taken branch's function,
     but its gradient `Case` always computes the gradient of every input,
-    weights included, since Grappler cannot prune inside it; an
-    architecture step, which needs alpha's gradient only, can run lowered
-    instead (`BilevelSearchModel(lower_arch_case=True)`). TensorFlow exposes the choice only on its internal helper (the
+    weights included, since Grappler cannot prune inside it, and its cost
+    grows with the size of its tensors. Lowered is faster per step and slower
+    to trace: `BilevelSearchModel(lower_arch_case=True, lower_weight_case=True)`
+    choose it per step. TensorFlow exposes the choice only on its internal helper (the
     public `tf.switch_case` always lowers outside XLA); on a TensorFlow
     without it we fall back to `tf.switch_case`, which gives the same values.
     `benchmarks/bench_eoinas.py` measures the steps.

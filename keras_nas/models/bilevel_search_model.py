@@ -104,15 +104,23 @@ class BilevelSearchModel(keras.Model):
         temperature: float. Initial Gumbel temperature (sec. 4.2). Defaults to `5.0`.
         lower_arch_case: bool. How `"gdas"` edges run in the architecture
             step (see `keras_nas.layers.gumbel_edge.run_sampled`). `False`:
-            both steps share one trace of functional `Case` ops, whose
-            gradient also computes the (unused) weight gradients in the
-            architecture step. `True`: the architecture step gets its own
-            trace with lowered `Case` ops, where Grappler prunes the weight
-            gradients: less compute per architecture step (-20% CPU time),
-            about 2.5x longer tracing. On 2 CPU cores the bilevel step took
-            the same wall time either way (`benchmarks/bench_eoinas.py`), so
-            the default favours the shorter tracing; consider `True` for long
-            GPU searches. Defaults to `False`.
+            a functional `Case` op per edge, whose gradient also computes
+            the (unused) weight gradients of the sampled op. `True`: the
+            architecture step gets its own trace with lowered `Case` ops,
+            where Grappler prunes the weight gradients: less compute per
+            architecture step (-20% CPU time at the benchmark's small size),
+            about 2.5x longer tracing. Defaults to `False`.
+        lower_weight_case: bool. The same choice for the weight step (its
+            forward and backward pass and, with `update_unsampled_ops=False`,
+            the per-edge update). A functional `Case` costs more the larger
+            its tensors: at the paper's search size (8 cells, C 16, 32x32,
+            batch 64) the weight step's forward+backward was 1.48x a fixed
+            network of the same ops, 1.28x lowered, but its trace took 221 s
+            instead of 87 s (`benchmarks/bench_eoinas.py`). Worth it for
+            long searches (the paper's is ~62,000 steps), not for a few
+            minutes on CPU. When either lowering is on, the two steps are
+            traced separately instead of sharing one trace.
+            Defaults to `False`.
         update_unsampled_ops: bool. Whether the weight step also updates the
             ops an edge did not sample (`"gdas"` only). `True`: one SGD
             update over all weights, the unsampled ops with a zero gradient,
@@ -137,7 +145,7 @@ class BilevelSearchModel(keras.Model):
     def __init__(self, cells=8, channels=16, num_classes=10, input_shape=(32, 32, 3), edge_mode="gdas",
                  primitives=None, steps=4, multiplier=4, stem_multiplier=3, weight_decay=3e-4,
                  arch_weight_decay=1e-3, grad_clip=5.0, temperature=5.0, lower_arch_case=False,
-                 update_unsampled_ops=True, **kwargs):
+                 update_unsampled_ops=True, lower_weight_case=False, **kwargs):
         super().__init__(**kwargs)
         from keras_nas.spaces import darts_ops
 
@@ -147,12 +155,17 @@ class BilevelSearchModel(keras.Model):
             raise ValueError(f"`cells` must be an int >= 3 (two are reduction cells). Received: cells={cells!r}")
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"`channels` must be a positive int. Received: channels={channels!r}")
-        if not isinstance(update_unsampled_ops, bool):
-            raise TypeError("`update_unsampled_ops` must be a bool. "
-                            f"Received: update_unsampled_ops={update_unsampled_ops!r}")
+        for name, value in (("update_unsampled_ops", update_unsampled_ops), ("lower_arch_case", lower_arch_case),
+                            ("lower_weight_case", lower_weight_case)):
+            if not isinstance(value, bool):
+                raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
         if not update_unsampled_ops and edge_mode != "gdas":
             raise ValueError("`update_unsampled_ops=False` needs `edge_mode='gdas'` (the other modes run and "
                              f"train every op). Received: edge_mode={edge_mode!r}")
+        for name, value in (("lower_arch_case", lower_arch_case), ("lower_weight_case", lower_weight_case)):
+            if value and edge_mode != "gdas":
+                raise ValueError(f"`{name}=True` needs `edge_mode='gdas'` (the other modes have no sampled op). "
+                                 f"Received: edge_mode={edge_mode!r}")
         primitives = list(darts_ops.PRIMITIVES if primitives is None else primitives)
         unknown = [p for p in primitives if p not in darts_ops.OPS]
         if unknown:
@@ -170,7 +183,8 @@ class BilevelSearchModel(keras.Model):
         self.arch_weight_decay = arch_weight_decay
         self.grad_clip = grad_clip
         self.initial_temperature = temperature
-        self.lower_arch_case = bool(lower_arch_case)
+        self.lower_arch_case = lower_arch_case
+        self.lower_weight_case = lower_weight_case
         self.update_unsampled_ops = update_unsampled_ops
         self.num_edges = len(cell_edges(steps))
 
@@ -310,15 +324,17 @@ class BilevelSearchModel(keras.Model):
     def _forward_backward(self, x, y, part):
         """Loss and the gradients of the weights (`part="weights"`), alpha (`"arch"`) or both (`"all"`).
 
-        Each part is traced once (a nested `tf.function`). `"arch"` runs the
-        edges' `Case` ops lowered, so that Grappler prunes the weight
-        gradients it does not need; the others unlowered (see `run_sampled`
-        and `lower_arch_case`).
+        Each part is traced once (a nested `tf.function`). `"weights"` and
+        `"arch"` run the edges' `Case` ops lowered if `lower_weight_case` /
+        `lower_arch_case` says so (lowered, Grappler prunes the gradients a
+        part does not need); `"all"` (the shared trace) never does (see
+        `run_sampled`).
         """
         variables = {"weights": self.weight_variables, "arch": self.arch_variables,
                      "all": self.weight_variables + self.arch_variables}[part]
         with tf.GradientTape() as tape:
-            probs, index = self.forward(x, training=True, lower_case=part == "arch")
+            lower = {"weights": self.lower_weight_case, "arch": self.lower_arch_case, "all": False}[part]
+            probs, index = self.forward(x, training=True, lower_case=lower)
             loss = self._loss(y, probs)
         grads = tape.gradient(loss, variables)
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
@@ -332,7 +348,7 @@ class BilevelSearchModel(keras.Model):
             run = lambda p: self._forward_backward(x, y, p)  # noqa: E731
         else:
             run = lambda p: self._traced_forward_backward[p](x, y)  # noqa: E731
-        if self.lower_arch_case:
+        if self.lower_arch_case or self.lower_weight_case:
             return run(part)
         probs, loss, grads, index = run("all")
         n = len(self.weight_variables)
@@ -384,7 +400,8 @@ class BilevelSearchModel(keras.Model):
             [tf.constant(0.0)] + [tf.reduce_sum(tf.square(grads[i])) for i in positions])
         squared = [squares(others)]
         for kind, k, groups in edges:
-            squared.append(run_sampled(index[kind][k], [lambda g=g: squares(g) for g in groups]))
+            squared.append(run_sampled(index[kind][k], [lambda g=g: squares(g) for g in groups],
+                                       lower=self.lower_weight_case))
         factor = clip_factor(tf.add_n(squared), self.grad_clip)
         learning_rate = optimizer.learning_rate
 
@@ -396,7 +413,7 @@ class BilevelSearchModel(keras.Model):
 
         update(others)
         for kind, k, groups in edges:
-            run_sampled(index[kind][k], [lambda g=g: update(g) for g in groups])
+            run_sampled(index[kind][k], [lambda g=g: update(g) for g in groups], lower=self.lower_weight_case)
         optimizer.iterations.assign_add(1)
 
     def arch_step(self, x, y):
@@ -473,4 +490,5 @@ class BilevelSearchModel(keras.Model):
             "temperature": self.initial_temperature,
             "lower_arch_case": self.lower_arch_case,
             "update_unsampled_ops": self.update_unsampled_ops,
+            "lower_weight_case": self.lower_weight_case,
         }

@@ -41,7 +41,8 @@ def final_scores(model, variant, importance_lambda=0.5):
 
 
 def validate_search_options(epochs, warmup_epochs, prune_interval, variant, edge_mode, cells, channels,
-                            importance_lambda, tau_max, tau_min, update_unsampled_ops=True):
+                            importance_lambda, tau_max, tau_min, update_unsampled_ops=True, lower_weight_case=False,
+                            lower_arch_case=False):
     if variant not in VARIANTS:
         raise ValueError(f"`variant` must be one of {list(VARIANTS)}. Received: variant={variant!r}")
     if edge_mode not in EDGE_MODES:
@@ -57,11 +58,17 @@ def validate_search_options(epochs, warmup_epochs, prune_interval, variant, edge
         raise ValueError(f"`importance_lambda` must be >= 0. Received: importance_lambda={importance_lambda}")
     if not 0 < tau_min <= tau_max:
         raise ValueError(f"`tau_min`/`tau_max` must satisfy 0 < tau_min <= tau_max. Received: {tau_min}, {tau_max}")
-    if not isinstance(update_unsampled_ops, bool):
-        raise TypeError(f"`update_unsampled_ops` must be a bool. Received: update_unsampled_ops={update_unsampled_ops!r}")
+    for name, value in (("update_unsampled_ops", update_unsampled_ops), ("lower_weight_case", lower_weight_case),
+                        ("lower_arch_case", lower_arch_case)):
+        if not isinstance(value, bool):
+            raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
     if not update_unsampled_ops and edge_mode != "gdas":
         raise ValueError("`update_unsampled_ops=False` needs `edge_mode='gdas'` (the other modes train every op). "
                          f"Received: edge_mode={edge_mode!r}")
+    for name, value in (("lower_weight_case", lower_weight_case), ("lower_arch_case", lower_arch_case)):
+        if value and edge_mode != "gdas":
+            raise ValueError(f"`{name}=True` needs `edge_mode='gdas'` (the other modes have no sampled op). "
+                             f"Received: edge_mode={edge_mode!r}")
 
 
 def _read_history(path, epochs_done):
@@ -95,7 +102,8 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
                     prune_interval=20, variant="eoinas", edge_mode="gdas", learning_rate=0.025,
                     min_learning_rate=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
                     arch_learning_rate=3e-4, arch_weight_decay=1e-3, importance_lambda=0.5, tau_max=5.0,
-                    tau_min=0.1, tau_schedule="exponential", update_unsampled_ops=True, verbose=2):
+                    tau_min=0.1, tau_schedule="exponential", update_unsampled_ops=True, lower_weight_case=False,
+                    lower_arch_case=False, verbose=2):
     """One EoiNAS search (Algorithm 1) in `directory`; resumes from its checkpoint.
 
     Defaults are the paper's CIFAR-10 settings (sec. 4.2). Writes
@@ -114,7 +122,8 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
     from keras_nas.spaces import darts
 
     validate_search_options(epochs, warmup_epochs, prune_interval, variant, edge_mode, cells, channels,
-                            importance_lambda, tau_max, tau_min, update_unsampled_ops)
+                            importance_lambda, tau_max, tau_min, update_unsampled_ops, lower_weight_case,
+                            lower_arch_case)
     done = io.read_json(os.path.join(directory, "search.json"))
     if done is not None:
         return done
@@ -124,6 +133,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
         cells=cells, channels=channels, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
         edge_mode=edge_mode, weight_decay=weight_decay, arch_weight_decay=arch_weight_decay,
         grad_clip=grad_clip, temperature=tau_max, update_unsampled_ops=update_unsampled_ops,
+        lower_weight_case=lower_weight_case, lower_arch_case=lower_arch_case,
     )
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
@@ -207,6 +217,11 @@ def add_arguments(parser):
                    help="gdas: also apply momentum and weight decay to the ops an edge did not sample (2019 GDAS "
                         "code); --no-update-unsampled-ops updates the sampled ops only (GDAS on PyTorch >= 2), "
                         "faster; one replica only")
+    s.add_argument("--lower-weight-case", action=argparse.BooleanOptionalAction, default=False,
+                   help="gdas: run the weight step's sampled ops as lowered Switch/Merge instead of functional Case "
+                        "ops: faster steps at the paper's size, minutes longer to trace; for long searches")
+    s.add_argument("--lower-arch-case", action=argparse.BooleanOptionalAction, default=False,
+                   help="gdas: the same for the architecture step (skips the unused weight gradients)")
     e = parser.add_argument_group("training the derived network")
     e.add_argument("--eval-cells", type=int, default=5, help="cells (paper: 20)")
     e.add_argument("--eval-channels", type=int, default=16, help="channels C (paper: 36)")
@@ -223,7 +238,8 @@ def _search_kwargs(args):
         "edge_mode": args.edge_mode, "learning_rate": args.learning_rate,
         "min_learning_rate": args.min_learning_rate, "arch_learning_rate": args.arch_learning_rate,
         "importance_lambda": args.importance_lambda, "tau_max": args.tau_max, "tau_min": args.tau_min,
-        "update_unsampled_ops": args.update_unsampled_ops,
+        "update_unsampled_ops": args.update_unsampled_ops, "lower_weight_case": args.lower_weight_case,
+        "lower_arch_case": args.lower_arch_case,
     }
 
 
@@ -238,7 +254,7 @@ def run(args):
     search_kwargs = _search_kwargs(args)
     validate_search_options(args.epochs, args.warmup_epochs, args.prune_interval, args.variant, args.edge_mode,
                             args.cells, args.init_channels, args.importance_lambda, args.tau_max, args.tau_min,
-                            args.update_unsampled_ops)
+                            args.update_unsampled_ops, args.lower_weight_case, args.lower_arch_case)
     if not isinstance(args.seeds, int) or args.seeds < 1:
         raise ValueError(f"`--seeds` must be an int >= 1. Received: {args.seeds!r}")
     for name in ("eval_cells", "eval_channels", "eval_epochs"):
@@ -257,9 +273,10 @@ def run(args):
         raise ValueError("`--no-update-unsampled-ops` runs on one replica only. Received: "
                          f"{strategy.num_replicas_in_sync} replicas (--strategy mirrored)")
     dataset = common.load_data(args)
-    # Folders written before `update_unsampled_ops` existed ran with True.
+    # Folders written before these settings existed ran with these values.
     resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite,
-                                 added_defaults={"update_unsampled_ops": True})
+                                 added_defaults={"update_unsampled_ops": True, "lower_weight_case": False,
+                                                 "lower_arch_case": False})
     io.write_preprocessing(out, dataset)
     print(f"{'Resuming' if resumed else 'Starting'} EoiNAS ({args.variant}, edge mode {args.edge_mode}) on "
           f"{dataset.name} {dataset.input_shape}: {args.seeds} seed(s) x {args.epochs} epochs -> {out}", flush=True)
