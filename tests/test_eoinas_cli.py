@@ -16,21 +16,17 @@ def test_bad_option_fails_before_anything_is_written(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_sampled_update_needs_gdas_edges(tmp_path, capsys):
+@pytest.mark.parametrize("flag, message", [
+    ("--no-update-unsampled-ops", "`update_unsampled_ops=False` needs `edge_mode='gdas'`"),
+    ("--lower-weight-case", "`lower_weight_case=True` needs `edge_mode='gdas'`"),
+    ("--lower-arch-case", "`lower_arch_case=True` needs `edge_mode='gdas'`"),
+])
+def test_gdas_only_options_need_gdas_edges(tmp_path, capsys, flag, message):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as info:
-        cli.main(["search", "eoinas", "--out", str(out), "--edge-mode", "darts", "--no-update-unsampled-ops"])
+        cli.main(["search", "eoinas", "--out", str(out), "--edge-mode", "darts", flag])
     assert info.value.code == 2
-    assert "`update_unsampled_ops=False` needs `edge_mode='gdas'`" in capsys.readouterr().err
-    assert not out.exists()
-
-
-def test_lowered_case_needs_gdas_edges(tmp_path, capsys):
-    out = tmp_path / "run"
-    with pytest.raises(SystemExit) as info:
-        cli.main(["search", "eoinas", "--out", str(out), "--edge-mode", "darts", "--lower-weight-case"])
-    assert info.value.code == 2
-    assert "`lower_weight_case=True` needs `edge_mode='gdas'`" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not out.exists()
 
 
