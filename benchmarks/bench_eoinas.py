@@ -27,7 +27,10 @@ cores, the two commands above; wall / CPU time): gdas vs darts bilevel step
 3.81x, 1394.6 ms, the day before), tracing the lowered supernet's two steps
 449 s. Weight step against the fixed network 1.39x / 1.36x (default 1.58x /
 1.57x in the same run), forward+backward 1.36x / 1.33x (default 1.54x /
-1.55x). A script outside the repo timing the lowered forward+backward
+1.55x). `--skip-bilevel --gdas-variants lowered-sampled --runs 6` (lowered
+and `update_unsampled_ops=False`): weight step 1.25x / 1.25x the fixed
+network, forward+backward 1.25x / 1.24x (the 1.36x of the run before had
+two supernets' traces in memory, ~14 GB). A script outside the repo timing the lowered forward+backward
 directly gave 1.25x / 1.23x, the same with GDAS' straight-through gradient
 replaced by an identity (its reductions are pruned from the weight step).
 At small sizes lowered is slower (3 cells, C 4, 8x8, batch 4: weight step
