@@ -29,7 +29,10 @@ cores, the two commands above; wall / CPU time): gdas vs darts bilevel step
 1.57x in the same run), forward+backward 1.36x / 1.33x (default 1.54x /
 1.55x). `--skip-bilevel --gdas-variants lowered-sampled --runs 6` (lowered
 and `update_unsampled_ops=False`): weight step 1.25x / 1.25x the fixed
-network, forward+backward 1.25x / 1.24x (the 1.36x of the run before had
+network, forward+backward 1.25x / 1.24x; part 1 of the same variant
+(`--skip-machinery --gdas-variants lowered-sampled --runs 4`): 4.45x /
+4.55x faster than darts (1141.4 vs 5075.6 ms) -- both targets met by one
+configuration at the paper's size (the 1.36x of the run before had
 two supernets' traces in memory, ~14 GB). A script outside the repo timing the lowered forward+backward
 directly gave 1.25x / 1.23x, the same with GDAS' straight-through gradient
 replaced by an identity (its reductions are pruned from the weight step).
