@@ -40,9 +40,20 @@
    two 7x7 fragments of other digits (clutter) and Gaussian noise (sigma
    0.2 on [0, 1] intensities). The 1,797 digits are split 80/20 (stratified)
    before rendering, so no validation image shares a digit with training:
-   8 renderings of each training digit (11,496 images), 4 of each
-   validation digit (1,440). `digits` runs part 2 on the bundled digits
-   (batch scale 2, lr scale 2).
+   8 renderings of each training digit (11,496 images), 16 of each
+   validation digit (5,760; `--validation-renderings`). `digits` runs part
+   2 on the bundled digits (batch scale 2, lr scale 2).
+
+   Until 2026-11-26 the validation set had 4 renderings (1,440 images):
+   the standard error of an accuracy near 0.8 on it is ~0.011, as large as
+   the 0.01 tolerance, and the target (the best of 20 noisy from-scratch
+   epochs) sat above the child's true accuracy, so single runs reached it
+   or missed it by chance. 16 renderings halve that noise. The summary
+   gives, besides the mean over the runs that reached the target, the
+   median over all runs (a miss counts as never), the number of runs
+   within 1/3, and how well the prediction runs rank the children
+   (Kendall's tau against the from-scratch accuracies; the paper uses
+   prediction for "relative performance ranking").
 
     python benchmarks/bench_epnas.py [--quick] [--skip-search] [--out runs/bench_epnas]
 
@@ -110,7 +121,9 @@ positions: 27%) and after a remove 100% (own positions: 4%).
 
 import argparse
 import json
+import math
 import os
+import statistics
 import sys
 import time
 
@@ -460,19 +473,34 @@ def _row_line(r):
             + " | " + (f"{init.split('_')[1]} {extra(init)}" if init else "-"))
 
 
+def _finite(value):
+    return None if math.isinf(value) else value
+
+
 def _stats(rows, run, target):
     wall = [r[f"{run}_ratio_to_{target}"] for r in rows if r.get(f"{run}_ratio_to_{target}") is not None]
     cpu = [r[f"{run}_cpu_ratio_to_{target}"] for r in rows if r.get(f"{run}_cpu_ratio_to_{target}") is not None]
-    return {"reached": len(wall), "runs": sum(run in r for r in rows),
+    # The median over every run, a run that never reached the target counting as infinitely slow.
+    every = [r.get(f"{run}_ratio_to_{target}") for r in rows if run in r]
+    every = [math.inf if w is None else w for w in every]
+    return {"reached": len(wall), "runs": len(every),
+            "median_ratio_all_runs": _finite(statistics.median(every)) if every else None,
             "mean_ratio": sum(wall) / len(wall) if wall else None, "max_ratio": max(wall) if wall else None,
-            "mean_cpu_ratio": sum(cpu) / len(cpu) if cpu else None, "max_cpu_ratio": max(cpu) if cpu else None}
+            "median_ratio": statistics.median(wall) if wall else None,
+            "within_third": sum(w <= 1 / 3 for w in wall),
+            "mean_cpu_ratio": sum(cpu) / len(cpu) if cpu else None, "max_cpu_ratio": max(cpu) if cpu else None,
+            "median_cpu_ratio": statistics.median(cpu) if cpu else None,
+            "within_third_cpu": sum(c <= 1 / 3 for c in cpu)}
 
 
 def _stats_text(st):
     text = f"reached {st['reached']}/{st['runs']}"
     if st["reached"]:
-        text += (f", ratio wall mean {st['mean_ratio']:.2f} max {st['max_ratio']:.2f}, "
-                 f"CPU mean {st['mean_cpu_ratio']:.2f} max {st['max_cpu_ratio']:.2f}")
+        text += (f", ratio wall median over all runs {_ratio(st['median_ratio_all_runs'])}, over the runs that reached "
+                 f"it mean {st['mean_ratio']:.2f} median {st['median_ratio']:.2f} "
+                 f"max {st['max_ratio']:.2f} (<= 1/3 in {st['within_third']}), CPU mean {st['mean_cpu_ratio']:.2f} "
+                 f"median {st['median_cpu_ratio']:.2f} max {st['max_cpu_ratio']:.2f} "
+                 f"(<= 1/3 in {st['within_third_cpu']})")
     return text
 
 
@@ -500,7 +528,34 @@ def summarize(rows, args):
     summary["mean_cpu_ratio_total"] = sum(cpu_totals) / len(cpu_totals)
     lines.append(f"whole prediction run / whole from-scratch run: mean wall {summary['mean_ratio_total']:.2f}, "
                  f"CPU {summary['mean_cpu_ratio_total']:.2f}")
+    ranking = rank_agreement(rows)
+    if ranking is not None:
+        summary["ranking"] = ranking
+        lines.append(f"ranking of the {ranking['children']} children (mean accuracy over repeats), prediction + "
+                     f"sharing vs from scratch: Kendall tau {ranking['kendall_tau']:.2f} (section 3.4: prediction "
+                     f"is for \"relative performance ranking\")")
     return lines, summary
+
+
+def rank_agreement(rows):
+    """Kendall's tau between the children's from-scratch and predicted best accuracies (means over repeats).
+
+    None with fewer than three children.
+    """
+    from scipy.stats import kendalltau
+
+    children = sorted({r["child"] for r in rows})
+    if len(children) < 3:
+        return None
+
+    def mean(child, key):
+        values = [r[key] for r in rows if r["child"] == child]
+        return sum(values) / len(values)
+
+    scratch = [mean(c, "scratch_accuracy_best") for c in children]
+    predicted = [mean(c, "prediction_accuracy") for c in children]
+    return {"children": len(children), "kendall_tau": float(kendalltau(scratch, predicted).statistic),
+            "scratch": dict(zip(children, scratch)), "prediction": dict(zip(children, predicted))}
 
 
 def plot(curves, path, budget_marks):
@@ -541,6 +596,8 @@ def main(argv=None):
     parser.add_argument("--constraint", action="append", default=None)
     parser.add_argument("--prediction-data", choices=("cluttered", "digits"), default="cluttered",
                         help="part 2 data (see the docstring)")
+    parser.add_argument("--validation-renderings", type=int, default=16,
+                        help="part 2, cluttered: renderings of each validation digit (see the docstring)")
     parser.add_argument("--scratch-epochs", type=int, default=20, help="part 2 from scratch [paper: 20]")
     parser.add_argument("--prediction-epochs", type=int, default=10, help="part 2 with prediction [paper: 10]")
     # Batch 64 here. The paper's x8 (128 -> 1024) leaves CIFAR-10's 45,000 training images 44 steps per
@@ -618,7 +675,8 @@ def main(argv=None):
         report["search"] = {"table": table, "curves": {f"{k}_seed{s}": r for (k, s), r in curves.items()},
                             "seconds": {f"{k}_seed{s}": v for (k, s), v in seconds.items()}}
 
-    part2 = dataset if digits_part2 else cluttered_digits(seed=0)
+    part2 = dataset if digits_part2 else cluttered_digits(
+        seed=0, validation_renderings=args.validation_renderings)
     print(f"\nPerformance prediction + sharing vs from scratch on {args.prediction_data} "
           f"(batch x{args.batch_scale}, lr x{args.lr_scale:g}, {args.decay} decay over {args.prediction_epochs} "
           f"epochs, patience {args.patience}, inserted conv {args.insert_init}; from scratch "
