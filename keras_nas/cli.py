@@ -139,8 +139,8 @@ def _verbosity(args):
 
 
 def _register_custom_objects():
-    # Importing the packages registers every keras_nas layer for `load_model`.
-    for name in ("keras_nas.layers", "keras_nas.spaces", "keras_nas.callbacks"):
+    # Importing the packages registers every keras_nas layer (and optimizer) for `load_model`.
+    for name in ("keras_nas.layers", "keras_nas.spaces", "keras_nas.callbacks", "keras_nas.optimizers"):
         importlib.import_module(name)
 
 

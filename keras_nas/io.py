@@ -114,8 +114,8 @@ def prepare_out_dir(out, config, overwrite=False, added_defaults=None):
             )
             raise ValueError(
                 f"The results folder `{out}` holds a run with other settings "
-                f"({details}). Pass `--overwrite` to start afresh, or choose "
-                "another `--out`."
+                f"({details}). Give the earlier values to resume it, pass "
+                "`--overwrite` to start afresh, or choose another `--out`."
             )
         return True
     os.makedirs(out, exist_ok=True)

@@ -206,7 +206,7 @@ class ParameterStore:
         shutil.rmtree(pending, ignore_errors=True)
         return {"keys": len(winners), "children": len(metas)}
 
-    def load_into(self, model, key_map=None):
+    def load_into(self, model, key_map=None, return_keys=False):
         """Initialises `model` from the dictionary; returns the share of its weights that came from it.
 
         `key_map` (`{model key: dictionary key or None}`, e.g.
@@ -214,12 +214,15 @@ class ParameterStore:
         key of the dictionary (the position its layer had in the parent
         network), or not at all (None: an inserted layer keeps its own start,
         fresh or `EPNASSpace.init_inserted`). Keys not in the map read their own key.
+        With `return_keys=True` returns `(share, keys)`: also the model keys
+        (layer-name prefixes) that were read from the dictionary.
         """
         index = self.index()
         entries = model_entries(model)
         layers = {layer.name: layer for layer in model.layers}
         key_map = key_map or {}
         shared = total = 0
+        loaded = []
         for key, entry in entries.items():
             size = sum(a.size for _, arrays in entry for a in arrays)
             total += size
@@ -247,7 +250,9 @@ class ParameterStore:
                                if src.ndim == current.ndim else current)
                 layer.set_weights(new)
             shared += size
-        return shared / total if total else 0.0
+            loaded.append(key)
+        share = shared / total if total else 0.0
+        return (share, loaded) if return_keys else share
 
 
 def _remove(path):

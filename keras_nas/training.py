@@ -58,15 +58,28 @@ def sgdr_learning_rate(epoch, learning_rate=0.05, min_learning_rate=0.001, t_0=1
         1 + math.cos(math.pi * (epoch - start) / period))
 
 
-def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clipnorm=None):
-    """SGD (optionally Nesterov) or Adam, with decoupled weight decay."""
+def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clipnorm=None,
+                   learning_rate_multipliers=None):
+    """SGD (optionally Nesterov) or Adam, with decoupled weight decay.
+
+    `learning_rate_multipliers` (`{variable path: multiplier}`, SGD only)
+    gives some variables a multiple of the rate
+    (`keras_nas.optimizers.ScaledSGD`).
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"`optimizer` must be one of {list(OPTIMIZERS)}. Received: optimizer={name!r}")
     kwargs = {"learning_rate": learning_rate, "weight_decay": weight_decay or None}
     if clipnorm:
         kwargs["clipnorm"] = clipnorm
     if name == "adam":
+        if learning_rate_multipliers:
+            raise ValueError("`learning_rate_multipliers` needs an SGD optimizer ('sgd' or 'nesterov'). "
+                             f"Received: optimizer={name!r}")
         return keras.optimizers.Adam(**kwargs)
+    if learning_rate_multipliers:
+        from keras_nas.optimizers import ScaledSGD
+
+        return ScaledSGD(learning_rate_multipliers, momentum=momentum, nesterov=name == "nesterov", **kwargs)
     return keras.optimizers.SGD(momentum=momentum, nesterov=name == "nesterov", **kwargs)
 
 

@@ -19,6 +19,7 @@ from keras_nas import cli
         (["--penalty-base", "2"], r"`--penalty-base` must be in [0, 1]. Received: 2.0"),
         (["--channel-table", "16,x"], "`--channel-table` must be comma-separated positive ints"),
         (["--max-layers", "3", "--initial-layers", "2,5"], "EPNAS space options: `initial_layers`"),
+        (["--shared-lr-scale", "0"], "`--shared-lr-scale` must be > 0. Received: 0.0"),
     ],
 )
 def test_bad_options_fail_before_anything_is_written(tmp_path, capsys, extra, message):
@@ -35,7 +36,7 @@ def test_help_lists_the_paper_values(capsys):
         cli.main(["search", "epnas", "--help"])
     text = capsys.readouterr().out
     for option in ("--mode", "--constraint", "--episodes", "--branches", "--steps", "--top-k", "--baseline",
-                   "--prediction", "--no-prediction", "--epochs"):
+                   "--prediction", "--no-prediction", "--epochs", "--shared-lr-scale"):
         assert option in text
 
 

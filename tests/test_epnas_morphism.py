@@ -144,6 +144,23 @@ def test_cli_insert_init_choices_and_old_results_folders_resume(tmp_path, capsys
         io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS)
 
 
+
+def test_old_results_folders_resume_with_one_learning_rate(tmp_path):
+    # Folders written before --shared-lr-scale trained every layer at one rate (1.0, still the default): the
+    # same command resumes them; asking for another rate there is refused, the setting named.
+    parse = cli.build_parser().parse_args
+    old = str(tmp_path / "old")
+    legacy = epnas.run_config(parse(["search", "epnas", "--out", old, "--prediction"]))
+    assert legacy["shared_lr_scale"] == 1.0
+    del legacy["shared_lr_scale"]
+    io.prepare_out_dir(old, legacy)
+    config = epnas.run_config(parse(["search", "epnas", "--out", old, "--prediction"]))
+    assert io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS) is True
+    config = epnas.run_config(parse(["search", "epnas", "--out", old, "--prediction", "--shared-lr-scale", "0.2"]))
+    with pytest.raises(ValueError, match=r"shared_lr_scale: 1.0 -> 0.2\). Give the earlier values to resume it"):
+        io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS)
+
+
 def test_tuner_reads_inserted_positions(tmp_path):
     from keras_nas.oracles import EPNASOracle
     from keras_nas.tuners import EPNASTuner
@@ -151,6 +168,6 @@ def test_tuner_reads_inserted_positions(tmp_path):
     space = EPNASSpace("layers", max_layers=4, initial_layers=(2, 3), channels=(16, 32))
     oracle = EPNASOracle(space, episodes=1, branches=1, steps=1, action_units=16, seed=0)
     tuner = EPNASTuner(oracle, space, (8, 8, 1), 10, directory=str(tmp_path), project_name="t")
-    assert tuner.insert_init == "fresh"
+    assert tuner.insert_init == "fresh" and tuner.shared_lr_scale == 1.0
     assert tuner.parent_positions({"parent_positions": "[0, -1, 1]"}) == [0, None, 1]
     assert tuner.parent_positions({}) is None

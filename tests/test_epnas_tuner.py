@@ -23,7 +23,7 @@ def test_sgdr_schedule():
     assert sgdr_learning_rate(9) < sgdr_learning_rate(8)
 
 
-def _search(tmp_path, prediction=False):
+def _search(tmp_path, prediction=False, shared_lr_scale=0.2):
     dataset = data.load("synthetic", input_shape=(8, 8, 1), num_classes=3, num_examples=96, batch_size=16)
     space = EPNASSpace("layers", max_layers=4, initial_layers=(2, 3), channels=(16, 32))
     sharing = str(tmp_path / "shared") if prediction else None
@@ -31,7 +31,7 @@ def _search(tmp_path, prediction=False):
                          action_units=16, sharing_dir=sharing, seed=0)
     tuner = EPNASTuner(oracle, space, dataset.input_shape, dataset.num_classes, epochs=1, prediction=prediction,
                        prediction_epochs=1, batch_scale=2, lr_scale=2, sharing_dir=sharing,
-                       directory=str(tmp_path), project_name="trials")
+                       shared_lr_scale=shared_lr_scale, directory=str(tmp_path), project_name="trials")
     tuner.search(dataset.train, validation_data=dataset.validation, verbose=0)
     return oracle, tuner
 
@@ -50,6 +50,22 @@ def test_search_rewards_children_and_resumes_without_retraining(tmp_path):
     fractions = {t: oracle.trials[t].metrics.get_last_value("shared_fraction") for t in oracle.trials}
     assert max(fractions[t] for t in ("2", "3")) > 0, (fractions, {k: c["architecture"] for k, c in oracle.children.items()})
     assert os.path.exists(tmp_path / "shared" / "store.json")
+    # Layers read from the dictionary train at shared_lr_scale (0.2) x the rate, the others at the full rate;
+    # a step-0 child found the dictionary empty and trains with plain SGD.
+    import keras
+
+    first = keras.saving.load_model(os.path.join(tuner.get_trial_dir("0"), "model.keras"))
+    assert type(first.optimizer) is keras.optimizers.SGD
+    shared_trial = max(("2", "3"), key=lambda t: fractions[t])
+    child = keras.saving.load_model(os.path.join(tuner.get_trial_dir(shared_trial), "model.keras"))
+    multipliers = child.optimizer.learning_rate_multipliers
+    assert set(multipliers.values()) == {0.2}
+    trained = {v.path for v in child.trainable_weights}
+    assert set(multipliers) <= trained
+    shared_size = sum(v.numpy().size for v in child.trainable_weights if v.path in multipliers)
+    all_size = sum(v.numpy().size for v in child.trainable_weights)
+    assert 0 < shared_size < all_size
+    assert not any(path.startswith("predictions/") for path in multipliers)  # classifier: full rate
     mtimes = {t: os.path.getmtime(os.path.join(tuner.get_trial_dir(t), SUMMARY)) for t in oracle.trials}
     # Running the same search again trains nothing.
     again, again_tuner = _search(tmp_path, prediction=True)
@@ -63,6 +79,50 @@ def test_search_rewards_children_and_resumes_without_retraining(tmp_path):
 def test_tuner_arguments():
     with pytest.raises(ValueError, match="`epochs` must be a positive int. Received: epochs=0"):
         EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, epochs=0)
+    with pytest.raises(ValueError, match="`shared_lr_scale` must be a positive number. Received: shared_lr_scale=0"):
+        EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, shared_lr_scale=0)
+
+
+def test_shared_multipliers_name_the_variables_of_the_shared_layers():
+    from keras_nas.tuners.epnas_tuner import shared_multipliers
+
+    space = EPNASSpace("layers", max_layers=4, channels=(16, 32))
+
+    def element(kind, i):
+        return {"type": kind, "filter_width": 3, "pool_width": 2, "channels": 16, "activation": "relu", "src1": i,
+                "src2": -1}
+
+    parent_arch = [element(t, i) for i, t in enumerate(("conv2d", "MaxPool2d", "conv2d"))]
+    parent = space.build(parent_arch, (8, 8, 1), 3)
+
+    def paths(model, *keys):
+        return {v.path for layer in model.layers if layer.name.split("__")[0] in keys for v in layer.trainable_weights}
+
+    # The classifier keeps the full rate even when it was read from the dictionary.
+    multipliers = shared_multipliers(parent, ["L0_conv2d", "L2_conv2d", "predictions"], 0.2)
+    assert set(multipliers) == paths(parent, "L0_conv2d", "L2_conv2d") and set(multipliers.values()) == {0.2}
+    assert shared_multipliers(parent, [], 0.2) == {}
+    # The pooling removed: the last conv (parent position 2) now sees 8x8 inputs instead of 4x4 and relearns
+    # at the full rate; the first conv's input is unchanged.
+    child_arch = space.apply_action(parent_arch, {"scale": [0] * space.partitions,
+                                                  "insert": {"kind": 2, "place": 1}})
+    assert [e["type"] for e in child_arch] == ["conv2d", "conv2d"]
+    child = space.build(child_arch, (8, 8, 1), 3)
+    key_map = space.sharing_key_map(child_arch, [0, 2])
+    assert key_map == {"L0_conv2d": "L0_conv2d", "L1_conv2d": "L2_conv2d"}
+    multipliers = shared_multipliers(child, ["L0_conv2d", "L1_conv2d"], 0.2, parent, key_map)
+    assert set(multipliers) == paths(child, "L0_conv2d")
+    # A conv inserted at the same resolution leaves the layers behind it at the reduced rate.
+    action = {"scale": [0] * space.partitions, "insert": {"kind": 1, "type": 0, "filter_width": 1, "pool_width": 0,
+                                                          "channels": 0, "activation": 0, "place": 1, "skip": 0}}
+    inserted_arch = space.apply_action(parent_arch, action)
+    positions = space.parent_positions(parent_arch, action)
+    assert [e["type"] for e in inserted_arch] == ["conv2d", "conv2d", "MaxPool2d", "conv2d"]
+    assert positions == [0, None, 1, 2]
+    inserted = space.build(inserted_arch, (8, 8, 1), 3)
+    key_map = space.sharing_key_map(inserted_arch, positions)
+    multipliers = shared_multipliers(inserted, ["L0_conv2d", "L3_conv2d"], 0.2, parent, key_map)
+    assert set(multipliers) == paths(inserted, "L0_conv2d", "L3_conv2d")
 
 
 def test_sharing_keys_follow_the_parent_positions(tmp_path):

@@ -24,7 +24,7 @@ BASELINES = ("none", "random")
 INSERT_INITS = ("identity", "fresh")
 # Settings added after results folders were written without them, with the value those runs had
 # (`io.prepare_out_dir(added_defaults=...)`): such a folder resumes unless the setting is changed.
-ADDED_DEFAULTS = {"insert_init": "fresh"}
+ADDED_DEFAULTS = {"insert_init": "fresh", "shared_lr_scale": 1.0}
 
 
 def _ints(text, name):
@@ -68,6 +68,10 @@ def add_arguments(parser):
                    help="with prediction + parent keys, how a conv layer an insert action adds starts: fresh "
                         "(random, the literal reading, default) or identity (Net2Net-style function-preserving "
                         "start; benchmarks/bench_epnas.py compares them) [not given]")
+    g.add_argument("--shared-lr-scale", type=float, default=1.0,
+                   help="with prediction, the layers a child reads from the dictionary train at this multiple of "
+                        "the scaled-up learning rate, its new layers at the full rate (default 1: one rate, the "
+                        "literal reading; 0.2 halves the time of kept/rescaled children, see the README) [1]")
     g.add_argument("--learning-rate", type=float, default=0.05, help="SGDR l_max [0.05]")
     g.add_argument("--min-learning-rate", type=float, default=0.001, help="SGDR l_min [0.001]")
     g.add_argument("--t0", type=int, default=10, help="SGDR T_0 [10]")
@@ -102,7 +106,7 @@ def check(args):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"`--{name.replace('_', '-')}` must be a positive int. Received: {value}")
-    for name in ("learning_rate", "lr_scale", "t_mult", "policy_learning_rate"):
+    for name in ("learning_rate", "lr_scale", "t_mult", "policy_learning_rate", "shared_lr_scale"):
         if getattr(args, name) <= 0:
             raise ValueError(f"`--{name.replace('_', '-')}` must be > 0. Received: {getattr(args, name)}")
     for name in ("min_learning_rate", "weight_decay", "clipnorm", "entropy_weight"):
@@ -274,7 +278,8 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
         sharing_dir=sharing_dir if args.baseline != "random" else None,
         prediction_decay=getattr(args, "prediction_decay", "exponential"),
         sharing_keys=getattr(args, "sharing_keys", "parent"),
-        insert_init=getattr(args, "insert_init", "fresh"), seed=args.seed,
+        insert_init=getattr(args, "insert_init", "fresh"),
+        shared_lr_scale=getattr(args, "shared_lr_scale", 1.0), seed=args.seed,
         jit_compile=getattr(args, "jit_compile", False), distribution_strategy=strategy,
         directory=out, project_name="trials",
     )
@@ -284,7 +289,7 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
 CONFIG_KEYS = (
     "mode", "constraint", "penalty_base", "episodes", "branches", "steps", "top_k", "baseline", "epochs",
     "prediction", "prediction_epochs", "batch_scale", "lr_scale", "patience", "prediction_decay", "sharing_keys",
-    "insert_init", "learning_rate",
+    "insert_init", "shared_lr_scale", "learning_rate",
     "min_learning_rate", "t0", "t_mult", "momentum", "weight_decay", "clipnorm", "channel_table", "max_layers",
     "min_layers", "initial_layers", "partitions", "stages", "cells_per_stage", "filters",
     "policy_learning_rate", "entropy_weight",

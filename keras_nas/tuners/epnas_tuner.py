@@ -18,6 +18,7 @@ MODEL = "model.keras"
 SUMMARY = "summary.json"
 SHARING_KEYS = ("parent", "position")
 PREDICTION_DECAYS = ("exponential", "cosine")
+CLASSIFIER = "predictions"  # the builder's classifier layer (its own dictionary key)
 
 
 def prediction_learning_rate(epoch, learning_rate, min_learning_rate, epochs, decay="exponential"):
@@ -42,6 +43,44 @@ def prediction_learning_rate(epoch, learning_rate, min_learning_rate, epochs, de
         return learning_rate
     fraction = min(max(epoch, 0), epochs - 1) / (epochs - 1)
     return learning_rate * (min_learning_rate / learning_rate) ** fraction
+
+
+def input_resolutions(model):
+    """`{dictionary key: (height, width)}` of the input of each key's first layer (`<key>__<role>` names)."""
+    resolutions = {}
+    for layer in model.layers:
+        if "__" not in layer.name or not layer.weights:
+            continue
+        key = layer.name.split("__", 1)[0]
+        if key not in resolutions:
+            inputs = layer.input if not isinstance(layer.input, (list, tuple)) else layer.input[0]
+            resolutions[key] = tuple(inputs.shape[1:3])
+    return resolutions
+
+
+def shared_multipliers(model, keys, scale, parent_model=None, key_map=None):
+    """`{variable path: scale}` for the trainable variables of the layers read from the dictionary.
+
+    `keys` are the model's dictionary keys that `ParameterStore.load_into`
+    filled (`return_keys=True`). Left at the full rate: the classifier (it
+    reads whatever features the action changed) and, given the
+    `parent_model` and `key_map` (child key -> parent key), every layer
+    whose input has another height and width than in the parent (a pooling
+    removed, inserted or rescaled before it: its filters meet features of
+    another scale and must relearn, measured in benchmarks/bench_epnas.py).
+
+    Example:
+
+    >>> shared_multipliers(model, ["L0_conv2d", "L1_conv2d"], 0.2)
+    {'L0_conv2d__conv/kernel': 0.2, 'L0_conv2d__bn/gamma': 0.2, ...}
+    """
+    keys = {k for k in keys if k != CLASSIFIER}
+    if parent_model is not None:
+        child_res, parent_res = input_resolutions(model), input_resolutions(parent_model)
+        key_map = key_map or {}
+        keys = {k for k in keys if child_res.get(k) == parent_res.get(key_map.get(k, k), child_res.get(k))}
+    return {v.path: float(scale) for layer in model.layers if layer.name.split("__", 1)[0] in keys
+            for v in layer.trainable_weights}
 
 
 def _check_positive(name, value, integer=False):
@@ -119,6 +158,22 @@ class EPNASTuner(SearchTuner):
             its plateau sooner but the plateau stays nearer the parent's
             accuracy, so fresh reaches the child's from-scratch accuracy
             more often and predicts it better. Defaults to `"fresh"`.
+        shared_lr_scale: float. With prediction and a dictionary, the
+            layers a child reads from the dictionary train at this multiple
+            of the scaled-up learning rate; the layers it adds, the
+            classifier and the layers whose input changed resolution (a
+            pooling removed, inserted or rescaled before them) at the full
+            rate (`shared_multipliers`, `keras_nas.optimizers.ScaledSGD`).
+            The paper scales one rate for the whole network (`1.0`, its
+            literal reading), and a child then first loses part of what it
+            inherited at the 10x rate and needs 2-4 epochs to get it back.
+            Measured side by side in benchmarks/bench_epnas.py (2026-11-26,
+            18 runs): `0.2` brings kept and rescaled children to their
+            from-scratch accuracy in half the time (0.09-0.19 of it instead
+            of 0.2-0.3), but children with an inserted conv stay ~0.01 below
+            it (they keep closer to the parent), so fewer runs reach it
+            (12/18 against 16/18); the ranking of the children is the same.
+            Defaults to `1.0`.
         seed: int. Each trial is seeded with `seed + trial number`.
         jit_compile: bool. Defaults to `False`.
         **kwargs: passed to `SearchTuner` (`directory`, `project_name`, ...).
@@ -156,6 +211,7 @@ class EPNASTuner(SearchTuner):
         sharing_dir=None,
         sharing_keys="parent",
         insert_init="fresh",
+        shared_lr_scale=1.0,
         seed=0,
         jit_compile=False,
         **kwargs,
@@ -163,7 +219,8 @@ class EPNASTuner(SearchTuner):
         for name, value in (("epochs", epochs), ("prediction_epochs", prediction_epochs),
                             ("batch_scale", batch_scale), ("patience", patience), ("t0", t0)):
             _check_positive(name, value, integer=True)
-        for name, value in (("learning_rate", learning_rate), ("lr_scale", lr_scale), ("t_mult", t_mult)):
+        for name, value in (("learning_rate", learning_rate), ("lr_scale", lr_scale), ("t_mult", t_mult),
+                            ("shared_lr_scale", shared_lr_scale)):
             _check_positive(name, value)
         if prediction_decay not in PREDICTION_DECAYS:
             raise ValueError(f"`prediction_decay` must be one of {list(PREDICTION_DECAYS)}. "
@@ -194,6 +251,7 @@ class EPNASTuner(SearchTuner):
         self.sharing_dir = sharing_dir
         self.sharing_keys = sharing_keys
         self.insert_init = insert_init
+        self.shared_lr_scale = float(shared_lr_scale)
         self.seed = int(seed)
         self.jit_compile = bool(jit_compile)
         self._rebatched = {}
@@ -265,11 +323,21 @@ class EPNASTuner(SearchTuner):
         }
         shared_fraction = 0.0
         store = None
+        multipliers = None
         if self.prediction and self.sharing_dir:
             from keras_nas.parameter_store import ParameterStore
 
             store = ParameterStore(self.sharing_dir)
-            shared_fraction = store.load_into(model, key_map=self.sharing_key_map(values, architecture))
+            shared_fraction, shared_keys = store.load_into(
+                model, key_map=self.sharing_key_map(values, architecture), return_keys=True)
+            if self.shared_lr_scale != 1.0:
+                parent = values.get("parent_architecture")
+                # Only its layers' input shapes are read: built outside any distribution scope.
+                parent_model = None if parent is None else self.space.build(
+                    json.loads(parent), self.input_shape, self.num_classes)
+                multipliers = shared_multipliers(model, shared_keys, self.shared_lr_scale, parent_model,
+                                                 self.sharing_key_map(values, architecture))
+                del parent_model
             positions = self.parent_positions(values)
             if self.insert_init == "identity" and positions is not None and None in positions:
                 for images, _ in self._train_data(train_data).take(1):
@@ -278,7 +346,7 @@ class EPNASTuner(SearchTuner):
         with self._scope():
             model.compile(
                 optimizer=training.make_optimizer("nesterov", schedule(0), self.momentum, self.weight_decay,
-                                                   clipnorm=self.clipnorm),
+                                                   clipnorm=self.clipnorm, learning_rate_multipliers=multipliers),
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
                 jit_compile=self.jit_compile,

@@ -1,0 +1,2 @@
+
+from keras_nas.optimizers.scaled_sgd import ScaledSGD  # noqa: F401
