@@ -117,6 +117,32 @@ mean 0.30; kept and scaled 0.19-0.32, remove 0.37 and one miss, insert
 mean 0.34; without the dictionary 0/12; cosine decay 8/12, mean 0.55. The
 parent-position keys give inserted-into children 76% shared weights (own
 positions: 27%) and after a remove 100% (own positions: 4%).
+
+Measured on 2026-11-26, fourth session (`--skip-search --repeats 3
+--no-no-sharing-run --no-compare-decay`, 16 validation renderings, 2 quiet
+cores; 18 runs per column). One rate for the whole child (the paper's
+reading, the default): to the from-scratch best accuracy 15/18 reached,
+median over all 18 runs 0.34 wall, mean of the reached 0.35 (CPU 0.38);
+keep 0.24, scale 0.35, remove 0.32, insert 0.48 with 3/6 misses; to the
+final accuracy 18/18, mean 0.33. The 4x smaller validation set before gave
+0.28 and 0.44 in two runs of the same code: with less noise the figure
+sits at 1/3, not below it. In every prediction run the first epoch at the
+5x rate drops the child below what it inherited (a kept child from the
+parent's 0.775 to 0.61-0.72), and 2-3 epochs go to getting back.
+A second run, `--shared-lr-scale 0.2` as the main column and one rate as
+the comparison (`EPNASTuner(shared_lr_scale=...)`: the layers read from
+the dictionary at 0.2x the rate, new layers, the classifier and layers
+whose input resolution changed at the full rate): to the best accuracy
+12/18 reached with 0.2 (median over all runs 0.36; keep 0.09-0.12, scale
+0.10-0.22 and one 0.56 and one miss, remove 0.34-0.37, insert 1/6) against
+16/18 with one rate (median 0.36, mean 0.39); to the final accuracy 18/18
+both, mean 0.23 vs 0.35 (17/18 vs 9/18 within 1/3). The reduced rate halves
+the time of kept and rescaled children but keeps inserted children near
+the parent (best 0.811 vs 0.821 with one rate for the insert at 3, whose
+from-scratch best is 0.823); the children's ranking (Kendall's tau against
+the from-scratch accuracies over the 6 children) is 0.33 with either. So
+the default stays one rate, and the issue's <= 1/3 is met against the
+final from-scratch accuracy with 0.2, not against the best.
 """
 
 import argparse
@@ -177,7 +203,7 @@ class _Clock:
         return Clock()
 
 
-def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=None):
+def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=None, multipliers=None):
     import keras
 
     from keras_nas import training
@@ -185,7 +211,8 @@ def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=N
     if batch_scale > 1:
         batch = next(iter(train))[0].shape[0]
         train = train.unbatch().batch(batch * batch_scale).prefetch(2)
-    model.compile(optimizer=training.make_optimizer("nesterov", schedule(0), 0.9, 1e-4, clipnorm=5.0),
+    model.compile(optimizer=training.make_optimizer("nesterov", schedule(0), 0.9, 1e-4, clipnorm=5.0,
+                                                    learning_rate_multipliers=multipliers),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     # Trace the train and test steps first (one batch each), then restore the weights and zero the
     # optimizer: graph tracing, the same fixed cost for both runs, is kept out of the timings.
@@ -296,7 +323,7 @@ def prediction_speedup(dataset, out, args):
     from keras_nas.parameter_store import ParameterStore
     from keras_nas.spaces.epnas import KINDS, SCALES, EPNASSpace
     from keras_nas.training import sgdr_learning_rate
-    from keras_nas.tuners.epnas_tuner import prediction_learning_rate
+    from keras_nas.tuners.epnas_tuner import prediction_learning_rate, shared_multipliers
 
     space = EPNASSpace("layers", channels=(16, 32, 64), max_layers=8)
     n = space.partitions
@@ -341,12 +368,16 @@ def prediction_speedup(dataset, out, args):
     # The batch-norm statistics of an identity-started inserted layer (EPNASTuner: its first training batch).
     images = next(iter(dataset.train.unbatch().batch(256)))[0]
     other_init = "fresh" if args.insert_init == "identity" else "identity"
+    other_shared_lr = 1.0 if args.shared_lr_scale != 1.0 else 0.2
 
-    def shared_child(child, positions, key_map, insert_init):
+    def shared_child(child, positions, key_map, insert_init, shared_lr_scale=args.shared_lr_scale):
+        """The child started from the dictionary, and its learning-rate multipliers (as `EPNASTuner`)."""
         model = space.build(child, dataset.input_shape, dataset.num_classes)
-        shared = store.load_into(model, key_map=key_map)
+        shared, keys = store.load_into(model, key_map=key_map, return_keys=True)
         inserted = space.init_inserted(model, child, positions, inputs=images) if insert_init == "identity" else 0
-        return model, shared, inserted
+        multipliers = (shared_multipliers(model, keys, shared_lr_scale, parent_model, key_map)
+                       if shared_lr_scale != 1.0 else None)
+        return model, shared, inserted, multipliers
 
     rows = []
     for name, action in actions.items():
@@ -360,9 +391,9 @@ def prediction_speedup(dataset, out, args):
             keras.utils.set_random_seed(1 + repeat)
             literal = store.load_into(space.build(child, dataset.input_shape, dataset.num_classes))
             keras.utils.set_random_seed(1 + repeat)
-            model, shared, inserted = shared_child(child, positions, key_map, args.insert_init)
+            model, shared, inserted, multipliers = shared_child(child, positions, key_map, args.insert_init)
             predicted = _fit(model, dataset.train, dataset.validation, args.prediction_epochs, pp_schedule,
-                             args.batch_scale, early_stop=args.patience)
+                             args.batch_scale, early_stop=args.patience, multipliers=multipliers)
             row = {"child": name, "repeat": repeat, "layers": len(child), "shared_fraction": shared,
                    "shared_fraction_own_positions": literal, "scratch": scratch, "prediction": predicted,
                    "insert_init": args.insert_init if inserted else None}
@@ -370,10 +401,10 @@ def prediction_speedup(dataset, out, args):
                                   for e, p in zip(child, positions))
             if args.compare_insert_init and has_conv_insert:
                 keras.utils.set_random_seed(1 + repeat)
-                model, _, _ = shared_child(child, positions, key_map, other_init)
+                model, _, _, multipliers = shared_child(child, positions, key_map, other_init)
                 row[f"prediction_{other_init}_insert"] = _fit(
                     model, dataset.train, dataset.validation, args.prediction_epochs, pp_schedule,
-                    args.batch_scale, early_stop=args.patience)
+                    args.batch_scale, early_stop=args.patience, multipliers=multipliers)
             if args.no_sharing_run:
                 keras.utils.set_random_seed(1 + repeat)
                 row["no_sharing"] = _fit(space.build(child, dataset.input_shape, dataset.num_classes),
@@ -381,9 +412,17 @@ def prediction_speedup(dataset, out, args):
                                          args.batch_scale, early_stop=args.patience)
             if args.compare_decay:
                 keras.utils.set_random_seed(1 + repeat)
-                model, _, _ = shared_child(child, positions, key_map, args.insert_init)
+                model, _, _, multipliers = shared_child(child, positions, key_map, args.insert_init)
                 row[f"prediction_{other}"] = _fit(model, dataset.train, dataset.validation, args.prediction_epochs,
-                                                  other_schedule, args.batch_scale, early_stop=args.patience)
+                                                  other_schedule, args.batch_scale, early_stop=args.patience,
+                                                  multipliers=multipliers)
+            if args.compare_shared_lr:
+                keras.utils.set_random_seed(1 + repeat)
+                model, _, _, multipliers = shared_child(child, positions, key_map, args.insert_init,
+                                                        shared_lr_scale=other_shared_lr)
+                row["prediction_other_shared_lr"] = _fit(
+                    model, dataset.train, dataset.validation, args.prediction_epochs, pp_schedule,
+                    args.batch_scale, early_stop=args.patience, multipliers=multipliers)
             _measure(row, args.tolerance)
             rows.append(row)
             print(_row_line(row), flush=True)
@@ -395,7 +434,7 @@ def _ratio(value):
 
 
 RUNS = ("prediction", "no_sharing", "prediction_cosine", "prediction_exponential", "prediction_fresh_insert",
-        "prediction_identity_insert")
+        "prediction_identity_insert", "prediction_other_shared_lr")
 
 
 def _measure(row, tolerance):
@@ -433,12 +472,13 @@ def _measure(row, tolerance):
 HEADER = ("child | run | shared (own-position keys) | scratch acc best / final | scratch s (epochs) to best / "
           "final | pred acc | pred s (epochs) to best / final | RATIO to best / final | CPU RATIO to best / final | "
           "whole-run ratio wall / CPU | w/o sharing: acc, ratio to best | other decay: acc, ratio to best | "
-          "other insert init: acc, ratio to best")
+          "other insert init: acc, ratio to best | other shared-layer lr: acc, ratio to best")
 
 OTHER_RUNS = {"no_sharing": "prediction without sharing", "prediction_cosine": "prediction + sharing, cosine decay",
               "prediction_exponential": "prediction + sharing, exponential decay",
               "prediction_fresh_insert": "prediction + sharing, inserted conv fresh",
-              "prediction_identity_insert": "prediction + sharing, inserted conv identity"}
+              "prediction_identity_insert": "prediction + sharing, inserted conv identity",
+              "prediction_other_shared_lr": "prediction + sharing, the other shared-layer learning rate"}
 
 
 def action_group(child):
@@ -470,7 +510,8 @@ def _row_line(r):
             f"{_ratio(r['prediction_cpu_ratio_to_best'])} / {_ratio(r['prediction_cpu_ratio_to_final'])} | "
             f"{r['prediction_ratio_total']:.2f} / {r['prediction_cpu_ratio_total']:.2f} | {extra('no_sharing')} | "
             + (f"{decay.split('_')[1]} {extra(decay)}" if decay else "-")
-            + " | " + (f"{init.split('_')[1]} {extra(init)}" if init else "-"))
+            + " | " + (f"{init.split('_')[1]} {extra(init)}" if init else "-")
+            + " | " + extra("prediction_other_shared_lr"))
 
 
 def _finite(value):
@@ -619,6 +660,12 @@ def main(argv=None):
                         help="part 2: how an inserted conv starts (EPNASTuner's insert_init)")
     parser.add_argument("--compare-insert-init", action=argparse.BooleanOptionalAction, default=True,
                         help="part 2: children with an inserted conv also run with the other insert init")
+    parser.add_argument("--shared-lr-scale", type=float, default=1.0,
+                        help="part 2: learning-rate multiple of the layers read from the dictionary "
+                             "(EPNASTuner's shared_lr_scale; 1 = one rate for the whole child)")
+    parser.add_argument("--compare-shared-lr", action=argparse.BooleanOptionalAction, default=True,
+                        help="part 2: also run prediction + sharing with the other shared-layer rate "
+                             "(1 when --shared-lr-scale is not 1, else 0.2)")
     parser.add_argument("--children", default=None,
                         help="part 2: comma-separated name fragments of the children to run (default: all)")
     parser.add_argument("--skip-search", action="store_true")
@@ -679,7 +726,8 @@ def main(argv=None):
         seed=0, validation_renderings=args.validation_renderings)
     print(f"\nPerformance prediction + sharing vs from scratch on {args.prediction_data} "
           f"(batch x{args.batch_scale}, lr x{args.lr_scale:g}, {args.decay} decay over {args.prediction_epochs} "
-          f"epochs, patience {args.patience}, inserted conv {args.insert_init}; from scratch "
+          f"epochs, patience {args.patience}, inserted conv {args.insert_init}, layers read from the dictionary "
+          f"at x{args.shared_lr_scale:g} the rate; from scratch "
           f"{args.scratch_epochs} epochs, SGDR)", flush=True)
     print(HEADER, flush=True)
     rows = prediction_speedup(part2, args.out, args)
