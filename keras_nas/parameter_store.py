@@ -60,6 +60,11 @@ def shape_distance(shapes_a, shapes_b):
     return total
 
 
+def layer_key(name):
+    """The dictionary key of a layer named `<key>__<role>` (a name without `"__"` is its own key)."""
+    return name.split(_SEP, 1)[0]
+
+
 def model_entries(model):
     """`{key: [(layer_name, [arrays]), ...]}` of a model whose layers are named `<key>__<role>`.
 
@@ -69,7 +74,7 @@ def model_entries(model):
     for layer in model.layers:
         if not layer.weights:
             continue
-        key = layer.name.split(_SEP, 1)[0]
+        key = layer_key(layer.name)
         entries.setdefault(key, []).append((layer.name, [np.asarray(w) for w in layer.get_weights()]))
     for key in entries:
         entries[key].sort(key=lambda e: e[0])

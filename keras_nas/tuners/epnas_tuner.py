@@ -10,6 +10,7 @@ import keras
 
 from keras_nas import costs, io, training
 from keras_nas.oracles.soft_penalty import constrained_reward
+from keras_nas.parameter_store import layer_key
 from keras_nas.spaces.epnas_morphism import INSERT_INITS
 from keras_nas.training import sgdr_learning_rate
 from keras_nas.tuners.search_tuner import SearchTuner
@@ -49,9 +50,9 @@ def input_resolutions(model):
     """`{dictionary key: (height, width)}` of the input of each key's first layer (`<key>__<role>` names)."""
     resolutions = {}
     for layer in model.layers:
-        if "__" not in layer.name or not layer.weights:
+        key = layer_key(layer.name)
+        if key == layer.name or not layer.weights:
             continue
-        key = layer.name.split("__", 1)[0]
         if key not in resolutions:
             inputs = layer.input if not isinstance(layer.input, (list, tuple)) else layer.input[0]
             resolutions[key] = tuple(inputs.shape[1:3])
@@ -79,7 +80,7 @@ def shared_multipliers(model, keys, scale, parent_model=None, key_map=None):
         child_res, parent_res = input_resolutions(model), input_resolutions(parent_model)
         key_map = key_map or {}
         keys = {k for k in keys if child_res.get(k) == parent_res.get(key_map.get(k, k), child_res.get(k))}
-    return {v.path: float(scale) for layer in model.layers if layer.name.split("__", 1)[0] in keys
+    return {v.path: float(scale) for layer in model.layers if layer_key(layer.name) in keys
             for v in layer.trainable_weights}
 
 
