@@ -118,7 +118,7 @@ mean 0.34; without the dictionary 0/12; cosine decay 8/12, mean 0.55. The
 parent-position keys give inserted-into children 76% shared weights (own
 positions: 27%) and after a remove 100% (own positions: 4%).
 
-Measured on 2026-11-26, fourth session (`--skip-search --repeats 3
+Measured on 2026-11-26, fifth session (`--skip-search --repeats 3
 --no-no-sharing-run --no-compare-decay`, 16 validation renderings, 2 quiet
 cores; 18 runs per column). One rate for the whole child (the paper's
 reading, the default): to the from-scratch best accuracy 15/18 reached,
