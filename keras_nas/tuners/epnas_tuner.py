@@ -170,8 +170,8 @@ class EPNASTuner(SearchTuner):
             inherited at the 10x rate and needs 2-4 epochs to get it back.
             Measured side by side in benchmarks/bench_epnas.py (2026-11-26,
             18 runs): `0.2` brings kept and rescaled children to their
-            from-scratch accuracy in half the time (0.09-0.19 of it instead
-            of 0.2-0.3), but children with an inserted conv stay ~0.01 below
+            from-scratch accuracy in about half the time (0.09-0.22 of it
+            instead of 0.2-0.35), but children with an inserted conv stay ~0.01 below
             it (they keep closer to the parent), so fewer runs reach it
             (12/18 against 16/18); the ranking of the children is the same.
             Defaults to `1.0`.
@@ -329,15 +329,14 @@ class EPNASTuner(SearchTuner):
             from keras_nas.parameter_store import ParameterStore
 
             store = ParameterStore(self.sharing_dir)
-            shared_fraction, shared_keys = store.load_into(
-                model, key_map=self.sharing_key_map(values, architecture), return_keys=True)
+            key_map = self.sharing_key_map(values, architecture)
+            shared_fraction, shared_keys = store.load_into(model, key_map=key_map, return_keys=True)
             if self.shared_lr_scale != 1.0:
                 parent = values.get("parent_architecture")
                 # Only its layers' input shapes are read: built outside any distribution scope.
                 parent_model = None if parent is None else self.space.build(
                     json.loads(parent), self.input_shape, self.num_classes)
-                multipliers = shared_multipliers(model, shared_keys, self.shared_lr_scale, parent_model,
-                                                 self.sharing_key_map(values, architecture))
+                multipliers = shared_multipliers(model, shared_keys, self.shared_lr_scale, parent_model, key_map)
                 del parent_model
             positions = self.parent_positions(values)
             if self.insert_init == "identity" and positions is not None and None in positions:
