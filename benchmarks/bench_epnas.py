@@ -203,7 +203,8 @@ class _Clock:
         return Clock()
 
 
-def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=None, multipliers=None):
+def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=None, multipliers=None,
+         restore_best=False):
     import keras
 
     from keras_nas import training
@@ -227,8 +228,10 @@ def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=N
     model.reset_metrics()
     clock = _Clock()
     callbacks = [keras.callbacks.LearningRateScheduler(schedule), clock]
-    if early_stop:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=early_stop))
+    if early_stop or restore_best:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                       patience=early_stop or epochs,
+                                                       restore_best_weights=restore_best))
     model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     return clock.points
 
@@ -359,10 +362,15 @@ def prediction_speedup(dataset, out, args):
     keras.utils.set_random_seed(0)
     parent_model = space.build(parent, dataset.input_shape, dataset.num_classes)
     # The dictionary of a running search holds parameters trained over earlier steps: the parent here
-    # is trained once with the standard setting.
-    points = _fit(parent_model, dataset.train, dataset.validation, args.scratch_epochs, scratch_schedule)
-    print(f"parent ({len(parent)} layers, {parent_model.count_params():,} params): val acc {points[-1][2]:.4f} "
-          f"after {args.scratch_epochs} epochs, {points[-1][0]:.0f} s", flush=True)
+    # is trained once with the standard setting. EPNASTuner's prediction runs restore their best
+    # epoch's weights before they go into the dictionary (EarlyStopping(restore_best_weights=True)),
+    # so the parent's best epoch is stored too, not its last (SGDR's 20th epoch sits mid-cycle).
+    points = _fit(parent_model, dataset.train, dataset.validation, args.scratch_epochs, scratch_schedule,
+                  restore_best=True)
+    best_epoch = max(range(len(points)), key=lambda i: points[i][2])
+    print(f"parent ({len(parent)} layers, {parent_model.count_params():,} params): val acc "
+          f"{points[best_epoch][2]:.4f} at its best epoch ({best_epoch + 1}, stored), {points[-1][2]:.4f} after "
+          f"{args.scratch_epochs} epochs, {points[-1][0]:.0f} s", flush=True)
     store.contribute(parent_model, "parent", step=0, accuracy=max(a for _, _, a in points))
     store.consolidate(0)
     # The batch-norm statistics of an identity-started inserted layer (EPNASTuner: its first training batch).
