@@ -112,7 +112,8 @@ def test_shared_multipliers_name_the_variables_of_the_shared_layers():
     assert key_map == {"L0_conv2d": "L0_conv2d", "L1_conv2d": "L2_conv2d"}
     multipliers = shared_multipliers(child, ["L0_conv2d", "L1_conv2d"], 0.2, parent, key_map)
     assert set(multipliers) == paths(child, "L0_conv2d")
-    # A conv inserted at the same resolution leaves the layers behind it at the reduced rate.
+    # A conv inserted with fresh weights: the layers behind it read another input and keep the full rate,
+    # the ones before it the reduced rate.
     action = {"scale": [0] * space.partitions, "insert": {"kind": 1, "type": 0, "filter_width": 1, "pool_width": 0,
                                                           "channels": 0, "activation": 0, "place": 1, "skip": 0}}
     inserted_arch = space.apply_action(parent_arch, action)
@@ -122,7 +123,22 @@ def test_shared_multipliers_name_the_variables_of_the_shared_layers():
     inserted = space.build(inserted_arch, (8, 8, 1), 3)
     key_map = space.sharing_key_map(inserted_arch, positions)
     multipliers = shared_multipliers(inserted, ["L0_conv2d", "L3_conv2d"], 0.2, parent, key_map)
-    assert set(multipliers) == paths(inserted, "L0_conv2d", "L3_conv2d")
+    assert set(multipliers) == paths(inserted, "L0_conv2d")
+    # Scaled layers (channels padded) and the layers behind them start from what the parent computed.
+    scaled_arch = [dict(e) for e in parent_arch]
+    scaled_arch[0]["channels"] = 32
+    scaled = space.build(scaled_arch, (8, 8, 1), 3)
+    multipliers = shared_multipliers(scaled, ["L0_conv2d", "L2_conv2d"], 0.2, parent, {})
+    assert set(multipliers) == paths(scaled, "L0_conv2d", "L2_conv2d")
+    # A skip connection added to the last conv: its conv and batch norm still read the pooling as before,
+    # the new strided projection of the skip (not in the parent) trains at the full rate.
+    skipped_arch = [dict(e) for e in parent_arch]
+    skipped_arch[2]["src2"] = 1
+    skipped = space.build(skipped_arch, (8, 8, 1), 3)
+    multipliers = shared_multipliers(skipped, ["L0_conv2d", "L2_conv2d"], 0.2, parent, {})
+    assert "L2_conv2d__skip/kernel" in {v.path for v in skipped.trainable_weights}
+    assert set(multipliers) == paths(skipped, "L0_conv2d") | {
+        v.path for name in ("L2_conv2d__conv", "L2_conv2d__bn") for v in skipped.get_layer(name).trainable_weights}
 
 
 def test_sharing_keys_follow_the_parent_positions(tmp_path):

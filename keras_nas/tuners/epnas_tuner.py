@@ -46,17 +46,53 @@ def prediction_learning_rate(epoch, learning_rate, min_learning_rate, epochs, de
     return learning_rate * (min_learning_rate / learning_rate) ** fraction
 
 
-def input_resolutions(model):
-    """`{dictionary key: (height, width)}` of the input of each key's first layer (`<key>__<role>` names)."""
-    resolutions = {}
+def _graph(model):
+    """`{layer name: (names of the layers it reads, input height and width)}` of a functional model."""
+    graph = {}
     for layer in model.layers:
-        key = layer_key(layer.name)
-        if key == layer.name or not layer.weights:
-            continue
-        if key not in resolutions:
-            inputs = layer.input if not isinstance(layer.input, (list, tuple)) else layer.input[0]
-            resolutions[key] = tuple(inputs.shape[1:3])
-    return resolutions
+        # Keras has no public accessor for the layers a layer reads; `_inbound_nodes` (each node's
+        # `parent_nodes`) is what Functional and keras.utils.plot_model walk.
+        nodes = layer._inbound_nodes[:1]
+        parents = tuple(parent.operation.name for node in nodes for parent in node.parent_nodes)
+        inputs = [] if not parents else (layer.input if isinstance(layer.input, (list, tuple)) else [layer.input])
+        graph[layer.name] = parents, tuple(tuple(x.shape[1:3]) for x in inputs)
+    return graph
+
+
+def inherited_layers(model, parent_model, keys, key_map=None):
+    """Names of the child's layers that compute what they computed in the parent.
+
+    A layer qualifies when its weights (if any) were read from the
+    dictionary (`keys`), it reads the same layers as its counterpart in
+    `parent_model` (names mapped through `key_map`, child key -> parent key)
+    at the same heights and widths, and each of those layers qualifies
+    too. So a layer behind a conv inserted with fresh weights, behind a
+    removed layer or behind a pooling whose resolution changed does not: its
+    input is another function than the one its weights were trained on. A
+    layer scaled by the action (channels padded, a kernel spliced) still
+    qualifies: it starts from what the parent computed.
+
+    Example:
+
+    >>> sorted(inherited_layers(parent, parent, ["L0_conv2d", "L1_conv2d"]))[:3]
+    ['L0_conv2d__act_relu', 'L0_conv2d__bn', 'L0_conv2d__conv']
+    """
+    key_map, keys = key_map or {}, set(keys)
+
+    def in_parent(name):  # None for a layer of a key without a parent counterpart (inserted)
+        key = layer_key(name)
+        parent_key = key_map.get(key, key)
+        return name if key == name else None if parent_key is None else parent_key + name[len(key):]
+
+    child, parent = _graph(model), _graph(parent_model)
+    same = set()
+    for layer in model.layers:  # functional models list their layers in topological order
+        reads, shapes = child[layer.name]
+        counterpart = parent.get(in_parent(layer.name))
+        if (counterpart is not None and counterpart == (tuple(in_parent(n) for n in reads), shapes)
+                and all(n in same or n not in child for n in reads) and (not layer.weights or layer_key(layer.name) in keys)):
+            same.add(layer.name)
+    return same
 
 
 def shared_multipliers(model, keys, scale, parent_model=None, key_map=None):
@@ -66,9 +102,11 @@ def shared_multipliers(model, keys, scale, parent_model=None, key_map=None):
     filled (`return_keys=True`). Left at the full rate: the classifier (it
     reads whatever features the action changed) and, given the
     `parent_model` and `key_map` (child key -> parent key), every layer
-    whose input has another height and width than in the parent (a pooling
-    removed, inserted or rescaled before it: its filters meet features of
-    another scale and must relearn, measured in benchmarks/bench_epnas.py).
+    whose input is not what it was in the parent (`inherited_layers`: a
+    conv inserted with fresh weights, a layer removed or a resolution
+    changed before it). Their weights meet another input and must relearn
+    (measured in benchmarks/bench_epnas.py: behind a removed pooling the
+    reduced rate keeps a child ~0.03 short, behind an inserted conv ~0.01).
 
     Example:
 
@@ -76,12 +114,9 @@ def shared_multipliers(model, keys, scale, parent_model=None, key_map=None):
     {'L0_conv2d__conv/kernel': 0.2, 'L0_conv2d__bn/gamma': 0.2, ...}
     """
     keys = {k for k in keys if k != CLASSIFIER}
-    if parent_model is not None:
-        child_res, parent_res = input_resolutions(model), input_resolutions(parent_model)
-        key_map = key_map or {}
-        keys = {k for k in keys if child_res.get(k) == parent_res.get(key_map.get(k, k), child_res.get(k))}
+    names = None if parent_model is None else inherited_layers(model, parent_model, keys, key_map)
     return {v.path: float(scale) for layer in model.layers if layer_key(layer.name) in keys
-            for v in layer.trainable_weights}
+            and (names is None or layer.name in names) for v in layer.trainable_weights}
 
 
 def _check_positive(name, value, integer=False):
