@@ -143,6 +143,31 @@ from-scratch best is 0.823); the children's ranking (Kendall's tau against
 the from-scratch accuracies over the 6 children) is 0.33 with either. So
 the default stays one rate, and the issue's <= 1/3 is met against the
 final from-scratch accuracy with 0.2, not against the best.
+
+Since 2026-11-26 (sixth session) the parent goes into the dictionary at its
+best epoch (its 19th: 0.785, against 0.775 at the 20th), as `EPNASTuner`'s
+prediction runs store theirs (`restore_best_weights`), and the reduced rate
+of `--shared-lr-scale` goes only to layers whose whole upstream graph is
+the parent's (`inherited_layers`: layers behind an inserted conv or a
+removed layer now relearn at the full rate, as those behind a changed
+resolution did). Measured (`--skip-search --repeats 3 --no-no-sharing-run
+--no-compare-decay --no-compare-insert-init --shared-lr-scale 0.2`, 18 runs
+per column, 2 quiet cores): to the from-scratch best accuracy, 0.2 reaches
+it in 12/18 runs, median over all runs 0.28, mean of the reached 0.22
+(<= 1/3 in 11/18; keep 0.10, scale 0.15-0.42 and one miss, remove
+0.18-0.31, insert 1/6: 0.28, five misses 0.001-0.010 short of the target,
+0.011-0.020 below the from-scratch best); one rate
+15/18, median 0.33, mean 0.38 (insert 3/6 at 0.41-0.72). To the final
+accuracy 18/18 with 0.2, median 0.20 (15/18 within 1/3), against one rate's
+18/18, median 0.37. Kendall's tau of the ranking 0.20 (6 children). So
+children that keep their parent's layers (kept, rescaled, a pooling
+removed) reach their accuracy within 1/3 of the from-scratch time in 10 of
+their 12 runs (0.10-0.31), while children with a conv inserted in series
+mostly do not with either setting (1/6 with 0.2, 0/6 with one rate): the
+deeper child needs more training than the ~3 epochs 1/3 allows to get past
+its parent. The
+paper's batch scaling, which on a GPU also shortens each epoch, saves
+nothing per epoch on this CPU.
 """
 
 import argparse

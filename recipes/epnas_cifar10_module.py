@@ -50,7 +50,8 @@ PREDICTION = {
     "prediction_decay": "exponential",  # "a large learning rate with an aggressive decay" (shape not given)
     "sharing_keys": "parent",  # "share parameters across steps": a child reads its parent's layer numbers
     # One scaled rate for the whole child, as in the paper. 0.2 (layers read from the dictionary at 0.1, new
-    # ones at 0.5) halves the time of kept/rescaled children in benchmarks/bench_epnas.py but leaves children
+    # ones and layers behind a changed input at 0.5) speeds up kept/rescaled children in benchmarks/bench_epnas.py
+    # (median 0.28 of the from-scratch time against 0.33) but leaves most children
     # with an inserted conv ~0.01 short of their from-scratch accuracy.
     "shared_lr_scale": 1.0,
     "out": "runs/epnas_cifar10_module_pp",

@@ -195,7 +195,8 @@ class EPNASOracle(SearchOracle):
         # Where each layer sat in the parent: the keys a child reads from the sharing dictionary (3.4).
         values["parent_positions"] = json.dumps(
             [-1 if p is None else p for p in self.space.parent_positions(parent, action)])
-        # The parent itself: which of the child's layers see their input at another resolution (3.4 sharing).
+        # The parent itself: which of the child's layers still compute what they computed in it (3.4 sharing,
+        # EPNASTuner(shared_lr_scale=...)).
         values["parent_architecture"] = json.dumps(parent, sort_keys=True)
         return {"status": "RUNNING", "values": values}
 

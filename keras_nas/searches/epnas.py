@@ -70,8 +70,9 @@ def add_arguments(parser):
                         "start; benchmarks/bench_epnas.py compares them) [not given]")
     g.add_argument("--shared-lr-scale", type=float, default=1.0,
                    help="with prediction, the layers a child reads from the dictionary train at this multiple of "
-                        "the scaled-up learning rate, its new layers at the full rate (default 1: one rate, the "
-                        "literal reading; 0.2 halves the time of kept/rescaled children, see the README) [1]")
+                        "the scaled-up learning rate; new layers and layers behind a changed input at the full rate "
+                        "(default 1: one rate, the literal reading; 0.2 halves the time of kept/rescaled "
+                        "children, see the README) [1]")
     g.add_argument("--learning-rate", type=float, default=0.05, help="SGDR l_max [0.05]")
     g.add_argument("--min-learning-rate", type=float, default=0.001, help="SGDR l_min [0.001]")
     g.add_argument("--t0", type=int, default=10, help="SGDR T_0 [10]")

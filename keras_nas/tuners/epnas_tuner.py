@@ -90,7 +90,8 @@ def inherited_layers(model, parent_model, keys, key_map=None):
         reads, shapes = child[layer.name]
         counterpart = parent.get(in_parent(layer.name))
         if (counterpart is not None and counterpart == (tuple(in_parent(n) for n in reads), shapes)
-                and all(n in same or n not in child for n in reads) and (not layer.weights or layer_key(layer.name) in keys)):
+                and all(n in same or n not in child for n in reads)
+                and (not layer.weights or layer_key(layer.name) in keys)):
             same.add(layer.name)
     return same
 
@@ -197,19 +198,20 @@ class EPNASTuner(SearchTuner):
         shared_lr_scale: float. With prediction and a dictionary, the
             layers a child reads from the dictionary train at this multiple
             of the scaled-up learning rate; the layers it adds, the
-            classifier and the layers whose input changed resolution (a
-            pooling removed, inserted or rescaled before them) at the full
-            rate (`shared_multipliers`, `keras_nas.optimizers.ScaledSGD`).
+            classifier and every layer whose input is not what it was in
+            the parent (behind an inserted conv, a removed layer or a
+            changed resolution: `inherited_layers`) at the full rate
+            (`shared_multipliers`, `keras_nas.optimizers.ScaledSGD`).
             The paper scales one rate for the whole network (`1.0`, its
             literal reading), and a child then first loses part of what it
             inherited at the 10x rate and needs 2-4 epochs to get it back.
             Measured side by side in benchmarks/bench_epnas.py (2026-11-26,
-            18 runs): `0.2` brings kept and rescaled children to their
-            from-scratch accuracy in about half the time (0.09-0.22 of it
-            instead of 0.2-0.35), but children with an inserted conv stay ~0.01 below
-            it (they keep closer to the parent), so fewer runs reach it
-            (12/18 against 16/18); the ranking of the children is the same.
-            Defaults to `1.0`.
+            18 runs): `0.2` brings kept, rescaled and pooling-removed
+            children to their from-scratch accuracy in a tenth to a third
+            of the from-scratch time (median over all runs 0.28 against
+            0.33 at one rate), but children with an inserted conv then
+            mostly stay 0.01-0.02 below it (1/6 reach it, 3/6 at one rate),
+            so a search would rank them lower. Defaults to `1.0`.
         seed: int. Each trial is seeded with `seed + trial number`.
         jit_compile: bool. Defaults to `False`.
         **kwargs: passed to `SearchTuner` (`directory`, `project_name`, ...).
