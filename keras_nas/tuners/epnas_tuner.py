@@ -107,7 +107,7 @@ def shared_multipliers(model, keys, scale, parent_model=None, key_map=None):
     conv inserted with fresh weights, a layer removed or a resolution
     changed before it). Their weights meet another input and must relearn
     (measured in benchmarks/bench_epnas.py: behind a removed pooling the
-    reduced rate keeps a child ~0.03 short, behind an inserted conv ~0.01).
+    reduced rate keeps a child ~0.03 short of its from-scratch accuracy).
 
     Example:
 
