@@ -20,6 +20,9 @@ from keras_nas import cli
         (["--channel-table", "16,x"], "`--channel-table` must be comma-separated positive ints"),
         (["--max-layers", "3", "--initial-layers", "2,5"], "EPNAS space options: `initial_layers`"),
         (["--shared-lr-scale", "0"], "`--shared-lr-scale` must be > 0. Received: 0.0"),
+        (["--shared-shrink", "1.5"], "`--shared-shrink` must be in (0, 1]. Received: 1.5"),
+        (["--shared-noise", "-0.1"], "`--shared-noise` must be >= 0. Received: -0.1"),
+        (["--prediction-decay-epochs", "0"], "`--prediction-decay-epochs` must be a positive int. Received: 0"),
     ],
 )
 def test_bad_options_fail_before_anything_is_written(tmp_path, capsys, extra, message):
@@ -36,7 +39,8 @@ def test_help_lists_the_paper_values(capsys):
         cli.main(["search", "epnas", "--help"])
     text = capsys.readouterr().out
     for option in ("--mode", "--constraint", "--episodes", "--branches", "--steps", "--top-k", "--baseline",
-                   "--prediction", "--no-prediction", "--epochs", "--shared-lr-scale"):
+                   "--prediction", "--no-prediction", "--epochs", "--shared-lr-scale", "--shared-shrink",
+                   "--shared-noise", "--prediction-decay-epochs"):
         assert option in text
 
 

@@ -26,7 +26,7 @@ def test_recipes_hold_the_paper_settings(recipe):
     assert pp.learning_rate * pp.lr_scale == pytest.approx(0.5)
     assert (pp.prediction_decay, pp.sharing_keys, pp.insert_init) == ("exponential", "parent", "fresh")
     assert (pp.t0, pp.t_mult, pp.min_learning_rate) == (10, 2.0, 0.001)
-    assert pp.shared_lr_scale == 1.0
+    assert (pp.shared_lr_scale, pp.shared_shrink, pp.shared_noise, pp.prediction_decay_epochs) == (1.0, 1.0, 0.0, None)
     assert _args(recipe.command(recipe.SCRATCH)).epochs == 20 and not _args(recipe.command(recipe.SCRATCH)).prediction
     assert _args(recipe.command(recipe.RANDOM)).baseline == "random"
 

@@ -23,7 +23,7 @@ def test_sgdr_schedule():
     assert sgdr_learning_rate(9) < sgdr_learning_rate(8)
 
 
-def _search(tmp_path, prediction=False, shared_lr_scale=0.2):
+def _search(tmp_path, prediction=False, shared_lr_scale=0.2, **tuner_kwargs):
     dataset = data.load("synthetic", input_shape=(8, 8, 1), num_classes=3, num_examples=96, batch_size=16)
     space = EPNASSpace("layers", max_layers=4, initial_layers=(2, 3), channels=(16, 32))
     sharing = str(tmp_path / "shared") if prediction else None
@@ -31,13 +31,16 @@ def _search(tmp_path, prediction=False, shared_lr_scale=0.2):
                          action_units=16, sharing_dir=sharing, seed=0)
     tuner = EPNASTuner(oracle, space, dataset.input_shape, dataset.num_classes, epochs=1, prediction=prediction,
                        prediction_epochs=1, batch_scale=2, lr_scale=2, sharing_dir=sharing,
-                       shared_lr_scale=shared_lr_scale, directory=str(tmp_path), project_name="trials")
+                       shared_lr_scale=shared_lr_scale, directory=str(tmp_path), project_name="trials",
+                       **tuner_kwargs)
     tuner.search(dataset.train, validation_data=dataset.validation, verbose=0)
     return oracle, tuner
 
 
 def test_search_rewards_children_and_resumes_without_retraining(tmp_path):
-    oracle, tuner = _search(tmp_path, prediction=True)
+    # The shared start is shrunk and perturbed (shared_shrink/shared_noise) in this search.
+    shrink = {"shared_shrink": 0.5, "shared_noise": 0.01}
+    oracle, tuner = _search(tmp_path, prediction=True, **shrink)
     assert sorted(t.status for t in oracle.trials.values()) == ["COMPLETED"] * 4
     assert len(oracle.history) == 1
     trial = oracle.trials["0"]
@@ -68,7 +71,7 @@ def test_search_rewards_children_and_resumes_without_retraining(tmp_path):
     assert not any(path.startswith("predictions/") for path in multipliers)  # classifier: full rate
     mtimes = {t: os.path.getmtime(os.path.join(tuner.get_trial_dir(t), SUMMARY)) for t in oracle.trials}
     # Running the same search again trains nothing.
-    again, again_tuner = _search(tmp_path, prediction=True)
+    again, again_tuner = _search(tmp_path, prediction=True, **shrink)
     assert {t: os.path.getmtime(os.path.join(again_tuner.get_trial_dir(t), SUMMARY)) for t in again.trials} == mtimes
     assert again.history == json.loads(json.dumps(oracle.history))
     # A trial whose summary exists (killed before the oracle heard of it) returns it without data.
@@ -81,6 +84,62 @@ def test_tuner_arguments():
         EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, epochs=0)
     with pytest.raises(ValueError, match="`shared_lr_scale` must be a positive number. Received: shared_lr_scale=0"):
         EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, shared_lr_scale=0)
+    for value in (0, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match=r"`shared_shrink` must be a number in \(0, 1\]. Received: shared_shrink="):
+            EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, shared_shrink=value)
+    with pytest.raises(ValueError, match="`shared_noise` must be a number >= 0. Received: shared_noise=-0.1"):
+        EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, shared_noise=-0.1)
+    with pytest.raises(ValueError, match="`prediction_decay_epochs` must be a positive int. Received: "
+                                         "prediction_decay_epochs=0"):
+        EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, prediction_decay_epochs=0)
+
+
+def test_prediction_decay_epochs_end_the_decay_early(tmp_path):
+    from keras_nas.oracles import RandomArchitectureOracle
+
+    space = EPNASSpace("layers", max_layers=4, channels=(16, 32))
+    oracle = RandomArchitectureOracle(space, max_trials=1)
+    tuner = EPNASTuner(oracle, space, (8, 8, 1), 3, prediction=True, prediction_epochs=10, lr_scale=10,
+                       prediction_decay_epochs=5, directory=str(tmp_path), project_name="t")
+    epochs, schedule = tuner._schedule()
+    # 0.5 -> 0.001 geometrically over epochs 0..4, then l_min until the 10th epoch.
+    assert epochs == 10
+    assert schedule(0) == pytest.approx(0.5)
+    assert schedule(2) == pytest.approx(0.5 * (0.001 / 0.5) ** 0.5)
+    assert schedule(4) == pytest.approx(0.001)
+    assert schedule(9) == pytest.approx(0.001)
+    tuner.prediction_decay_epochs = None
+    assert tuner._schedule()[1](4) == pytest.approx(0.5 * (0.001 / 0.5) ** (4 / 9))
+
+
+def test_shrink_perturb_moves_only_the_shared_trainable_weights():
+    import numpy as np
+
+    from keras_nas.tuners.epnas_tuner import shrink_perturb, shrink_perturb_layers
+
+    assert shrink_perturb(np.array([2.0, -4.0]), np.array([1.0, 10.0]), 0.5, 0.01) == pytest.approx([1.01, -1.9])
+    space = EPNASSpace("layers", max_layers=4, channels=(16, 32))
+    arch = [{"type": "conv2d", "filter_width": 3, "pool_width": 2, "channels": 16, "activation": "relu", "src1": i,
+             "src2": -1} for i in range(2)]
+    model = space.build(arch, (8, 8, 1), 3)
+    fresh = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+    shared = {name: [w + 1.0 for w in weights] for name, weights in fresh.items()}  # "read from the dictionary"
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(shared[layer.name])
+    changed = shrink_perturb_layers(model, fresh, ["L0_conv2d", "predictions"], 0.5, 0.1)
+    layers = {layer.name: layer for layer in model.layers}
+    assert changed == 3  # L0's conv and batch norm, the classifier
+    kernel, = layers["L0_conv2d__conv"].get_weights()[:1]
+    np.testing.assert_allclose(kernel, 0.5 * shared["L0_conv2d__conv"][0] + 0.1 * fresh["L0_conv2d__conv"][0],
+                               rtol=1e-6)
+    gamma, beta, mean, var = layers["L0_conv2d__bn"].get_weights()
+    np.testing.assert_allclose(gamma, 0.5 * 2.0 + 0.1 * 1.0, rtol=1e-6)  # fresh gamma 1, shared 2
+    np.testing.assert_allclose(mean, shared["L0_conv2d__bn"][2])  # statistics stay as read
+    np.testing.assert_allclose(var, shared["L0_conv2d__bn"][3])
+    for name in ("L1_conv2d__conv", "L1_conv2d__bn"):  # not read from the dictionary: untouched
+        for got, want in zip(layers[name].get_weights(), shared[name]):
+            np.testing.assert_allclose(got, want)
 
 
 def test_shared_multipliers_name_the_variables_of_the_shared_layers():

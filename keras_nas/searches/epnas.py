@@ -24,7 +24,8 @@ BASELINES = ("none", "random")
 INSERT_INITS = ("identity", "fresh")
 # Settings added after results folders were written without them, with the value those runs had
 # (`io.prepare_out_dir(added_defaults=...)`): such a folder resumes unless the setting is changed.
-ADDED_DEFAULTS = {"insert_init": "fresh", "shared_lr_scale": 1.0}
+ADDED_DEFAULTS = {"insert_init": "fresh", "shared_lr_scale": 1.0, "shared_shrink": 1.0, "shared_noise": 0.0,
+                  "prediction_decay_epochs": None}
 
 
 def _ints(text, name):
@@ -73,6 +74,17 @@ def add_arguments(parser):
                         "the scaled-up learning rate; new layers and layers behind a changed input at the full rate "
                         "(default 1: one rate, the literal reading; 0.2 halves the time of kept/rescaled "
                         "children, see the README) [1]")
+    g.add_argument("--shared-shrink", type=float, default=1.0,
+                   help="with prediction, a child's weights read from the dictionary start at SHRINK x shared + "
+                        "NOISE x fresh (shrink and perturb, Ash & Adams 2020; default 1: the shared values as "
+                        "they are; 0.7 with --shared-noise 0.01 and --prediction-decay-epochs 3 brought every "
+                        "child, deeper ones too, to its from-scratch accuracy in a median 0.21 of the "
+                        "from-scratch time, see the README) [1]")
+    g.add_argument("--shared-noise", type=float, default=0.0,
+                   help="see --shared-shrink: the share of the layer's fresh initialisation added (default 0) [0]")
+    g.add_argument("--prediction-decay-epochs", type=int, default=None,
+                   help="with prediction, epochs over which the learning rate decays to --min-learning-rate "
+                        "(default: all --prediction-epochs; 3 of 10: see --shared-shrink) [not given]")
     g.add_argument("--learning-rate", type=float, default=0.05, help="SGDR l_max [0.05]")
     g.add_argument("--min-learning-rate", type=float, default=0.001, help="SGDR l_min [0.001]")
     g.add_argument("--t0", type=int, default=10, help="SGDR T_0 [10]")
@@ -103,14 +115,17 @@ def check(args):
         value = getattr(args, name)
         if value < 1:
             raise ValueError(f"`--{name.replace('_', '-')}` must be a positive int. Received: {value}")
-    for name in ("max_layers", "min_layers", "partitions"):
+    for name in ("max_layers", "min_layers", "partitions", "prediction_decay_epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"`--{name.replace('_', '-')}` must be a positive int. Received: {value}")
     for name in ("learning_rate", "lr_scale", "t_mult", "policy_learning_rate", "shared_lr_scale"):
         if getattr(args, name) <= 0:
             raise ValueError(f"`--{name.replace('_', '-')}` must be > 0. Received: {getattr(args, name)}")
-    for name in ("min_learning_rate", "weight_decay", "clipnorm", "entropy_weight"):
+    shrink = getattr(args, "shared_shrink", 1.0)
+    if not 0 < shrink <= 1:
+        raise ValueError(f"`--shared-shrink` must be in (0, 1]. Received: {shrink}")
+    for name in ("min_learning_rate", "weight_decay", "clipnorm", "entropy_weight", "shared_noise"):
         if getattr(args, name) < 0:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 0. Received: {getattr(args, name)}")
     insert_init = getattr(args, "insert_init", "fresh")
@@ -280,7 +295,9 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
         prediction_decay=getattr(args, "prediction_decay", "exponential"),
         sharing_keys=getattr(args, "sharing_keys", "parent"),
         insert_init=getattr(args, "insert_init", "fresh"),
-        shared_lr_scale=getattr(args, "shared_lr_scale", 1.0), seed=args.seed,
+        shared_lr_scale=getattr(args, "shared_lr_scale", 1.0), shared_shrink=getattr(args, "shared_shrink", 1.0),
+        shared_noise=getattr(args, "shared_noise", 0.0),
+        prediction_decay_epochs=getattr(args, "prediction_decay_epochs", None), seed=args.seed,
         jit_compile=getattr(args, "jit_compile", False), distribution_strategy=strategy,
         directory=out, project_name="trials",
     )
@@ -290,7 +307,7 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
 CONFIG_KEYS = (
     "mode", "constraint", "penalty_base", "episodes", "branches", "steps", "top_k", "baseline", "epochs",
     "prediction", "prediction_epochs", "batch_scale", "lr_scale", "patience", "prediction_decay", "sharing_keys",
-    "insert_init", "shared_lr_scale", "learning_rate",
+    "insert_init", "shared_lr_scale", "shared_shrink", "shared_noise", "prediction_decay_epochs", "learning_rate",
     "min_learning_rate", "t0", "t_mult", "momentum", "weight_decay", "clipnorm", "channel_table", "max_layers",
     "min_layers", "initial_layers", "partitions", "stages", "cells_per_stage", "filters",
     "policy_learning_rate", "entropy_weight",
