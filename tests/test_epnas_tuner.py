@@ -108,7 +108,13 @@ def test_prediction_decay_epochs_end_the_decay_early(tmp_path):
     assert schedule(2) == pytest.approx(0.5 * (0.001 / 0.5) ** 0.5)
     assert schedule(4) == pytest.approx(0.001)
     assert schedule(9) == pytest.approx(0.001)
-    tuner.prediction_decay_epochs = None
+    # A one-epoch or cosine decay ends at l_min too, it does not restart.
+    tuner.prediction_decay_epochs = 1
+    assert [tuner._schedule()[1](e) for e in (0, 1, 9)] == pytest.approx([0.5, 0.001, 0.001])
+    tuner.prediction_decay, tuner.prediction_decay_epochs = "cosine", 3
+    assert tuner._schedule()[1](0) == pytest.approx(0.5) and tuner._schedule()[1](3) == pytest.approx(0.001)
+    assert tuner._schedule()[1](7) == pytest.approx(0.001)
+    tuner.prediction_decay, tuner.prediction_decay_epochs = "exponential", None
     assert tuner._schedule()[1](4) == pytest.approx(0.5 * (0.001 / 0.5) ** (4 / 9))
 
 
@@ -231,6 +237,9 @@ def test_prediction_learning_rate_decays_aggressively():
     cosine = [prediction_learning_rate(e, 0.5, 0.001, 10, "cosine") for e in range(10)]
     assert cosine == pytest.approx([sgdr_learning_rate(e, 0.5, 0.001, 10, 1) for e in range(10)])
     assert all(x < c for x, c in zip(exponential[1:9], cosine[1:9]))  # front-loaded
-    assert prediction_learning_rate(3, 0.5, 0.001, 1) == 0.5
+    # A one-epoch decay: the scaled-up rate for epoch 0 (a one-epoch run), l_min after it.
+    assert prediction_learning_rate(0, 0.5, 0.001, 1) == 0.5
+    assert prediction_learning_rate(3, 0.5, 0.001, 1) == 0.001
+    assert prediction_learning_rate(12, 0.5, 0.001, 10, "cosine") == 0.001  # no restart past the end
     with pytest.raises(ValueError, match="`decay` must be one of"):
         prediction_learning_rate(0, 0.5, 0.001, 10, "step")

@@ -33,12 +33,16 @@ def prediction_learning_rate(epoch, learning_rate, min_learning_rate, epochs, de
     1))` per epoch: 0.5 -> 0.001 over 10 epochs halves it about every
     epoch), front-loading the decay; `"cosine"` is one cosine cycle, the
     shape of the standard SGDR schedule's first 10 epochs (section 4.1).
+    From epoch `epochs` on (a decay shorter than the run) it stays at
+    `min_learning_rate`.
 
     >>> round(prediction_learning_rate(1, 0.5, 0.001, 10), 3)
     0.251
     """
     if decay not in PREDICTION_DECAYS:
         raise ValueError(f"`decay` must be one of {list(PREDICTION_DECAYS)}. Received: decay={decay!r}")
+    if epoch >= epochs:  # after the decay (`EPNASTuner(prediction_decay_epochs=...)`): stay at the minimum
+        return min_learning_rate
     if decay == "cosine":
         return sgdr_learning_rate(epoch, learning_rate, min_learning_rate, epochs, 1)
     if epochs <= 1:
