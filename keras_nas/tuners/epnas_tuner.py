@@ -128,11 +128,11 @@ def shared_multipliers(model, keys, scale, parent_model=None, key_map=None):
 def shrink_perturb(shared, fresh, shrink, noise):
     """`shrink * shared + noise * fresh`: a warm start moved back towards a fresh one.
 
-    Ash & Adams, "On Warm-Starting Neural Network Training" (NeurIPS 2020,
-    section 4): a network trained further from weights that fit another
-    task (here: the parent network) generalises worse than one trained from
-    scratch; shrinking the inherited weights and adding a little of a fresh
-    initialisation closes that gap. `fresh` is the layer's own random
+    Ash & Adams, "On Warm-Starting Neural Network Training" (NeurIPS 2020):
+    a network trained further from weights that fit other data (here: the
+    parent network) generalises worse than one trained from scratch;
+    shrinking the inherited weights and adding a little of a fresh
+    initialisation closes most of that gap. `fresh` is the layer's own random
     initialisation, so the noise has the initialiser's scale.
 
     >>> shrink_perturb(np.array([2.0]), np.array([1.0]), 0.5, 0.01)
