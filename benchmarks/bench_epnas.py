@@ -448,9 +448,10 @@ def prediction_speedup(dataset, out, args):
                      shrink=args.shared_shrink, noise=args.shared_noise):
         """The child started from the dictionary, and its learning-rate multipliers (as `EPNASTuner`)."""
         model = space.build(child, dataset.input_shape, dataset.num_classes)
-        fresh = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+        perturb = shrink != 1.0 or noise != 0.0
+        fresh = {layer.name: layer.get_weights() for layer in model.layers if layer.weights} if perturb else None
         shared, keys = store.load_into(model, key_map=key_map, return_keys=True)
-        if shrink != 1.0 or noise != 0.0:
+        if perturb:
             shrink_perturb_layers(model, fresh, keys, shrink, noise)
         inserted = space.init_inserted(model, child, positions, inputs=images) if insert_init == "identity" else 0
         multipliers = (shared_multipliers(model, keys, shared_lr_scale, parent_model, key_map)

@@ -166,6 +166,11 @@ def shrink_perturb_layers(model, fresh, keys, shrink, noise):
     return count
 
 
+def _check_number(name, value, valid, expected):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid(value):
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
+
+
 def _check_positive(name, value, integer=False):
     bad = isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float)) or value <= 0
     if bad:
@@ -336,12 +341,8 @@ class EPNASTuner(SearchTuner):
             _check_positive(name, value)
         if prediction_decay_epochs is not None:
             _check_positive("prediction_decay_epochs", prediction_decay_epochs, integer=True)
-        bad = isinstance(shared_shrink, bool) or not isinstance(shared_shrink, (int, float))
-        if bad or not 0 < shared_shrink <= 1:
-            raise ValueError(f"`shared_shrink` must be a number in (0, 1]. Received: shared_shrink={shared_shrink!r}")
-        bad = isinstance(shared_noise, bool) or not isinstance(shared_noise, (int, float))
-        if bad or shared_noise < 0:
-            raise ValueError(f"`shared_noise` must be a number >= 0. Received: shared_noise={shared_noise!r}")
+        _check_number("shared_shrink", shared_shrink, lambda v: 0 < v <= 1, "a number in (0, 1]")
+        _check_number("shared_noise", shared_noise, lambda v: v >= 0, "a number >= 0")
         if prediction_decay not in PREDICTION_DECAYS:
             raise ValueError(f"`prediction_decay` must be one of {list(PREDICTION_DECAYS)}. "
                              f"Received: prediction_decay={prediction_decay!r}")
