@@ -826,7 +826,8 @@ def main(argv=None):
           f"(batch x{args.batch_scale}, lr x{args.lr_scale:g}, {args.decay} decay over "
           f"{args.decay_epochs or args.prediction_epochs} of {args.prediction_epochs} epochs, patience "
           f"{args.patience}, inserted conv {args.insert_init}, layers read from the dictionary at "
-          f"x{args.shared_lr_scale:g} the rate, shrink {args.shared_shrink:g} noise {args.shared_noise:g}; from scratch "
+          f"x{args.shared_lr_scale:g} the rate, shrink {args.shared_shrink:g} noise {args.shared_noise:g}; "
+          f"from scratch "
           f"{args.scratch_epochs} epochs, SGDR)", flush=True)
     print(HEADER, flush=True)
     rows = prediction_speedup(part2, args.out, args)
