@@ -776,6 +776,8 @@ def main(argv=None):
     parser.add_argument("--skip-prediction", action="store_true",
                         help="skip part 2 (performance prediction + sharing vs from scratch)")
     args = parser.parse_args(argv)
+    if args.skip_search and args.skip_prediction:
+        parser.error("--skip-search and --skip-prediction together leave nothing to run")
     if args.quick:
         args.seeds, args.episodes, args.branches, args.repeats = 1, 2, 3, 1
     digits_part2 = args.prediction_data == "digits"
