@@ -352,6 +352,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit
+    except BrokenPipeError:
+        # The reader went away (`keras-nas report runs/x | head`): stop quietly
+        # as Unix tools do. Pointing stdout at /dev/null keeps Python's final
+        # flush from raising again (the recipe of the `signal` module docs).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except (ValueError, TypeError) as error:
         if os.environ.get("KERAS_NAS_DEBUG"):
             raise

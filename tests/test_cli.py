@@ -119,6 +119,17 @@ def test_python_dash_m_entry_point():
         assert command in result.stdout
 
 
+def test_report_into_a_closed_pipe_stops_quietly(trained):
+    # `keras-nas report runs/x | head -1`: the reader leaves early.
+    process = subprocess.Popen([sys.executable, "-m", "keras_nas", "report", trained],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 1
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err
+
+
 def test_settings_argv_turns_recipe_settings_into_options():
     argv = cli.settings_argv(["search", "epnas"], {
         "init_channels": 16, "data_dir": None, "prediction": True, "baselines": False,
