@@ -65,11 +65,24 @@ def _add_common(parser, default_out):
     group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras progress output (default: 1 on a terminal, 2 otherwise)")
 
 
+def _version_text():
+    """keras_nas' version with the versions a bug report needs beside it."""
+    import keras
+    import keras_tuner
+    import tensorflow as tf
+
+    import keras_nas
+
+    return (f"keras-nas {keras_nas.__version__} (TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+            f"KerasTuner {keras_tuner.__version__})")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-nas",
         description="Neural architecture search for Keras: stage-wise, EoiNAS, CNAS, EPNAS.",
     )
+    parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     search = sub.add_parser("search", help="run an architecture search")

@@ -119,6 +119,18 @@ def test_python_dash_m_entry_point():
         assert command in result.stdout
 
 
+def test_version_names_the_library_and_its_framework_versions(capsys):
+    import keras
+    import keras_nas
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"keras-nas {keras_nas.__version__} (TensorFlow ")
+    assert f"Keras {keras.__version__}" in out
+
+
 def test_report_into_a_closed_pipe_stops_quietly(trained):
     # `keras-nas report runs/x | head -1`: the reader leaves early.
     process = subprocess.Popen([sys.executable, "-m", "keras_nas", "report", trained],
