@@ -331,7 +331,9 @@ def _folder_streams(directory, image_size, seed, validation_split):
     if image_size is None:
         raise ValueError(
             "`image_size` is required for an image folder (its images may have "
-            f"any size). Received: image_size=None for name={directory!r}"
+            "any size; they are resized to image_size x image_size): pass e.g. "
+            "image_size=32 (`--image-size 32` on the command line). "
+            f"Received: image_size=None for name={directory!r}"
         )
     common = dict(
         labels="inferred",

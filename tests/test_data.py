@@ -91,6 +91,8 @@ def test_image_folder(tmp_path):
     n = sum(int(x.shape[0]) for x, _ in d.train) + sum(
         int(x.shape[0]) for x, _ in d.validation) + sum(int(x.shape[0]) for x, _ in d.test)
     assert n == 20
+    with pytest.raises(ValueError, match=r"`image_size` is required.*`--image-size 32`"):
+        data.load(str(tmp_path))
 
 
 def test_missing_tfds_data_fails_fast(tmp_path):
