@@ -36,3 +36,25 @@ def test_bad_seeds():
         SeedOracle(seeds=[1, 1])
     with pytest.raises(ValueError, match="`seeds` must be a non-empty list"):
         SeedOracle(seeds=[])
+
+
+@pytest.mark.parametrize("search_kwargs, error, message", [
+    ({"epochs": 8}, ValueError, r"`warmup_epochs` must be smaller than `epochs`.*warmup_epochs=20, epochs=8"),
+    ({"epoch": 8}, TypeError, r"`search_kwargs` has keys `one_shot_search` does not take: \['epoch'\]"),
+    ({"seed": 1}, ValueError, r"`search_kwargs` must not set \['seed'\]"),
+    ([("epochs", 8)], TypeError, r"`search_kwargs` must be a dict"),
+])
+def test_seed_tuner_refuses_bad_search_kwargs_before_any_trial(tmp_path, search_kwargs, error, message):
+    from keras_nas.tuners import EoiNASSeedTuner
+
+    with pytest.raises(error, match=message):
+        EoiNASSeedTuner(SeedOracle([0]), search_kwargs=search_kwargs, directory=str(tmp_path))
+    assert not any(tmp_path.iterdir())  # refused before the tuner wrote anything
+
+
+def test_seed_tuner_keeps_valid_search_kwargs(tmp_path):
+    from keras_nas.tuners import EoiNASSeedTuner
+
+    kwargs = {"epochs": 8, "warmup_epochs": 2, "prune_interval": 2}
+    tuner = EoiNASSeedTuner(SeedOracle([0]), search_kwargs=kwargs, directory=str(tmp_path))
+    assert tuner.search_kwargs == kwargs
