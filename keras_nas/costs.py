@@ -302,9 +302,10 @@ def profile(model, *, latency=False, latency_runs=30):
 
     Example:
 
-    >>> report = profile(keras_nas.spaces.stage_resnet((9, 9, 9)))
+    >>> from keras_nas.spaces import stage_resnet
+    >>> report = profile(stage_resnet((9, 9, 9)))  # CIFAR ResNet-56
     >>> round(report.params / 1e6, 2), round(report.macs / 1e6)
-    (0.86, 126)
+    (0.86, 127)
     """
     if not hasattr(model, "weights") or not callable(model):
         raise TypeError(f"`model` must be a Keras model. Received: {type(model).__name__}")

@@ -46,6 +46,9 @@ class ChannelPruning(keras.callbacks.Callback):
 
     Example:
 
+    >>> import keras_nas
+    >>> from keras_nas.spaces import channel_nasnet
+    >>> data = keras_nas.data.load("digits")
     >>> model, topology = channel_nasnet(1, 3, 8, input_shape=(8, 8, 1), return_topology=True)
     >>> model.compile("sgd", "sparse_categorical_crossentropy")
     >>> pruning = ChannelPruning(topology, 0.5, saliency_data=data.train)

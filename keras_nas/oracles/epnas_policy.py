@@ -78,7 +78,11 @@ class EPNASPolicy:
     Example:
 
     ```python
+    import numpy as np
+    from keras_nas.spaces.epnas import SCALES, EPNASSpace
+
     space = EPNASSpace("layers")
+    arch = space.random_architecture(np.random.default_rng(0))
     policy = EPNASPolicy(space.feature_sizes(), space.max_layers, space.partitions,
                          len(SCALES), space.action_heads())
     action, log_prob = policy.sample(space.features(arch), space.action_masks(arch), seed=(0, 1))

@@ -20,7 +20,7 @@ class SeedOracle(SearchOracle):
 
     Example:
 
-    >>> oracle = SeedOracle(seeds=[0, 1], directory="runs/x", project_name="seeds")
+    >>> oracle = SeedOracle(seeds=[0, 1])  # the tuner takes `directory`, `project_name`
     """
 
     def __init__(self, seeds=(0, 1, 2, 3), objective=None, **kwargs):

@@ -61,8 +61,11 @@ class StageWiseOracle(SearchOracle):
     Example:
 
     ```python
+    from keras_nas.spaces import stage_resnet
+    from keras_nas.tuners import StageWiseTuner
+
     oracle = StageWiseOracle(num_stages=3, initial_depth=2, delta=1, iterations=2)
-    tuner = StageWiseTuner(oracle, build_model=lambda d: stage_resnet(d), ...)
+    tuner = StageWiseTuner(oracle, build_model=lambda d: stage_resnet(d), directory="runs/sw")
     ```
     """
 

@@ -20,6 +20,7 @@ class ChannelGraph:
 
     Example:
 
+    >>> from keras_nas.spaces import channel_nasnet
     >>> model, topology = channel_nasnet(1, 3, 8, input_shape=(8, 8, 1), return_topology=True)
     >>> graph = ChannelGraph(topology)
     >>> graph.count_params(graph.full_masks()) == graph.total_params

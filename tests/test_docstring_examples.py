@@ -1,0 +1,43 @@
+"""The `>>>` examples of the pure functions run and print what they show.
+
+The examples that train or build whole networks are checked by the tests of
+their class; these are the cheap ones, run here so they cannot drift from the
+code (a wrong number in an example is a wrong number in the docs).
+"""
+
+import doctest
+import importlib
+
+import numpy as np
+import pytest
+
+EXAMPLES = [
+    ("keras_nas.cli", "settings_argv"),
+    ("keras_nas.folding", "batch_norm_affine"),
+    ("keras_nas.folding", "fold_into_kernel"),
+    ("keras_nas.layers.channel_select", "channel_runs"),
+    ("keras_nas.layers.search_cell", "cell_edges"),
+    ("keras_nas.oracles.constraints", "parse_constraint"),
+    ("keras_nas.oracles.constraints", "parse_constraints"),
+    ("keras_nas.oracles.soft_penalty", "soft_penalty"),
+    ("keras_nas.parameter_store", "splice"),
+    ("keras_nas.pruning.layout", "gray_rank"),
+    ("keras_nas.pruning.taylor", "minibatch_term"),
+    ("keras_nas.pruning.taylor", "channel_importance"),
+    ("keras_nas.training", "sgdr_learning_rate"),
+    ("keras_nas.tuners.epnas_tuner", "prediction_learning_rate"),
+    ("keras_nas.tuners.epnas_tuner", "shrink_perturb"),
+]
+
+
+@pytest.mark.parametrize("module_name, name", EXAMPLES)
+def test_docstring_example(module_name, name):
+    module = importlib.import_module(module_name)
+    tests = [t for t in doctest.DocTestFinder().find(getattr(module, name), name, globs={"np": np, **vars(module)})
+             if t.name == name and t.examples]
+    assert tests, f"{module_name}.{name} has no >>> example"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in tests:
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} example lines of {module_name}.{name} fail"
