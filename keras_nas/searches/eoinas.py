@@ -12,6 +12,7 @@ same supernet as a DARTS softmax mixture.
 """
 
 import argparse
+import inspect
 import os
 import time
 
@@ -96,6 +97,33 @@ def _read_history(path, epochs_done):
     # a column with no value at all is not part of the history.
     return {k: [float("nan") if v is None else v for v in values]
             for k, values in history.items() if any(v is not None for v in values)}
+
+
+def check_search_kwargs(search_kwargs):
+    """Refuses unknown or invalid `one_shot_search` arguments; returns a copy.
+
+    `EoiNASSeedTuner` calls it in its constructor: a trial that raised them
+    would only be recorded as failed, one seed after the other. `dataset`,
+    `directory` and `seed` are the tuner's to pass.
+    """
+    if search_kwargs is None:
+        return {}
+    if not isinstance(search_kwargs, dict):
+        raise TypeError(f"`search_kwargs` must be a dict. Received: search_kwargs={search_kwargs!r}")
+    parameters = inspect.signature(one_shot_search).parameters
+    reserved = sorted({"dataset", "directory", "seed"} & set(search_kwargs))
+    if reserved:
+        raise ValueError(f"`search_kwargs` must not set {reserved}: the tuner passes the dataset, each trial's "
+                         f"directory and the oracle's seed. Received: search_kwargs={search_kwargs!r}")
+    unknown = sorted(set(search_kwargs) - set(parameters))
+    if unknown:
+        raise TypeError(f"`search_kwargs` has keys `one_shot_search` does not take: {unknown}. "
+                        f"Expected some of {sorted(set(parameters) - {'dataset', 'directory', 'seed'})}.")
+    options = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
+    options.update(search_kwargs)
+    checked = inspect.signature(validate_search_options).parameters
+    validate_search_options(**{name: options[name] for name in checked})
+    return dict(search_kwargs)
 
 
 def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=160, warmup_epochs=20,
@@ -252,9 +280,7 @@ def run(args):
     from keras_nas.tuners.eoinas_seed_tuner import EoiNASSeedTuner
 
     search_kwargs = _search_kwargs(args)
-    validate_search_options(args.epochs, args.warmup_epochs, args.prune_interval, args.variant, args.edge_mode,
-                            args.cells, args.init_channels, args.importance_lambda, args.tau_max, args.tau_min,
-                            args.update_unsampled_ops, args.lower_weight_case, args.lower_arch_case)
+    check_search_kwargs(search_kwargs)
     if not isinstance(args.seeds, int) or args.seeds < 1:
         raise ValueError(f"`--seeds` must be an int >= 1. Received: {args.seeds!r}")
     for name in ("eval_cells", "eval_channels", "eval_epochs"):

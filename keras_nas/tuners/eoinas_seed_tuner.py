@@ -1,6 +1,5 @@
 """One EoiNAS cell search per KerasTuner trial, each with its own seed."""
 
-import inspect
 import os
 
 from keras_nas.tuners.search_tuner import SearchTuner
@@ -34,7 +33,9 @@ class EoiNASSeedTuner(SearchTuner):
     """
 
     def __init__(self, oracle, search_kwargs=None, **kwargs):
-        self.search_kwargs = _checked_search_kwargs(search_kwargs)
+        from keras_nas.searches.eoinas import check_search_kwargs
+
+        self.search_kwargs = check_search_kwargs(search_kwargs)
         super().__init__(oracle=oracle, **kwargs)
 
     def trial_search_dir(self, trial_id):
@@ -57,31 +58,3 @@ class EoiNASSeedTuner(SearchTuner):
 
     def load_model(self, trial):
         return None
-
-
-def _checked_search_kwargs(search_kwargs):
-    """Refuses unknown or invalid `one_shot_search` arguments before any trial.
-
-    A trial that raised them would only be recorded as failed, one seed after
-    the other; checked here they stop the search before it starts.
-    """
-    from keras_nas.searches.eoinas import one_shot_search, validate_search_options
-
-    if search_kwargs is None:
-        return {}
-    if not isinstance(search_kwargs, dict):
-        raise TypeError(f"`search_kwargs` must be a dict. Received: search_kwargs={search_kwargs!r}")
-    parameters = inspect.signature(one_shot_search).parameters
-    reserved = sorted({"dataset", "directory", "seed"} & set(search_kwargs))
-    if reserved:
-        raise ValueError(f"`search_kwargs` must not set {reserved}: the tuner passes the dataset, each trial's "
-                         f"directory and the oracle's seed. Received: search_kwargs={search_kwargs!r}")
-    unknown = sorted(set(search_kwargs) - set(parameters))
-    if unknown:
-        raise TypeError(f"`search_kwargs` has keys `one_shot_search` does not take: {unknown}. "
-                        f"Expected some of {sorted(set(parameters) - {'dataset', 'directory', 'seed'})}.")
-    options = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
-    options.update(search_kwargs)
-    checked = inspect.signature(validate_search_options).parameters
-    validate_search_options(**{name: options[name] for name in checked})
-    return dict(search_kwargs)
