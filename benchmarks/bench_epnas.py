@@ -789,7 +789,7 @@ def main(argv=None):
     constraints = args.constraint or ["params<=5000", "flops<=400000"]
 
     from keras_nas import data
-    from keras_nas.oracles.constraints import parse_constraints
+    from keras_nas.epnas.constraints import parse_constraints
     from keras_nas.spaces.epnas import EPNASSpace
 
     parsed = parse_constraints(constraints)

@@ -15,15 +15,18 @@ import urllib.parse
 import numpy as np
 import tensorflow as tf
 
-AUGMENTATIONS = ("crop", "flip", "cutout", "color")
-AUGMENT_PRESETS = {
-    "none": (),
-    "standard": ("crop", "flip"),  # paper 000/002/003: pad-4 random crop + flip
-    "cutout": ("crop", "flip", "cutout"),  # DARTS/GDAS/EoiNAS evaluation
-}
+from keras_nas.engine import common_options
+from keras_nas.engine.common_options import AUGMENT_PRESETS, AUGMENTATIONS  # noqa: F401
+from keras_nas.engine.options import Option, OptionError, OptionTypeError
+
 BUILTIN = ("digits", "synthetic")
 # Share of the examples held out as test set when a source has no test split.
 _TEST_FRACTION = 0.2
+_TEST_SPLIT = Option("test_split", _TEST_FRACTION, "held-out test share", low=0, high=1, low_open=True,
+                     high_open=True)
+_CUTOUT = Option("cutout", 16, "side of the cutout square", low=1)
+_NUM_CLASSES = Option("num_classes", 10, "synthetic classes", low=2)
+_NUM_EXAMPLES = Option("num_examples", 512, "synthetic examples", low=1)
 # Examples read to estimate the per-channel mean/std of a streamed dataset.
 _STATS_EXAMPLES = 5000
 
@@ -155,66 +158,6 @@ def _resize_and_convert(images, image_size, channels):
     )
 
 
-def _check_fraction(name, value, low_inclusive=False):
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(
-            f"`{name}` must be a float in (0, 1). Received: {name}={value!r} "
-            f"of type {type(value).__name__}"
-        )
-    low_ok = value >= 0 if low_inclusive else value > 0
-    if not (low_ok and value < 1):
-        interval = "[0, 1)" if low_inclusive else "(0, 1)"
-        raise ValueError(f"`{name}` must be in {interval}. Received: {name}={value}")
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-
-
-def _parse_augment(augment):
-    if augment is None:
-        return ()
-    if isinstance(augment, str):
-        if augment in AUGMENT_PRESETS:
-            return AUGMENT_PRESETS[augment]
-        items = tuple(a.strip() for a in augment.split(",") if a.strip())
-    elif isinstance(augment, (list, tuple)):
-        items = tuple(augment)
-    else:
-        raise TypeError(
-            "`augment` must be None, a preset name or a list of augmentations. "
-            f"Received: augment={augment!r}"
-        )
-    unknown = [a for a in items if a not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(
-            f"`augment` must be one of {sorted(AUGMENT_PRESETS)} or a "
-            f"comma-separated list of {list(AUGMENTATIONS)}. "
-            f"Received: augment={augment!r}"
-        )
-    return items
-
-
-def _parse_image_size(image_size):
-    if image_size is None:
-        return None
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        image_size = (int(image_size), int(image_size))
-    if (
-        not isinstance(image_size, (tuple, list))
-        or len(image_size) != 2
-        or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in image_size)
-    ):
-        raise ValueError(
-            "`image_size` must be a positive int or a (height, width) pair of "
-            f"positive ints. Received: image_size={image_size!r}"
-        )
-    return (int(image_size[0]), int(image_size[1]))
-
-
 # ----------------------------------------------------------------------------
 # Sources: each returns raw float32 pixels in [0, 255].
 
@@ -281,11 +224,10 @@ def _tfds_streams(name, data_dir, seed, validation_split):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises its own DatasetNotFoundError
-        raise ValueError(
-            f"`name` must be one of {list(BUILTIN)}, an existing image folder or a "
-            f"TensorFlow Datasets name (e.g. 'cifar10', 'cifar100', "
-            f"'imagenet_resized/32x32'). Received: name={name!r} ({str(error).splitlines()[0]})"
-        ) from None
+        raise OptionError(
+            f"`name` must be one of {list(BUILTIN)}, an existing image folder or a TensorFlow Datasets name (e.g. "
+            f"'cifar10', 'cifar100', 'imagenet_resized/32x32'); TFDS says: {str(error).splitlines()[0]}.",
+            name=name) from None
     if not builder.is_prepared():
         where = data_dir or os.path.expanduser("~/tensorflow_datasets")
         how = (
@@ -327,39 +269,125 @@ def _tfds_streams(name, data_dir, seed, validation_split):
     return train, validation, test, source_shape, num_classes, class_names, num_test
 
 
-def _folder_streams(directory, image_size, seed, validation_split):
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+def _folder_files(root, class_names=None):
+    """`(paths, labels, class_names)` of a folder with one sub-folder per class.
+
+    The order is Keras' `image_dataset_from_directory`'s: classes sorted,
+    then each class' folders walked in sorted order, files sorted.
+    """
+    if class_names is None:
+        class_names = sorted(d for d in os.listdir(root)
+                             if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    paths, labels = [], []
+    for index, name in enumerate(class_names):
+        for folder, _, files in sorted(os.walk(os.path.join(root, name)), key=lambda w: w[0]):
+            for file in sorted(files):
+                if file.lower().endswith(IMAGE_EXTENSIONS):
+                    paths.append(os.path.join(folder, file))
+                    labels.append(index)
+    return paths, np.asarray(labels, dtype="int32"), list(class_names)
+
+
+def _check_classes(root, labels, class_names):
+    if len(class_names) < 2:
+        raise OptionError(
+            f"`name` must be a folder with one sub-folder of images per class, at least 2 classes; {root} has "
+            f"{len(class_names)} ({class_names}).", name=root)
+    counts = np.bincount(labels, minlength=len(class_names))
+    empty = [c for c, n in zip(class_names, counts) if n == 0]
+    if empty:
+        raise OptionError(
+            f"`name` has class folders without images ({', '.join(empty)}); each class needs at least one "
+            f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} file.", name=root)
+
+
+def _decode(path, image_size):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return tf.image.resize(image, image_size, method="bilinear")
+
+
+def _unreadable(paths):
+    """Indices of the files that do not decode as images: one parallel pass over them all."""
+    indices = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), paths))
+    # The decoded height (known only once decoded): a value TensorFlow cannot fold away without decoding.
+    decoded = indices.map(
+        lambda i, p: (i, tf.shape(tf.io.decode_image(tf.io.read_file(p), channels=3, expand_animations=False))[0]),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    readable = set()
+    for batch, _ in decoded.ignore_errors().batch(1024).as_numpy_iterator():
+        readable.update(int(i) for i in batch)
+    return [i for i in range(len(paths)) if i not in readable]
+
+
+def _readable(root, paths, labels, skip_unreadable):
+    """`paths` and `labels` after every file was decoded once; damaged files are named or left out.
+
+    `tf.keras.utils.image_dataset_from_directory` decodes lazily: one damaged
+    file stops training at some step with an op error that does not name it.
+    """
+    bad = _unreadable(paths)
+    if bad:
+        names = [os.path.relpath(paths[i], root) for i in bad]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        if not skip_unreadable:
+            raise OptionError(
+                f"`name` holds {len(bad)} file(s) that do not decode as images: {shown}. Fix or remove them, or "
+                "pass `skip_unreadable_images` to leave them out.", names=("skip_unreadable_images",), name=root)
+        print(f"Leaving out {len(bad)} unreadable image file(s) of {root}: {shown}", flush=True)
+        keep = np.setdiff1d(np.arange(len(paths)), bad)
+        paths, labels = [paths[i] for i in keep], labels[keep]
+    return np.asarray(paths), labels
+
+
+def _hash_draws(count, seed):
+    """The per-example draws of `_hash_filter` for examples `0 .. count - 1`, as a NumPy array."""
+    draws = tf.data.Dataset.range(count).map(
+        lambda i: tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), i]))).batch(4096)
+    return np.concatenate([d for d in draws.as_numpy_iterator()] or [np.zeros(0, np.float32)])
+
+
+def _check_split(labels, train, validation, class_names, validation_split):
+    """Every class must keep an example in the training and the validation split."""
+    for part, indices in (("training", train), ("validation", validation)):
+        missing = sorted(set(range(len(class_names))) - set(labels[indices].tolist()))
+        if missing:
+            names = [class_names[i] for i in missing]
+            raise OptionError(
+                f"`validation_split` leaves classes {names} without an example in the {part} split; use more "
+                f"images per class or another `validation_split`.", validation_split=validation_split)
+
+
+def _folder_streams(directory, image_size, seed, validation_split, skip_unreadable):
     if image_size is None:
-        raise ValueError(
-            "`image_size` is required for an image folder (its images may have "
-            "any size; they are resized to image_size x image_size): pass e.g. "
-            "image_size=32 (`--image-size 32` on the command line). "
-            f"Received: image_size=None for name={directory!r}"
-        )
-    common = dict(
-        labels="inferred",
-        label_mode="int",
-        image_size=image_size,
-        batch_size=None,
-        shuffle=False,
-    )
-    has_splits = all(
-        os.path.isdir(os.path.join(directory, s)) for s in ("train", "test")
-    )
+        raise OptionError(
+            "`image_size` is required for an image folder (its images may have any size; they are resized to "
+            "image_size x image_size): pass e.g. image_size=32 (`--image-size 32` on the command line).",
+            image_size=None, names=("name",))
+    has_splits = all(os.path.isdir(os.path.join(directory, s)) for s in ("train", "test"))
     root = os.path.join(directory, "train") if has_splits else directory
-    pool = tf.keras.utils.image_dataset_from_directory(root, **common)
-    class_names = pool.class_names
-    pool = pool.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
+    paths, labels, class_names = _folder_files(root)
+    _check_classes(root, labels, class_names)
+    paths, labels = _readable(root, paths, labels, skip_unreadable)
+    stream = lambda p, y: tf.data.Dataset.from_tensor_slices((p, y)).map(
+        lambda path, label: (_decode(path, image_size), label), num_parallel_calls=tf.data.AUTOTUNE)
+    # The splits `_hash_filter` makes of a stream, taken on the indices (same examples).
     if has_splits:
-        test = tf.keras.utils.image_dataset_from_directory(
-            os.path.join(directory, "test"), class_names=class_names, **common
-        ).map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
+        test_root = os.path.join(directory, "test")
+        test_paths, test_labels, _ = _folder_files(test_root, class_names)
+        test = stream(*_readable(test_root, test_paths, test_labels, skip_unreadable))
+        pool = np.arange(len(paths))
     else:
-        test = _hash_filter(pool, seed + 1, _TEST_FRACTION, keep_low=True)
-        pool = _hash_filter(pool, seed + 1, _TEST_FRACTION, keep_low=False)
-    train = _hash_filter(pool, seed, validation_split, keep_low=False)
-    validation = _hash_filter(pool, seed, validation_split, keep_low=True)
-    spec = train.element_spec[0]
-    return train, validation, test, tuple(spec.shape), len(class_names), class_names
+        in_test = _hash_draws(len(paths), seed + 1) < _TEST_FRACTION
+        test = stream(paths[in_test], labels[in_test])
+        pool = np.flatnonzero(~in_test)
+    in_validation = _hash_draws(len(pool), seed) < validation_split
+    train, validation = pool[~in_validation], pool[in_validation]
+    _check_split(labels, train, validation, class_names, validation_split)
+    return (stream(paths[train], labels[train]), stream(paths[validation], labels[validation]), test,
+            tuple(image_size) + (3,), len(class_names), class_names)
 
 
 # ----------------------------------------------------------------------------
@@ -489,6 +517,7 @@ def load(
     num_classes=None,
     num_examples=None,
     test_split=_TEST_FRACTION,
+    skip_unreadable_images=False,
 ):
     """Loads an image classification dataset as train/validation/test pipelines.
 
@@ -530,6 +559,10 @@ def load(
         num_examples: int. Synthetic only.
         test_split: float. Held-out test share for sources without a test
             split. Defaults to `0.2`.
+        skip_unreadable_images: bool. Image folders: leave out (and name)
+            the files that do not decode as images instead of raising.
+            Every file is decoded once when the folder is loaded. Defaults
+            to `False`.
 
     Returns:
         A `Dataset`.
@@ -543,25 +576,22 @@ def load(
     >>> images.shape
     TensorShape([32, 16, 16, 1])
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"`name` must be a non-empty string. Received: name={name!r}")
-    image_size = _parse_image_size(image_size)
-    if channels is not None and channels not in (1, 3):
-        raise ValueError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
-    _check_positive_int("batch_size", batch_size)
-    _check_fraction("validation_split", validation_split)
-    _check_fraction("test_split", test_split)
-    _check_positive_int("cutout", cutout)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"`seed` must be an int. Received: seed={seed!r}")
-    augment_ops = _parse_augment(augment)
+    if not isinstance(name, str) or not name.strip():
+        raise OptionTypeError("`name` must be a non-empty string.", name=name)
+    image_size = common_options.image_size_pair("image_size", image_size)
+    common_options.CHANNELS.check(channels)
+    common_options.BATCH_SIZE.check(batch_size)
+    common_options.VALIDATION_SPLIT.check(validation_split)
+    _TEST_SPLIT.check(test_split)
+    _CUTOUT.check(cutout)
+    common_options.SEED.check(seed)
+    common_options.SKIP_UNREADABLE.check(skip_unreadable_images)
+    augment_ops = common_options.augment_names("augment", augment)
     if name != "synthetic" and any(
         v is not None for v in (input_shape, num_classes, num_examples)
     ):
-        raise ValueError(
-            "`input_shape`, `num_classes` and `num_examples` apply to "
-            f"name='synthetic' only. Received: name={name!r}"
-        )
+        raise OptionError("`input_shape`, `num_classes` and `num_examples` apply to name='synthetic' only.",
+                          name=name)
 
     seed = int(seed)
     num_train = num_validation = num_test = None
@@ -571,24 +601,19 @@ def load(
         else:
             input_shape = tuple(input_shape) if input_shape is not None else (32, 32, 3)
             if len(input_shape) != 3 or not all(
-                isinstance(d, (int, np.integer)) and d >= 1 for d in input_shape
+                isinstance(d, (int, np.integer)) and 1 <= d <= common_options.MAX_IMAGE_SIZE for d in input_shape
             ):
-                raise ValueError(
-                    "`input_shape` must be (height, width, channels) of positive "
-                    f"ints. Received: input_shape={input_shape!r}"
-                )
-            num_classes = 10 if num_classes is None else num_classes
-            num_examples = 512 if num_examples is None else num_examples
-            _check_positive_int("num_classes", num_classes)
-            _check_positive_int("num_examples", num_examples)
-            if num_classes < 2:
-                raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+                raise OptionError(f"`input_shape` must be (height, width, channels) of ints in "
+                                  f"[1, {common_options.MAX_IMAGE_SIZE}].", input_shape=input_shape)
+            num_classes = _NUM_CLASSES.check(10 if num_classes is None else num_classes)
+            num_examples = _NUM_EXAMPLES.check(512 if num_examples is None else num_examples)
             images, labels, class_names = _synthetic_arrays(
                 input_shape, num_classes, num_examples, seed
             )
         pool_idx, test_idx = _split_indices(labels, test_split, seed=0)
         train_rel, val_rel = _split_indices(labels[pool_idx], validation_split, seed)
         train_idx, val_idx = pool_idx[train_rel], pool_idx[val_rel]
+        _check_split(labels, train_idx, val_idx, class_names, validation_split)
         num_train, num_validation, num_test = len(train_idx), len(val_idx), len(test_idx)
         source_shape = images.shape[1:]
         num_classes = len(class_names)
@@ -597,7 +622,7 @@ def load(
         cache = True
     elif os.path.isdir(name):
         train_s, val_s, test_s, source_shape, num_classes, class_names = _folder_streams(
-            name, image_size, seed, validation_split
+            name, image_size, seed, validation_split, skip_unreadable_images
         )
         cache = False
     else:

@@ -17,14 +17,14 @@ RESULTS_FILE = "results.json"
 PREPROCESSING_FILE = "preprocessing.json"
 
 
-def _to_jsonable(obj):
+def to_jsonable(obj):
     """Converts NumPy scalars/arrays and tuples so `json.dump` accepts them."""
     if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _to_jsonable(obj.tolist())
+        return to_jsonable(obj.tolist())
     if isinstance(obj, np.bool_):
         return bool(obj)
     if isinstance(obj, np.integer):
@@ -48,6 +48,9 @@ def atomic_write_text(path, text):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file readable by its owner only; give it the
+        # mode every other file gets, so workers on a shared file system read it.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -55,9 +58,15 @@ def atomic_write_text(path, text):
         raise
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_json(path, obj):
     """Writes `obj` as indented JSON to `path` atomically (NumPy types allowed)."""
-    atomic_write_text(path, json.dumps(_to_jsonable(obj), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
 
 
 def atomic_copy(source, path):
@@ -67,60 +76,29 @@ def atomic_copy(source, path):
     os.replace(tmp, path)
 
 
+class BrokenFileError(ValueError):
+    """A file keras_nas reads is damaged (cut short, edited by hand, not what its name says)."""
+
+
 def read_json(path, default=None):
-    """Reads a JSON file, returning `default` when it does not exist."""
+    """Reads a JSON file, returning `default` when it does not exist.
+
+    A file that exists but does not parse raises `BrokenFileError` naming
+    it, instead of a `json` traceback.
+    """
+    path = os.fspath(path)
     if not os.path.exists(path):
         return default
-    with open(path) as f:
-        return json.load(f)
-
-
-def prepare_out_dir(out, config, overwrite=False, added_defaults=None):
-    """Creates (or reopens) a results folder and records `config.json`.
-
-    A folder that already holds a `config.json` is resumed, unless `overwrite`
-    is set, in which case it is emptied first. Settings that change what is
-    searched cannot change on resume: the differing keys are reported.
-
-    Args:
-        out: str. The results folder.
-        config: dict. Every setting of the run (JSON-safe).
-        overwrite: bool. Start afresh, deleting what the folder holds.
-        added_defaults: dict or None. Settings added to a method after
-            folders may have been written without them, each with the value
-            those runs implicitly had (e.g. `{"update_unsampled_ops": True}`):
-            a folder whose `config.json` lacks the key resumes if the new
-            value equals it.
-
-    Returns:
-        bool. True when an earlier run in this folder is being resumed.
-    """
-    out = os.fspath(out)
-    config = _to_jsonable(config)
-    if overwrite and os.path.isdir(out):
-        shutil.rmtree(out)
-    previous = read_json(os.path.join(out, CONFIG_FILE))
-    if previous is not None:
-        previous = {**_to_jsonable(dict(added_defaults or {})), **previous}
-        ignored = {"out", "overwrite", "verbose", "resume", "chief", "worker_id"}
-        changed = sorted(
-            k
-            for k in set(previous) | set(config)
-            if k not in ignored and previous.get(k) != config.get(k)
-        )
-        if changed:
-            details = ", ".join(
-                f"{k}: {previous.get(k)!r} -> {config.get(k)!r}" for k in changed
-            )
-            raise ValueError(
-                f"The results folder `{out}` holds a run with other settings "
-                f"({details}). Give the earlier values to resume it, pass "
-                "`--overwrite` to start afresh, or choose another `--out`."
-            )
-        return True
-    os.makedirs(out, exist_ok=True)
-    atomic_write_json(os.path.join(out, CONFIG_FILE), config)
-    return False
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BrokenFileError(
+            f"{path} is not valid JSON ({error}): it was cut short or edited by hand. Restore it from a "
+            "copy, or start the run afresh with --overwrite (overwrite=True)."
+        ) from None
+    except IsADirectoryError:
+        raise BrokenFileError(f"{path} is a folder; a JSON file was expected there.") from None
 
 
 def write_preprocessing(out, dataset):
@@ -147,3 +125,48 @@ def save_figure(fig, path, dpi=100):
     fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def check_keras_path(name, path):
+    """`path` if it names an existing `.keras` file; `OptionError` naming `name` otherwise."""
+    from keras_nas.engine.options import OptionError, OptionTypeError
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise OptionTypeError(f"`{name}` must be the path of a .keras file.", **{name: path})
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise OptionError(f"`{name}` must be a .keras file (Keras' saving format).", **{name: path})
+    if not os.path.isfile(path):
+        raise OptionError(f"`{name}` must be an existing .keras file; there is none at that path.",
+                          **{name: path})
+    return path
+
+
+def load_model(path, name="model"):
+    """Loads a `.keras` model (uncompiled); a damaged file raises `BrokenFileError` naming it.
+
+    `keras.saving.load_model` reports a file that is not a Keras archive,
+    or one with a flipped bit, with errors such as "File not found" or a
+    zip traceback; this names the file and the cause in one line.
+    """
+    import zipfile
+
+    import keras  # deferred: this module is read by the command line before TensorFlow loads
+
+    path = check_keras_path(name, path)
+    if not zipfile.is_zipfile(path):
+        raise BrokenFileError(f"{path} is not a valid .keras file (not a zip archive); it was cut short, "
+                              "damaged, or is another kind of file.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise BrokenFileError(f"{path} is not a valid .keras file ({error}).") from error
+    if damaged is not None:
+        raise BrokenFileError(f"{path} is not a valid .keras file: its member {damaged} fails its checksum "
+                              "(the file is damaged); save or copy it again.")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds here (ValueError, TypeError, OSError, KeyError)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BrokenFileError(f"{path} is not a valid .keras file: {reason}") from error

@@ -34,7 +34,8 @@ def learning_rate_at(epoch, *, learning_rate, epochs, schedule, min_learning_rat
             1 + math.cos(math.pi * progress)
         )
     if schedule == "step":
-        milestones = milestones or (int(epochs * 0.5), int(epochs * 0.75))
+        # At least epoch 1: a run of one or two epochs starts at the full rate.
+        milestones = milestones or (max(1, int(epochs * 0.5)), max(1, int(epochs * 0.75)))
         return learning_rate * gamma ** sum(epoch >= m for m in milestones)
     raise ValueError(f"`schedule` must be one of {list(SCHEDULES)}. Received: schedule={schedule!r}")
 

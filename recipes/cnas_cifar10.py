@@ -37,7 +37,7 @@ CNAS_R = {
     "learning_rate": 0.05,  # l_max
     "min_learning_rate": 1e-4,  # l_min
     "t0": 10,  # SGDR T_0
-    "t_mul": 2,  # SGDR T_mul
+    "t_mult": 2,  # SGDR T_mul
     "momentum": 0.9,  # Nesterov momentum 0.9
     "weight_decay": 2e-4,  # l2 weight decay 2e-4
     "gamma": 0.1,  # "We typically use gamma = 0.1"

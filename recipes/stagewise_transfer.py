@@ -54,7 +54,7 @@ def found_architecture(search_folder):
     if os.path.exists(config_path):
         with open(config_path) as f:
             config = json.load(f)
-        if config.get("module_type") == "cell":
+        if config.get("module", config.get("module_type")) == "cell":  # module_type: keras_nas 0.1
             module = "nasnet"
         elif config.get("block") == "bottleneck":
             module = "resnet-bottleneck"

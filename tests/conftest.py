@@ -84,3 +84,4 @@ def search_on_workers(tmp_path):
         return out, {name: (tmp_path / f"{name}.log").read_text() for name in processes}
 
     return run
+

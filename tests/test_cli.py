@@ -8,6 +8,7 @@ import pytest
 from keras import layers
 
 from keras_nas import cli
+from tests.helpers import assert_only_owned
 
 
 def _tiny_model_file(path, input_shape=(8, 8, 1)):
@@ -32,6 +33,7 @@ def test_train_writes_a_readable_results_folder(trained):
     files = set(os.listdir(trained))
     assert {"config.json", "results.json", "preprocessing.json", "model.keras",
             "best_model.keras", "history.png", "logs"} <= files
+    assert_only_owned(trained)
     results = json.load(open(os.path.join(trained, "results.json")))
     assert len(results["history"]["loss"]) == 2
     assert 0 <= results["test_accuracy"] <= 1
@@ -63,8 +65,8 @@ def test_export_uses_saved_preprocessing(trained, capsys):
 
     out = os.path.join(trained, "serving")
     cli.main(["export", os.path.join(trained, "best_model.keras"), "--out", out])
-    assert "SavedModel written" in capsys.readouterr().out
-    served = tf.saved_model.load(out).signatures["serving_default"]
+    assert f"SavedModel version 1 written to {out}/1" in capsys.readouterr().out
+    served = tf.saved_model.load(os.path.join(out, "1")).signatures["serving_default"]
     assert served(images=tf.zeros((1, 8, 8, 1)))["probabilities"].shape == (1, 10)
 
 
@@ -73,12 +75,15 @@ def test_export_uses_saved_preprocessing(trained, capsys):
     [
         (["train", "--arch", "resnet:a,b"], "`--arch` must look like KIND:D1,D2"),
         (["train", "--arch", "vgg:1,2"], "`--arch` must look like KIND:D1,D2"),
-        (["train", "--genotype", "missing.json"], "`--genotype` must be an existing file or one of"),
-        (["train", "--genotype", "DARTS_V2", "--drop-path", "1.5"], "`--drop-path` must be in [0, 1)"),
-        (["train", "--genotype", "DARTS_V2", "--auxiliary-weight", "-1"], "`--auxiliary-weight` must be >= 0"),
-        (["train", "--model", "x.keras", "--validation-split", "2"], "`--validation-split` must be in"),
-        (["profile", "missing.keras"], "`model` must be an existing .keras file"),
-        (["report", "no/such/folder"], "`folder` must be an existing results folder"),
+        (["train", "--genotype", "missing.json"], "`--genotype` must be a genotype JSON file or one of ['DARTS', 'DARTS_V1'"),
+        (["train", "--genotype", "DARTS_V2", "--drop-path", "1.5"],
+         "`--drop-path` must be a float in [0, 1). Received: --drop-path 1.5"),
+        (["train", "--genotype", "DARTS_V2", "--auxiliary-weight", "-1"],
+         "`--auxiliary-weight` must be a float >= 0. Received: --auxiliary-weight -1"),
+        (["train", "--arch", "resnet:1,1,1", "--validation-split", "2"],
+         "`--validation-split` must be a float in (0, 1). Received: --validation-split 2"),
+        (["profile", "missing.keras"], "`MODEL` must be an existing .keras file"),
+        (["report", "no/such/folder"], "`FOLDER` must be an existing results folder"),
     ],
 )
 def test_errors_are_one_clear_line(argv, message, capsys, tmp_path):
@@ -106,9 +111,12 @@ def test_every_subcommand_has_help_and_common_options():
     for command in ("train", "export", "profile", "report"):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "--help"])
-    for argv in (["train", "--arch", "resnet:1,1,1"], ["export", "m.keras"], ["profile", "m.keras"], ["report", "d"]):
+    args = parser.parse_args(["train", "--arch", "resnet:1,1,1"])
+    assert args.dataset == "digits" and args.seed == 0
+    for argv in (["export", "m.keras"], ["profile", "m.keras"]):
         args = parser.parse_args(argv)
-        assert args.dataset == "digits" and args.seed == 0 and hasattr(args, "out")
+        assert args.dataset == "digits" and args.model == "m.keras"
+    assert parser.parse_args(["report", "d"]).folder == "d"
 
 
 def test_python_dash_m_entry_point():

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from tests.helpers import assert_only_owned
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +42,9 @@ def test_search_writes_results_and_an_exportable_model(tmp_path):
     assert results["baselines"]["random_pruning"]["params"] <= results["final_params"]
     for name in ("best_model.keras", "sparse_model.keras", "topology.png", "pruning.png", "history.png"):
         assert os.path.exists(os.path.join(out, name)), name
+    assert_only_owned(out)
     _cli("export", os.path.join(out, "best_model.keras"), "--out", str(tmp_path / "export"))
-    assert os.path.exists(tmp_path / "export" / "saved_model.pb")
+    assert os.path.exists(tmp_path / "export" / "1" / "saved_model.pb")  # TF Serving version 1
     again = _cli("search", "cnas", *SMALL, "--out", out)
     assert "CNAS iteration" not in again and again.count("not redone") == 5  # 5 phases, all done
 

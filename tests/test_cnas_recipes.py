@@ -6,7 +6,6 @@ import pytest
 
 from keras_nas import cli
 from keras_nas.pruning import ChannelGraph
-from keras_nas.searches import cnas
 from keras_nas.spaces import channel_nasnet, densenet_bc
 from recipes import cnas_cifar10, cnas_densenet_bc
 
@@ -17,10 +16,8 @@ ALL = {**{f"cifar10/{k}": v for k, v in cnas_cifar10.SETTINGS.items()},
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_every_setting_is_valid_cli_input(name):
     settings = ALL[name]
-    args = cli.build_parser().parse_args(cnas_cifar10.command(settings))
-    args.chief = None
-    cnas.validate(args)
-    assert (args.epochs, args.final_epochs, args.gamma, args.t0, args.t_mul) == (150, 630, 0.1, 10, 2)
+    _, args = cli.parse(cnas_cifar10.command(settings))  # parsed and checked as `keras-nas` checks them
+    assert (args.epochs, args.final_epochs, args.gamma, args.t0, args.t_mult) == (150, 630, 0.1, 10, 2)
     assert args.baselines == settings["baselines"]
 
 

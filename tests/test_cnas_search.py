@@ -11,6 +11,7 @@ import pytest
 from keras_nas import data as data_lib
 from keras_nas import pruning
 from keras_nas.callbacks import ChannelPruning, FitCheckpoint
+from keras_nas.engine import options
 from keras_nas.searches import cnas
 from keras_nas.spaces import channel_nasnet
 from keras_nas.training import sgdr_learning_rate
@@ -80,27 +81,36 @@ def test_sgdr_restarts_at_t0_then_t0_times_tmul():
 
 
 def _args(**overrides):
-    parser = argparse.ArgumentParser()
-    cnas.add_arguments(parser)
-    args = parser.parse_args([])
-    for k, v in {"chief": None, "verbose": 0, **overrides}.items():
-        setattr(args, k, v)
-    return args
+    """The CNAS settings at their defaults (as `keras-nas search cnas` would pass them), with `overrides`."""
+    from keras_nas.engine import common_options
+
+    lists = (common_options.DATA_OPTIONS, common_options.FOLDER_OPTIONS, common_options.RUNTIME_OPTIONS, cnas.OPTIONS)
+    values = {k: v for option_list in lists for k, v in options.defaults(option_list).items()}
+    return argparse.Namespace(**{**values, "verbose": 0, **overrides})
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("sparsity", 1.0, "`--sparsity` must be in \\(0, 1\\)"),
-    ("sparsity", 0.0, "`--sparsity` must be in \\(0, 1\\)"),
-    ("gamma", 1.2, "`--gamma` must be in \\(0, 1\\)"),
-    ("init_channels", 7, "`--init-channels` must be even"),
-    ("final_epochs", 0, "`--final-epochs` must be an int >= 1"),
-    ("t0", 0, "`--t0` must be an int >= 1"),
-    ("saliency_form", "inverse", "`--saliency-form` must be one of \\['taylor', 'reciprocal'\\]"),
+def _refusal(*argv):
+    """The one-line message `keras-nas search cnas ARGV` refuses with (nothing is run)."""
+    from keras_nas import cli
+
+    with pytest.raises(ValueError) as info:
+        cli.parse(["search", "cnas", *argv])
+    return options.render(info.value, options.cli_spelling)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sparsity", "1.0"], "`--sparsity` must be a float in (0, 1). Received: --sparsity 1.0"),
+    (["--sparsity", "0"], "`--sparsity` must be a float in (0, 1). Received: --sparsity 0"),
+    (["--gamma", "1.2"], "`--gamma` must be a float in (0, 1). Received: --gamma 1.2"),
+    (["--init-channels", "7"], "`--init-channels` must be even and divisible by `--ops-per-node`. "
+                               "Received: --init-channels 7, --ops-per-node 2"),
+    (["--final-epochs", "0"], "`--final-epochs` must be an int >= 1. Received: --final-epochs 0"),
+    (["--t0", "0"], "`--t0` must be an int >= 1. Received: --t0 0"),
+    (["--saliency-form", "inverse"], "`--saliency-form` must be one of ['taylor', 'reciprocal']. "
+                                     "Received: --saliency-form inverse"),
 ])
-def test_options_are_checked_before_anything_is_written(option, value, message, tmp_path):
-    args = _args(**{option: value})
-    with pytest.raises(ValueError, match=message):
-        cnas.validate(args)
+def test_options_are_checked_before_anything_is_written(argv, message):
+    assert _refusal(*argv) == message
 
 
 def test_the_cli_rejects_rho_below_what_the_network_can_reach(tmp_path):
@@ -124,8 +134,8 @@ def test_sparse_data_format_resolves_per_space_and_channels_first_is_nasnet_only
     assert cnas.sparse_overrides(_args()) == {"data_format": "channels_first"}
     assert cnas.sparse_overrides(_args(space="densenet-bc")) == {}
     assert cnas.sparse_overrides(_args(sparse_data_format="channels_last")) == {"data_format": "channels_last"}
-    with pytest.raises(ValueError, match="`--sparse-data-format channels_first` applies to `--space nasnet`"):
-        cnas.validate(_args(space="densenet-bc", sparse_data_format="channels_first"))
+    assert _refusal("--space", "densenet-bc", "--sparse-data-format", "channels_first").startswith(
+        "`--sparse-data-format` channels_first applies to `--space` nasnet only.")
 
 
 def test_the_cli_and_the_pruning_module_offer_the_same_saliency_forms():

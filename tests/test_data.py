@@ -83,14 +83,14 @@ def test_image_folder(tmp_path):
     rng = np.random.default_rng(0)
     for cls in ("cat", "dog"):
         (tmp_path / cls).mkdir()
-        for i in range(10):
+        for i in range(30):
             pixels = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / cls / f"{i}.png")
     d = data.load(str(tmp_path), image_size=8, batch_size=4)
     assert d.class_names == ["cat", "dog"] and d.input_shape == (8, 8, 3)
     n = sum(int(x.shape[0]) for x, _ in d.train) + sum(
         int(x.shape[0]) for x, _ in d.validation) + sum(int(x.shape[0]) for x, _ in d.test)
-    assert n == 20
+    assert n == 60
     with pytest.raises(ValueError, match=r"`image_size` is required.*`--image-size 32`"):
         data.load(str(tmp_path))
 
@@ -120,11 +120,11 @@ def test_tfds_source_with_mock_data(monkeypatch):
     "kwargs, match",
     [
         ({"name": "nonexistent_dataset_xyz"}, "`name` must be one of"),
-        ({"validation_split": 1.5}, r"`validation_split` must be in \(0, 1\)"),
-        ({"validation_split": 0}, r"`validation_split` must be in \(0, 1\)"),
-        ({"batch_size": 0}, "`batch_size` must be a positive integer"),
+        ({"validation_split": 1.5}, r"`validation_split` must be a float in \(0, 1\)"),
+        ({"validation_split": 0}, r"`validation_split` must be a float in \(0, 1\)"),
+        ({"batch_size": 0}, "`batch_size` must be an int >= 1"),
         ({"image_size": (8,)}, "`image_size` must be"),
-        ({"channels": 2}, "`channels` must be 1 or 3"),
+        ({"channels": 2}, r"`channels` must be one of \[1, 3\]"),
         ({"augment": "mixup"}, "`augment` must be one of"),
         ({"num_classes": 3}, "apply to name='synthetic' only"),
     ],

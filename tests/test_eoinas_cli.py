@@ -5,6 +5,7 @@ import os
 import pytest
 
 from keras_nas import cli
+from tests.helpers import assert_only_owned
 
 
 def test_bad_option_fails_before_anything_is_written(tmp_path, capsys):
@@ -12,7 +13,7 @@ def test_bad_option_fails_before_anything_is_written(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["search", "eoinas", "--out", str(out), "--epochs", "2", "--warmup-epochs", "5"])
     assert info.value.code == 2
-    assert "`warmup_epochs` must be smaller than `epochs`" in capsys.readouterr().err
+    assert "`--warmup-epochs` must be smaller than `--epochs`. Received: --warmup-epochs 5, --epochs 2" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -51,6 +52,7 @@ def test_search_end_to_end_resume_train_and_export(tmp_path):
     assert results["best_seed"] in (0, 1)
     assert os.path.exists(os.path.join(out, "best_model.keras"))
     assert os.path.exists(os.path.join(out, "genotype.png"))
+    assert_only_owned(out)
     trial_dir = os.path.join(out, "tuner", "trial_0", "search")
     with open(os.path.join(trial_dir, "pruning.json")) as f:
         decisions = json.load(f)["decisions"]

@@ -8,16 +8,13 @@ from recipes import eoinas_cifar10_eval, eoinas_cifar10_search, eoinas_imagenet
 
 
 def _args(argv):
-    return cli.build_parser().parse_args(argv)
+    return cli.parse(argv)[1]  # parsed and checked as `keras-nas` checks them
 
 
 @pytest.mark.parametrize("name", sorted(eoinas_cifar10_search.SETTINGS))
 def test_search_recipes_hold_the_paper_settings(name):
     args = _args(eoinas_cifar10_search.command(eoinas_cifar10_search.SETTINGS[name]))
-    eoinas.validate_search_options(args.epochs, args.warmup_epochs, args.prune_interval, args.variant,
-                                   args.edge_mode, args.cells, args.init_channels, args.importance_lambda,
-                                   args.tau_max, args.tau_min, args.update_unsampled_ops, args.lower_weight_case,
-                                   args.lower_arch_case)
+    eoinas.validate_search_options(**{o.name: getattr(args, o.name) for o in eoinas.SEARCH_OPTIONS})
     # Sec. 4.1-4.2: 8 cells, C = 16, 160 epochs, batch 64, 50/50 split, 4 seeds.
     assert (args.cells, args.init_channels, args.epochs, args.batch_size) == (8, 16, 160, 64)
     assert (args.validation_split, args.seeds, args.warmup_epochs, args.prune_interval) == (0.5, 4, 20, 20)

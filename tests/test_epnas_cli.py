@@ -6,6 +6,7 @@ import os
 import pytest
 
 from keras_nas import cli
+from tests.helpers import assert_only_owned
 
 
 @pytest.mark.parametrize(
@@ -14,15 +15,15 @@ from keras_nas import cli
         (["--constraint", "params=<5"], "`--constraint`: Malformed constraint. Expected RESOURCE<=VALUE"),
         (["--constraint", "params<=1e5", "--constraint", "params>=2e5"], "`--constraint`: Contradictory constraints"),
         (["--constraint", "latency<=3"], "Unknown resource `latency`"),
-        (["--episodes", "0"], "`--episodes` must be a positive int. Received: 0"),
-        (["--top-k", "9", "--branches", "2", "--steps", "2"], "`--top-k` (9) cannot exceed the children of an episode"),
-        (["--penalty-base", "2"], r"`--penalty-base` must be in [0, 1]. Received: 2.0"),
-        (["--channel-table", "16,x"], "`--channel-table` must be comma-separated positive ints"),
-        (["--max-layers", "3", "--initial-layers", "2,5"], "EPNAS space options: `initial_layers`"),
-        (["--shared-lr-scale", "0"], "`--shared-lr-scale` must be > 0. Received: 0.0"),
-        (["--shared-shrink", "1.5"], "`--shared-shrink` must be in (0, 1]. Received: 1.5"),
-        (["--shared-noise", "-0.1"], "`--shared-noise` must be >= 0. Received: -0.1"),
-        (["--prediction-decay-epochs", "0"], "`--prediction-decay-epochs` must be a positive int. Received: 0"),
+        (["--episodes", "0"], "`--episodes` must be an int >= 1. Received: --episodes 0"),
+        (["--top-k", "9", "--branches", "2", "--steps", "2"], "`--top-k` cannot exceed the children of an episode"),
+        (["--penalty-base", "2"], "`--penalty-base` must be a float in [0, 1]. Received: --penalty-base 2"),
+        (["--channel-table", "16,x"], "`--channel-table` must be comma-separated channel counts"),
+        (["--max-layers", "3", "--initial-layers", "2,5"], "EPNAS space options do not fit together: `--initial-layers`"),
+        (["--shared-lr-scale", "0"], "`--shared-lr-scale` must be a float > 0. Received: --shared-lr-scale 0"),
+        (["--shared-shrink", "1.5"], "`--shared-shrink` must be a float in (0, 1]. Received: --shared-shrink 1.5"),
+        (["--shared-noise", "-0.1"], "`--shared-noise` must be a float >= 0. Received: --shared-noise -0.1"),
+        (["--prediction-decay-epochs", "0"], "`--prediction-decay-epochs` must be an int >= 1. Received: --prediction-decay-epochs 0"),
     ],
 )
 def test_bad_options_fail_before_anything_is_written(tmp_path, capsys, extra, message):
@@ -61,6 +62,7 @@ def test_search_end_to_end_resume_and_export(tmp_path):
     assert results["constraint_report"][0]["constraint"] == "params<=5000"
     assert len(results["episodes"]) == 2 and len(results["reward_curve"]) == 4
     assert os.path.exists(os.path.join(out, "reward.png"))
+    assert_only_owned(out)
     summary = os.path.join(out, "trials", "trial_0", "summary.json")
     mtime = os.path.getmtime(summary)
     # The same command resumes: finished children are not retrained.

@@ -3,7 +3,7 @@ import math
 import pytest
 
 import keras_nas.oracles
-from keras_nas.oracles.constraints import constraint_report, parse_constraint, parse_constraints
+from keras_nas.epnas.constraints import constraint_report, parse_constraint, parse_constraints
 from keras_nas.oracles.soft_penalty import constrained_reward, soft_penalty
 
 

@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_nas import cli, io
+from keras_nas import cli
+from keras_nas.engine import results_folder
 from keras_nas.parameter_store import ParameterStore
 from keras_nas.searches import epnas
 from keras_nas.spaces.epnas import EPNASSpace
@@ -122,11 +123,17 @@ def test_tuner_validates_insert_init(tmp_path):
         EPNASTuner(None, EPNASSpace(), (8, 8, 1), 10, insert_init="zero")
 
 
+def _open(out, config, **kwargs):
+    resumed, lock = results_folder.open_folder(out, config, command="keras-nas search epnas", **kwargs)
+    lock.release()
+    return resumed
+
+
 def test_cli_insert_init_choices_and_old_results_folders_resume(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["search", "epnas", "--out", str(tmp_path / "x"), "--insert-init", "zero"])
     assert "--insert-init" in capsys.readouterr().err and not (tmp_path / "x").exists()
-    parse = cli.build_parser().parse_args
+    parse = lambda argv: cli.parse(argv)[1]
     new = str(tmp_path / "new")
     assert epnas.run_config(parse(["search", "epnas", "--out", new]))["insert_init"] == "fresh"
     identity = parse(["search", "epnas", "--out", new, "--insert-init", "identity"])
@@ -136,29 +143,29 @@ def test_cli_insert_init_choices_and_old_results_folders_resume(tmp_path, capsys
     old = str(tmp_path / "old")
     legacy = epnas.run_config(parse(["search", "epnas", "--out", old]))
     del legacy["insert_init"]
-    io.prepare_out_dir(old, legacy)
+    _open(old, legacy)
     config = epnas.run_config(parse(["search", "epnas", "--out", old]))
-    assert io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS) is True
+    assert _open(old, config, added_defaults=epnas.ADDED_DEFAULTS) is True
     config = epnas.run_config(parse(["search", "epnas", "--out", old, "--insert-init", "identity"]))
     with pytest.raises(ValueError, match="insert_init: 'fresh' -> 'identity'"):
-        io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS)
+        _open(old, config, added_defaults=epnas.ADDED_DEFAULTS)
 
 
 
 def test_old_results_folders_resume_with_one_learning_rate(tmp_path):
     # Folders written before --shared-lr-scale trained every layer at one rate (1.0, still the default): the
     # same command resumes them; asking for another rate there is refused, the setting named.
-    parse = cli.build_parser().parse_args
+    parse = lambda argv: cli.parse(argv)[1]
     old = str(tmp_path / "old")
     legacy = epnas.run_config(parse(["search", "epnas", "--out", old, "--prediction"]))
     assert legacy["shared_lr_scale"] == 1.0
     del legacy["shared_lr_scale"]
-    io.prepare_out_dir(old, legacy)
+    _open(old, legacy)
     config = epnas.run_config(parse(["search", "epnas", "--out", old, "--prediction"]))
-    assert io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS) is True
+    assert _open(old, config, added_defaults=epnas.ADDED_DEFAULTS) is True
     config = epnas.run_config(parse(["search", "epnas", "--out", old, "--prediction", "--shared-lr-scale", "0.2"]))
-    with pytest.raises(ValueError, match=r"shared_lr_scale: 1.0 -> 0.2\). Give the earlier values to resume it"):
-        io.prepare_out_dir(old, config, added_defaults=epnas.ADDED_DEFAULTS)
+    with pytest.raises(ValueError, match=r"shared_lr_scale: 1.0 -> 0.2\), written by keras_nas .* Give the earlier"):
+        _open(old, config, added_defaults=epnas.ADDED_DEFAULTS)
 
 
 def test_tuner_reads_inserted_positions(tmp_path):

@@ -11,14 +11,14 @@ from recipes import epnas_cifar10_layers, epnas_cifar10_module
 
 
 def _args(argv):
-    return cli.build_parser().parse_args(argv)
+    return cli.parse(argv)[1]  # parsed and checked as `keras-nas` checks them
 
 
 @pytest.mark.parametrize("recipe", [epnas_cifar10_layers, epnas_cifar10_module])
 def test_recipes_hold_the_paper_settings(recipe):
     for settings in recipe.SETTINGS.values():
         args = _args(recipe.command(settings))
-        constraints, space = epnas.check(args)  # every option valid
+        epnas.make_space(args)  # the space options fit together
         assert (args.episodes, args.branches, args.top_k, args.batch_size) == (15, 8, 8, 128)
         assert args.policy_learning_rate == 6e-4 and args.penalty_base == 0.9
     pp = _args(recipe.command(recipe.PREDICTION))
@@ -42,7 +42,7 @@ def test_cifar_size_children_build():
     import numpy as np
 
     for recipe in (epnas_cifar10_layers, epnas_cifar10_module):
-        _, space = epnas.check(_args(recipe.command(recipe.PREDICTION)))
+        space = epnas.make_space(_args(recipe.command(recipe.PREDICTION)))
         model = space.build(space.random_architecture(np.random.default_rng(0)), (32, 32, 3), 10)
         assert model.output_shape == (None, 10)
 

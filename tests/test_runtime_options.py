@@ -3,13 +3,12 @@ import os
 
 import pytest
 
+from keras_nas.engine import common_options, options
 from keras_nas.searches import common
 
 
 def _args(**kw):
-    parser = argparse.ArgumentParser()
-    common.add_runtime_arguments(parser)
-    return parser.parse_args([a for k, v in kw.items() for a in (f"--{k.replace('_', '-')}", v)])
+    return argparse.Namespace(**{**options.defaults(common_options.RUNTIME_OPTIONS), **kw})
 
 
 def test_chief_and_worker_set_kerastuner_environment(monkeypatch):
@@ -29,9 +28,9 @@ def test_chief_and_worker_set_kerastuner_environment(monkeypatch):
 @pytest.mark.parametrize(
     "kw, match",
     [
-        ({"chief": "localhost"}, "`--chief` must be HOST:PORT"),
-        ({"chief": "localhost:80"}, "`--worker-id` is required with `--chief`"),
-        ({"worker_id": "w1"}, "`--worker-id` needs `--chief HOST:PORT`"),
+        ({"chief": "localhost"}, "`chief` must be HOST:PORT"),
+        ({"chief": "localhost:80"}, "`worker_id` is required with `chief`"),
+        ({"worker_id": "w1"}, r"`worker_id` needs `chief` \(HOST:PORT\)"),
     ],
 )
 def test_bad_runtime_options(kw, match):

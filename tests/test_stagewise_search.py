@@ -8,6 +8,7 @@ import pytest
 
 from keras_nas import cli
 from keras_nas.spaces import stage_resnet
+from tests.helpers import assert_only_owned
 
 TINY = ["--epochs", "1", "--iterations", "1", "--m0", "1", "--verbose", "0", "--importance-samples", "64"]
 
@@ -19,11 +20,11 @@ def _run(tmp_path, *extra, out="run"):
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--m0", "0"], "`--m0` must be a positive int. Received: 0"),
-        (["--milestones", "a,b"], "`--milestones` must be comma-separated positive epochs"),
+        (["--m0", "0"], "`--m0` must be an int >= 1. Received: --m0 0"),
+        (["--milestones", "a,b"], "`--milestones` must be comma-separated increasing positive epochs"),
         (["--donor", "missing.keras"], "`--donor` must be an existing .keras file"),
-        (["--module", "cell", "--block", "bottleneck"], "`--block` applies to `--module residual` only"),
-        (["--alpha", "2"], "`--alpha` must be in [0, 1]. Received: 2.0"),
+        (["--module", "cell", "--block", "bottleneck"], "`--block` applies to `--module` residual only"),
+        (["--alpha", "2"], "`--alpha` must be a float in [0, 1]. Received: --alpha 2"),
     ],
 )
 def test_bad_options_fail_before_anything_is_written(tmp_path, capsys, options, message):
@@ -57,6 +58,7 @@ def test_tiny_search_end_to_end_and_resume(tmp_path):
         assert (out / name).exists()
     model = keras.saving.load_model(str(out / "best_model.keras"))
     assert model.output_shape == (None, 10)
+    assert_only_owned(out)
 
     stamps = {p: os.path.getmtime(p) for p in out.glob("trials/trial_*/search_model.keras")}
     assert len(stamps) == 3

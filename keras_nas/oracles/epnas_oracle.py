@@ -5,7 +5,7 @@ import json
 import keras_tuner
 import numpy as np
 
-from keras_nas.oracles.constraints import parse_constraints
+from keras_nas.epnas.constraints import parse_constraints
 from keras_nas.oracles.epnas_policy import EPNASPolicy, returns_to_go, update_baseline
 from keras_nas.oracles.search_oracle import SearchOracle, check_positive_int
 from keras_nas.spaces.epnas import SCALES, EPNASSpace

@@ -141,6 +141,12 @@ class SearchOracle(keras_tuner.Oracle):
         io.atomic_write_json(self._get_oracle_fname(), self.get_state())
 
     def reload(self):
+        # KerasTuner's own reading of a damaged state file ends in a json traceback that
+        # does not name the file: read each once first (io.read_json names it).
+        io.read_json(self._get_oracle_fname())
+        for name in sorted(os.listdir(self._project_dir)):
+            if name.startswith("trial_"):
+                io.read_json(os.path.join(self._project_dir, name, "trial.json"))
         super().reload()
         # KerasTuner writes a new trial's trial.json before oracle.json: a
         # process killed in between leaves a trial the saved state never

@@ -51,7 +51,7 @@ def constrained_reward(performance, usages, constraints, base=0.9):
         performance: float. `P`, e.g. the validation accuracy.
         usages: dict. Resource name -> usage (e.g. `{"params": 4.2e4}`).
         constraints: list of dicts `{"resource", "lower", "upper"}` as
-            returned by `keras_nas.oracles.constraints.parse_constraints`.
+            returned by `keras_nas.epnas.constraints.parse_constraints`.
         base: float. Base penalty `p` of every constraint. Defaults to `0.9`.
 
     Returns:

@@ -1,13 +1,5 @@
-"""Command-line runners, one module per search method.
+"""Command-line runners, one module per search method, and the other commands (`tools`).
 
-Each module exposes `add_arguments(parser)` and `run(args) -> dict`; the CLI adds
-the common options (`--dataset`, `--out`, `--seed`, ...) before calling them.
+Each method module exposes `OPTIONS`, `check(args)` and `run(args)`; the
+modules load no TensorFlow until `run`.
 """
-
-# method name -> module implementing it
-METHODS = {
-    "stagewise": "keras_nas.searches.stagewise",
-    "eoinas": "keras_nas.searches.eoinas",
-    "cnas": "keras_nas.searches.cnas",
-    "epnas": "keras_nas.searches.epnas",
-}

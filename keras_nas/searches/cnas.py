@@ -18,13 +18,13 @@ CIFAR-10 setting is `recipes/cnas_cifar10.py`, the DenseNet-BC space
 `recipes/cnas_densenet_bc.py`.
 """
 
-import argparse
 import math
 import os
 import time
 
 from keras_nas import io
-from keras_nas.training import sgdr_learning_rate
+from keras_nas.engine import common_options
+from keras_nas.engine.options import Option, OptionError
 from keras_nas.searches import common
 
 SPACES = ("nasnet", "densenet-bc")
@@ -35,93 +35,78 @@ DATA_FORMATS = ("channels_last", "channels_first")
 SALIENCY_FORMS = ("taylor", "reciprocal")
 
 
-def add_arguments(parser):
-    s = parser.add_argument_group("CNAS search space (CPU-small defaults; paper values in brackets)")
-    s.add_argument("--space", choices=SPACES, default="nasnet", help="NASNet-shaped cells [Fig. 1] or DenseNet-BC [sec. 3.4]")
-    s.add_argument("--cells", type=int, default=1, help="normal cells per stage N (default 1) [6]")
-    s.add_argument("--nodes", type=int, default=3, help="nodes per cell (default 3) [5]")
-    s.add_argument("--ops-per-node", type=int, default=2, help="ops per node [2]")
-    s.add_argument("--init-channels", type=int, default=8, help="node output channels C of stage 1 (default 8)")
-    s.add_argument("--layers-per-block", type=int, default=3, help="densenet-bc: bottleneck layers per block (default 3) [19]")
-    s.add_argument("--growth-rate", type=int, default=6, help="densenet-bc: growth rate k (default 6) [12]")
-    s.add_argument("--dropout", type=float, default=0.0, help="spatial dropout rate [used, rate not given]")
-    s.add_argument("--sparse-data-format", choices=("auto",) + DATA_FORMATS, default="auto",
-                   help="feature-map layout of the materialised (sparse) model; auto: channels_first for nasnet "
-                        "(its channel selections become block copies: faster on CPU, see benchmarks/bench_cnas.py), "
-                        "channels_last for densenet-bc (the only layout it has). Same weights and function.")
-    p = parser.add_argument_group("CNAS search")
-    p.add_argument("--sparsity", type=float, default=0.46, help="target rho = |W*|/|W| [0.46]")
-    p.add_argument("--gamma", type=float, default=0.1, help="share of remaining input channels zeroed per iteration [0.1]")
-    p.add_argument("--saliency-batches", type=int, default=10, help="minibatches m per Taylor saliency (default 10)")
-    p.add_argument("--saliency-form", choices=SALIENCY_FORMS, default="taylor",
-                   help="taylor: zero the lowest normalised |x dx| (Molchanov); reciprocal: accumulate 1/|x dx| "
-                        "and zero the largest, as Algorithm 1 writes it (default taylor)")
-    p.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning epochs between iterations [1]")
-    p.add_argument("--search-learning-rate", type=float, default=0.01, help="learning rate while fine-tuning between iterations (default 0.01)")
-    p.add_argument("--epochs", type=int, default=6, help="one-shot training epochs (default 6) [150]")
-    t = parser.add_argument_group("training (one-shot and final)")
-    t.add_argument("--mode", choices=MODES, default="retrain", help="retrain: CNAS-R (re-initialise); finetune: CNAS-W")
-    t.add_argument("--final-epochs", type=int, default=8, help="epochs of the final sparse model (default 8) [630]")
-    t.add_argument("--learning-rate", type=float, default=0.05, help="SGDR l_max [0.05]")
-    t.add_argument("--min-learning-rate", type=float, default=1e-4, help="SGDR l_min [1e-4]")
-    t.add_argument("--t0", type=int, default=None, help="SGDR T_0 in epochs (default: the phase's epochs) [10]")
-    t.add_argument("--t-mul", type=int, default=2, help="SGDR T_mul [2]")
-    t.add_argument("--momentum", type=float, default=0.9, help="Nesterov momentum [0.9]")
-    t.add_argument("--weight-decay", type=float, default=2e-4, help="weight decay [2e-4]")
-    t.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
-                   help="also train the Fig. 2(b) baselines: small dense network and random pruning (default on)")
+SPACE = "CNAS search space (CPU-small defaults; the paper's values in brackets)"
+SEARCH = "CNAS search"
+TRAIN = "training (one-shot and final)"
+OPTIONS = (
+    Option("space", "nasnet", "NASNet-shaped cells (Fig. 1) or DenseNet-BC (sec. 3.4)", choices=SPACES,
+           group=SPACE),
+    Option("cells", 1, "normal cells per stage N", low=1, paper=6, group=SPACE),
+    Option("nodes", 3, "nodes per cell", low=1, paper=5, group=SPACE),
+    Option("ops_per_node", 2, "ops per node", low=1, paper=2, group=SPACE),
+    Option("init_channels", 8, "node output channels C of stage 1 (even, a multiple of --ops-per-node)", low=2,
+           group=SPACE),
+    Option("layers_per_block", 3, "densenet-bc: bottleneck layers per block", low=1, paper=19, group=SPACE),
+    Option("growth_rate", 6, "densenet-bc: growth rate k", low=1, paper=12, group=SPACE),
+    Option("dropout", 0.0, "spatial dropout rate", low=0, high=1, high_open=True, paper="used, rate not given",
+           group=SPACE),
+    Option("sparse_data_format", "auto", "feature-map layout of the materialised (sparse) model; auto: "
+           "channels_first for nasnet (its channel selections become block copies: faster on CPU, see "
+           "benchmarks/RESULTS.md), channels_last for densenet-bc (the only layout it has). Same weights and "
+           "function.", choices=("auto",) + DATA_FORMATS, group=SPACE),
+    Option("sparsity", 0.46, "target rho = |W*|/|W|", low=0, high=1, low_open=True, high_open=True, paper=0.46,
+           group=SEARCH),
+    Option("gamma", 0.1, "share of remaining input channels zeroed per iteration", low=0, high=1, low_open=True,
+           high_open=True, paper=0.1, group=SEARCH),
+    Option("saliency_batches", 10, "minibatches m per Taylor saliency", low=1, group=SEARCH),
+    Option("saliency_form", "taylor", "taylor: zero the lowest normalised |x dx| (Molchanov); reciprocal: "
+           "accumulate 1/|x dx| and zero the largest, as Algorithm 1 writes it", choices=SALIENCY_FORMS,
+           group=SEARCH),
+    Option("finetune_epochs", 1, "fine-tuning epochs between iterations", low=1, paper=1, group=SEARCH),
+    Option("search_learning_rate", 0.01, "learning rate while fine-tuning between iterations", low=0,
+           low_open=True, group=SEARCH),
+    Option("epochs", 6, "one-shot training epochs", low=1, paper=150, group=SEARCH),
+    Option("mode", "retrain", "retrain: CNAS-R (re-initialise); finetune: CNAS-W", choices=MODES, group=TRAIN),
+    Option("final_epochs", 8, "epochs of the final sparse model", low=1, paper=630, group=TRAIN),
+    Option("learning_rate", 0.05, "SGDR l_max", low=0, low_open=True, paper=0.05, group=TRAIN),
+    Option("min_learning_rate", 1e-4, "SGDR l_min", low=0, low_open=True, paper=1e-4, group=TRAIN),
+    Option("t0", None, "SGDR T_0 in epochs (default: the phase's epochs)", type=int, low=1, paper=10, group=TRAIN),
+    Option("t_mult", 2, "SGDR T_mult", low=1, paper=2, group=TRAIN),
+    Option("momentum", 0.9, "Nesterov momentum (0: plain SGD)", low=0, high=1, high_open=True, paper=0.9,
+           group=TRAIN),
+    Option("weight_decay", 2e-4, "weight decay", low=0, paper=2e-4, group=TRAIN),
+    Option("baselines", True, "also train the Fig. 2(b) baselines: small dense network and random pruning",
+           group=TRAIN),
+)
+# Settings added after results folders were written without them, with the value those runs had:
+# folders from before `--sparse-data-format` built their sparse model channels last, those from
+# before `--saliency-form` ranked by |x dx| ("taylor").
+ADDED_DEFAULTS = {"sparse_data_format": "channels_last", "saliency_form": "taylor", "skip_unreadable_images": False,
+                  "strategy": "default", "mixed_precision": False, "jit_compile": False}
 
 
-KEYS = ("space", "cells", "nodes", "ops_per_node", "init_channels", "layers_per_block", "growth_rate", "dropout",
-        "sparse_data_format", "sparsity", "gamma", "saliency_batches", "saliency_form", "finetune_epochs", "search_learning_rate", "epochs", "mode",
-        "final_epochs", "learning_rate", "min_learning_rate", "t0", "t_mul", "momentum", "weight_decay", "baselines")
+def upgrade_legacy_config(config):
+    """A config.json of keras_nas 0.1 in today's names (`t_mul` -> `t_mult`)."""
+    config = dict(config)
+    if "t_mul" in config:
+        config["t_mult"] = config.pop("t_mul")
+    return config
 
 
-def validate(args):
-    """Every option checked before anything is trained or written."""
-    if args.space not in SPACES:
-        raise ValueError(f"`--space` must be one of {list(SPACES)}. Received: {args.space!r}")
-    if args.mode not in MODES:
-        raise ValueError(f"`--mode` must be one of {list(MODES)}. Received: {args.mode!r}")
-    data_format = getattr(args, "sparse_data_format", "auto")
-    if data_format not in ("auto",) + DATA_FORMATS:
-        raise ValueError(f"`--sparse-data-format` must be one of {['auto', *DATA_FORMATS]}. Received: {data_format!r}")
-    if args.space != "nasnet" and data_format == "channels_first":
-        raise ValueError(f"`--sparse-data-format channels_first` applies to `--space nasnet` only. Received: "
-                         f"--space {args.space}")
-    if args.saliency_form not in SALIENCY_FORMS:
-        raise ValueError(f"`--saliency-form` must be one of {list(SALIENCY_FORMS)}. Received: {args.saliency_form!r}")
-    for name in ("sparsity", "gamma"):
-        value = getattr(args, name)
-        if not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise ValueError(f"`--{name}` must be in (0, 1). Received: --{name} {value}")
-    for name, low in (("cells", 1), ("nodes", 1), ("ops_per_node", 1), ("init_channels", 2), ("layers_per_block", 1),
-                      ("growth_rate", 1), ("saliency_batches", 1), ("finetune_epochs", 1), ("epochs", 1),
-                      ("final_epochs", 1), ("t_mul", 1)):
-        value = getattr(args, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be an int >= {low}. Received: {value!r}")
-    if args.t0 is not None and args.t0 < 1:
-        raise ValueError(f"`--t0` must be an int >= 1. Received: {args.t0}")
+def check(args):
+    """The options checked against each other (each alone is checked by its `Option`)."""
+    if args.space != "nasnet" and args.sparse_data_format == "channels_first":
+        raise OptionError("`sparse_data_format` channels_first applies to `space` nasnet only.",
+                          sparse_data_format=args.sparse_data_format, space=args.space)
     if args.space == "nasnet" and (args.init_channels % args.ops_per_node or args.init_channels % 2):
-        raise ValueError(
-            f"`--init-channels` must be even and divisible by `--ops-per-node`. Received: "
-            f"--init-channels {args.init_channels}, --ops-per-node {args.ops_per_node}"
-        )
-    for name in ("learning_rate", "min_learning_rate", "search_learning_rate"):
-        if getattr(args, name) <= 0:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be > 0. Received: {getattr(args, name)}")
+        raise OptionError("`init_channels` must be even and divisible by `ops_per_node`.",
+                          init_channels=args.init_channels, ops_per_node=args.ops_per_node)
     if args.min_learning_rate > args.learning_rate:
-        raise ValueError(f"`--min-learning-rate` must be <= `--learning-rate`. Received: {args.min_learning_rate}")
-    if not 0 <= args.dropout < 1:
-        raise ValueError(f"`--dropout` must be in [0, 1). Received: {args.dropout}")
-    if not 0 <= args.momentum < 1:
-        raise ValueError(f"`--momentum` must be in [0, 1). Received: {args.momentum}")
-    if args.weight_decay < 0:
-        raise ValueError(f"`--weight-decay` must be >= 0. Received: {args.weight_decay}")
+        raise OptionError("`min_learning_rate` must be <= `learning_rate`.", min_learning_rate=args.min_learning_rate,
+                          learning_rate=args.learning_rate)
     if getattr(args, "chief", None):
-        raise ValueError("CNAS is a single one-shot search: `--chief` does not apply; use `--strategy mirrored` "
-                         "to spread it over local devices.")
+        raise OptionError("CNAS is a single one-shot search: `chief` does not apply; use `strategy='mirrored'` "
+                          "to spread it over local devices.", chief=args.chief)
 
 
 def sparse_data_format(args):
@@ -202,7 +187,8 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
     seconds = time.perf_counter() - start
     history = checkpoint.history
     if any(not math.isfinite(v) for v in history.get("loss", [])):
-        raise ValueError(f"Training diverged in phase `{name}` (loss not finite); lower `--learning-rate`.")
+        raise RuntimeError(f"Training diverged in phase `{name}` (loss not finite); lower --learning-rate and run "
+                           "again with --overwrite.")
     test_loss, test_accuracy = model.evaluate(dataset.test, verbose=0)[:2]
     val_loss, val_accuracy = model.evaluate(dataset.validation, verbose=0)[:2]
     model.save_weights(final_weights)
@@ -215,9 +201,11 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
 
 
 def _lr(args, epochs):
+    from keras_nas.training import sgdr_learning_rate
+
     t_0 = args.t0 or epochs
     return lambda epoch: sgdr_learning_rate(epoch, learning_rate=args.learning_rate,
-                                            min_learning_rate=args.min_learning_rate, t_0=t_0, t_mult=args.t_mul)
+                                            min_learning_rate=args.min_learning_rate, t_0=t_0, t_mult=args.t_mult)
 
 
 def max_iterations(input_channels, gamma):
@@ -309,8 +297,8 @@ def run(args):
     from keras_nas import costs, pruning, training
     from keras_nas.callbacks.channel_pruning import ChannelPruning
 
-    validate(args)
-    out = common.out_dir(args, "cnas")
+    check(args)
+    out = args.out
     strategy = common.setup_runtime(args)
     dataset = common.load_data(args)
     build = builder(args, dataset.input_shape, dataset.num_classes)
@@ -320,16 +308,12 @@ def run(args):
     graph = pruning.ChannelGraph(topology)
     floor = graph.sparsity(graph.minimal_masks())
     if args.sparsity <= floor:
-        raise ValueError(
-            f"`--sparsity` must be above {floor:.3f} for this network: the weights outside the searchable "
-            f"edges and one input channel per cell remain. Received: --sparsity {args.sparsity}"
-        )
-    config = {"method": "cnas", **common.common_config(args), **{k: getattr(args, k) for k in KEYS}}
-    # Folders written before `--sparse-data-format` existed built their sparse
-    # model channels last: they resume with `--sparse-data-format channels_last`;
-    # those from before `--saliency-form` ranked by |x dx| ("taylor").
-    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite,
-                                 added_defaults={"sparse_data_format": "channels_last", "saliency_form": "taylor"})
+        raise OptionError(f"`sparsity` must be above {floor:.3f} for this network: the weights outside the "
+                          "searchable edges and one input channel per cell remain.", sparsity=args.sparsity)
+    option_list = OPTIONS + common_options.SEARCH_OPTIONS
+    config = common.run_config(args, "cnas", option_list)
+    resumed = common.open_results(args, "keras-nas search cnas", config, option_list, added_defaults=ADDED_DEFAULTS,
+                                  upgrade=upgrade_legacy_config)
     io.write_preprocessing(out, dataset)
     total = graph.total_params
     print(f"{'Resuming' if resumed else 'Starting'} CNAS ({args.space}, CNAS-{'R' if args.mode == 'retrain' else 'W'}) "

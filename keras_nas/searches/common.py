@@ -1,55 +1,48 @@
-"""Pieces every search runner shares: data loading and the output folder."""
+"""Pieces every search runner shares: data loading, the results folder, runtime, trial records."""
 
+import atexit
 import os
 
-from keras_nas import data as data_lib
+from keras_nas.engine import common_options, results_folder
 
 
-def load_data(args):
-    """Loads the dataset the common CLI options describe."""
-    return data_lib.load(
-        args.dataset,
-        image_size=args.image_size,
-        channels=args.channels,
-        batch_size=args.batch_size,
-        validation_split=args.validation_split,
-        seed=args.seed,
-        augment=args.augment,
-        data_dir=args.data_dir,
-    )
+def load_data(args, **overrides):
+    """Loads the dataset the common options describe (`overrides` replace some of them)."""
+    from keras_nas import data as data_lib  # TensorFlow: loaded once the options are checked
+
+    values = {o.name: getattr(args, o.name, o.default) for o in common_options.DATA_OPTIONS}
+    values.update(overrides)
+    return data_lib.load(values.pop("dataset"), **values)
 
 
-def out_dir(args, method):
-    """`--out`, or `runs/<method>` when it was not given."""
-    return args.out or os.path.join("runs", method)
+def run_config(args, method, option_list):
+    """Every setting of a run under its own name, for `config.json`."""
+    return {"method": method, **{o.name: getattr(args, o.name, o.default) for o in option_list}}
 
 
-def common_config(args):
-    """The common options as a plain dict, for `config.json`."""
-    keys = (
-        "dataset", "data_dir", "image_size", "channels", "batch_size",
-        "validation_split", "augment", "seed",
-    )
-    return {k: getattr(args, k, None) for k in keys}
+def open_results(args, command, config, option_list, *, added_defaults=None, upgrade=None):
+    """Takes `args.out` for this run (see `keras_nas.engine.results_folder`); returns whether it resumes.
+
+    The folder's lock is released when the process ends.
+    """
+    ignored = {o.name for o in option_list if o.resume_free}
+    resumed, lock = results_folder.open_folder(
+        args.out, config, command=command, overwrite=bool(getattr(args, "overwrite", False)), ignored=ignored,
+        added_defaults=added_defaults, upgrade=upgrade, role=role())
+    if lock is not None:
+        atexit.register(lock.release)
+    return resumed
 
 
-def add_runtime_arguments(parser):
-    """Options for spreading a search: chief/worker roles and devices."""
-    group = parser.add_argument_group("scale-out options")
-    group.add_argument("--chief", default=None, metavar="HOST:PORT",
-                       help="address of the KerasTuner chief (sets KERASTUNER_ORACLE_IP/PORT)")
-    group.add_argument("--worker-id", default=None,
-                       help="'chief' to run the chief, any other name for a worker (sets KERASTUNER_TUNER_ID)")
-    group.add_argument("--strategy", choices=("default", "mirrored"), default="default",
-                       help="mirrored: train each model on all local GPUs (tf.distribute.MirroredStrategy)")
-    group.add_argument("--mixed-precision", action="store_true",
-                       help="float16 compute with float32 variables (GPUs with tensor cores)")
-    group.add_argument("--jit-compile", action="store_true", help="compile train steps with XLA")
-    group.add_argument("--max-failures", type=int, default=3,
-                       help="stop after this many failed trials in a row (NaN loss, build error); "
-                            "a failed trial's reason is kept in results.json")
-    group.add_argument("--lease-seconds", type=float, default=300.0,
-                       help="a running trial whose worker sent no heartbeat for this long goes to another worker")
+def check_trained(count, what, records=None, out=None):
+    """Raises `RuntimeError` (exit status 1 on the command line) when a search trained nothing."""
+    if count:
+        return
+    reasons = failure_summary(records or [])
+    raise RuntimeError(f"No {what} trained" + (f" ({reasons})" if reasons else "") + "."
+                       + (f" What was recorded is in {out}." if out else "")
+                       + " Fix the cause (often a learning rate too high for the data) and run again with "
+                       "--overwrite.")
 
 
 def setup_runtime(args):
@@ -62,25 +55,17 @@ def setup_runtime(args):
     import keras
     import tensorflow as tf
 
-    max_failures = getattr(args, "max_failures", 3)
-    if not isinstance(max_failures, int) or max_failures < 1:
-        raise ValueError(f"`--max-failures` must be an int >= 1. Received: --max-failures {max_failures!r}")
-    lease = getattr(args, "lease_seconds", 300.0)
-    if not isinstance(lease, (int, float)) or lease <= 0:
-        raise ValueError(f"`--lease-seconds` must be > 0. Received: --lease-seconds {lease!r}")
-    chief = getattr(args, "chief", None)
-    worker_id = getattr(args, "worker_id", None)
+    values = {o.name: getattr(args, o.name, o.default) for o in common_options.RUNTIME_OPTIONS}
+    for option in common_options.RUNTIME_OPTIONS:
+        option.check(values[option.name])
+    common_options.check_runtime({**values, "overwrite": getattr(args, "overwrite", False)})
+    chief = values["chief"]
+    worker_id = values["worker_id"]
     if chief is not None:
-        host, sep, port = chief.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f"`--chief` must be HOST:PORT. Received: --chief {chief!r}")
-        if not worker_id:
-            raise ValueError("`--worker-id` is required with `--chief` ('chief' for the chief process).")
+        host, _, port = chief.rpartition(":")
         os.environ["KERASTUNER_ORACLE_IP"] = host
         os.environ["KERASTUNER_ORACLE_PORT"] = port
         os.environ["KERASTUNER_TUNER_ID"] = worker_id
-    elif worker_id:
-        raise ValueError("`--worker-id` needs `--chief HOST:PORT`.")
     if getattr(args, "mixed_precision", False):
         keras.mixed_precision.set_global_policy("mixed_float16")
     if getattr(args, "strategy", "default") == "mirrored":
@@ -160,7 +145,9 @@ def trial_records(oracle):
         }
         if trial.message:
             lines = [line for line in str(trial.message).strip().splitlines() if line.strip()]
-            record["reason"] = lines[-1] if lines else ""
+            reason = lines[-1] if lines else ""
+            # Our own failures (NaN loss, ...) are full sentences; the exception's name adds nothing.
+            record["reason"] = reason.split("FailedTrialError: ", 1)[-1]
             record["message"] = str(trial.message)
         records.append(record)
     return records

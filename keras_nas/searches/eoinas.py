@@ -11,12 +11,13 @@ the operation importance indicator I (Eq. 7). `--edge-mode darts` runs the
 same supernet as a DARTS softmax mixture.
 """
 
-import argparse
 import inspect
 import os
 import time
 
 from keras_nas import io
+from keras_nas.engine import common_options, options
+from keras_nas.engine.options import Option, OptionError
 
 VARIANTS = ("eoinas", "gop", "gdas")
 EDGE_MODES = ("gdas", "darts", "gumbel_soft")
@@ -41,35 +42,86 @@ def final_scores(model, variant, importance_lambda=0.5):
     return scores
 
 
-def validate_search_options(epochs, warmup_epochs, prune_interval, variant, edge_mode, cells, channels,
-                            importance_lambda, tau_max, tau_min, update_unsampled_ops=True, lower_weight_case=False,
-                            lower_arch_case=False):
-    if variant not in VARIANTS:
-        raise ValueError(f"`variant` must be one of {list(VARIANTS)}. Received: variant={variant!r}")
-    if edge_mode not in EDGE_MODES:
-        raise ValueError(f"`edge_mode` must be one of {list(EDGE_MODES)}. Received: edge_mode={edge_mode!r}")
-    for name, value, low in (("epochs", epochs, 1), ("prune_interval", prune_interval, 1), ("cells", cells, 3),
-                             ("channels", channels, 1), ("warmup_epochs", warmup_epochs, 0)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
-    if warmup_epochs >= epochs:
-        raise ValueError(
-            f"`warmup_epochs` must be smaller than `epochs`. Received: warmup_epochs={warmup_epochs}, epochs={epochs}")
-    if importance_lambda < 0:
-        raise ValueError(f"`importance_lambda` must be >= 0. Received: importance_lambda={importance_lambda}")
-    if not 0 < tau_min <= tau_max:
-        raise ValueError(f"`tau_min`/`tau_max` must satisfy 0 < tau_min <= tau_max. Received: {tau_min}, {tau_max}")
-    for name, value in (("update_unsampled_ops", update_unsampled_ops), ("lower_weight_case", lower_weight_case),
-                        ("lower_arch_case", lower_arch_case)):
-        if not isinstance(value, bool):
-            raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
-    if not update_unsampled_ops and edge_mode != "gdas":
-        raise ValueError("`update_unsampled_ops=False` needs `edge_mode='gdas'` (the other modes train every op). "
-                         f"Received: edge_mode={edge_mode!r}")
-    for name, value in (("lower_weight_case", lower_weight_case), ("lower_arch_case", lower_arch_case)):
-        if value and edge_mode != "gdas":
-            raise ValueError(f"`{name}=True` needs `edge_mode='gdas'` (the other modes have no sampled op). "
-                             f"Received: edge_mode={edge_mode!r}")
+SEARCH = "EoiNAS search (paper 003; CPU-small defaults, the paper's values in recipes/)"
+EVAL = "training the derived network"
+# The settings of one one-shot search (`one_shot_search`), with the CLI's CPU-small defaults.
+SEARCH_OPTIONS = (
+    Option("variant", "eoinas", "eoinas: prune + derive by importance I; gop: prune by alpha; gdas: no pruning "
+           "(Table 3)", choices=VARIANTS, group=SEARCH),
+    Option("edge_mode", "gdas", "gdas: compute only the sampled op; darts: softmax mixture; gumbel_soft: relaxed "
+           "sample", choices=EDGE_MODES, group=SEARCH),
+    Option("cells", 5, "search-network cells", low=3, paper=8, group=SEARCH),
+    Option("init_channels", 8, "search-network channels C", low=1, paper=16, group=SEARCH),
+    Option("epochs", 8, "search epochs", low=1, paper=160, group=SEARCH),
+    Option("warmup_epochs", 1, "epochs with frozen alpha", low=0, paper=20, group=SEARCH),
+    Option("prune_interval", 1, "epochs between prunings", low=1, paper=20, group=SEARCH),
+    Option("learning_rate", 0.025, "weights: SGD learning rate, cosine to --min-learning-rate", low=0,
+           low_open=True, paper=0.025, group=SEARCH),
+    Option("min_learning_rate", 0.001, "weights: final learning rate", low=0, paper=0.001, group=SEARCH),
+    Option("arch_learning_rate", 3e-4, "alpha: Adam learning rate", low=0, low_open=True, paper=3e-4, group=SEARCH),
+    Option("importance_lambda", 0.5, "lambda of Eq. (7)", low=0, paper=0.5, group=SEARCH),
+    Option("tau_max", 5.0, "initial Gumbel temperature", low=0, low_open=True, paper=5, group=SEARCH),
+    Option("tau_min", 0.1, "final Gumbel temperature", low=0, low_open=True, paper="0 (0.1 in GDAS' code)",
+           group=SEARCH),
+    Option("update_unsampled_ops", True, "gdas: also apply momentum and weight decay to the ops an edge did not "
+           "sample (2019 GDAS code); --no-update-unsampled-ops updates the sampled ops only (GDAS on PyTorch >= "
+           "2), faster; one replica only", group=SEARCH),
+    Option("lower_weight_case", False, "gdas: run the weight step's sampled ops as lowered Switch/Merge instead "
+           "of functional Case ops: faster steps at the paper's size, minutes longer to trace; for long searches",
+           group=SEARCH),
+    Option("lower_arch_case", False, "gdas: the same for the architecture step (skips the unused weight "
+           "gradients)", group=SEARCH),
+)
+OPTIONS = SEARCH_OPTIONS + (
+    Option("seeds", 1, "searches with seeds --seed .. --seed + N - 1, one KerasTuner trial each", low=1, paper=4,
+           group=SEARCH),
+    Option("eval_cells", 5, "cells", low=3, paper=20, group=EVAL),
+    Option("eval_channels", 16, "channels C", low=1, paper=36, group=EVAL),
+    Option("eval_epochs", 10, "epochs", low=1, paper=600, group=EVAL),
+    Option("eval_learning_rate", 0.025, "SGD learning rate, cosine to 0", low=0, low_open=True, paper=0.025,
+           group=EVAL),
+    Option("drop_path", 0.0, "drop-path rate", low=0, high=1, high_open=True, paper=0.3, group=EVAL),
+    Option("auxiliary_weight", 0.4, "auxiliary head loss weight; 0 = no head", low=0, paper=0.4, group=EVAL),
+)
+# Settings added after results folders were written without them, with the value those runs had.
+ADDED_DEFAULTS = {"update_unsampled_ops": True, "lower_weight_case": False, "lower_arch_case": False,
+                  "skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
+                  "jit_compile": False}
+
+
+def validate_search_options(**values):
+    """Checks the settings of `SEARCH_OPTIONS` alone and against each other; returns them with defaults."""
+    values = options.check_values(SEARCH_OPTIONS, values)
+    if values["warmup_epochs"] >= values["epochs"]:
+        raise OptionError("`warmup_epochs` must be smaller than `epochs`.", warmup_epochs=values["warmup_epochs"],
+                          epochs=values["epochs"])
+    if values["tau_min"] > values["tau_max"]:
+        raise OptionError("`tau_min` must be <= `tau_max`.", tau_min=values["tau_min"], tau_max=values["tau_max"])
+    if values["min_learning_rate"] > values["learning_rate"]:
+        raise OptionError("`min_learning_rate` must be <= `learning_rate`.",
+                          min_learning_rate=values["min_learning_rate"], learning_rate=values["learning_rate"])
+    for name in ("update_unsampled_ops", "lower_weight_case", "lower_arch_case"):
+        if values[name] != (name == "update_unsampled_ops") and values["edge_mode"] != "gdas":
+            raise OptionError(f"`{name}={values[name]}` needs `edge_mode='gdas'` (the other modes run every op).",
+                              **{name: values[name]}, edge_mode=values["edge_mode"])
+    return values
+
+
+def upgrade_legacy_config(config):
+    """A config.json of keras_nas 0.1: its `channels` held the supernet's channels (the image channels were lost)."""
+    config = dict(config)
+    if "init_channels" not in config and "channels" in config:
+        config["init_channels"] = config.pop("channels")
+        config["channels"] = "not recorded (keras_nas 0.1 wrote the supernet's channels under this key)"
+    return config
+
+
+def check(args):
+    """The options checked against each other (each alone is checked by its `Option`)."""
+    validate_search_options(**{o.name: getattr(args, o.name) for o in SEARCH_OPTIONS})
+    if not args.update_unsampled_ops and args.strategy == "mirrored":
+        raise OptionError("`update_unsampled_ops=False` runs on one replica only.", update_unsampled_ops=False,
+                          strategy=args.strategy)
 
 
 def _read_history(path, epochs_done):
@@ -119,14 +171,13 @@ def check_search_kwargs(search_kwargs):
     if unknown:
         raise TypeError(f"`search_kwargs` has keys `one_shot_search` does not take: {unknown}. "
                         f"Expected some of {sorted(set(parameters) - {'dataset', 'directory', 'seed'})}.")
-    options = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
-    options.update(search_kwargs)
-    checked = inspect.signature(validate_search_options).parameters
-    validate_search_options(**{name: options[name] for name in checked})
+    checked = {o.name for o in SEARCH_OPTIONS}
+    defaults = {name: p.default for name, p in parameters.items() if name in checked}
+    validate_search_options(**{**defaults, **{k: v for k, v in search_kwargs.items() if k in checked}})
     return dict(search_kwargs)
 
 
-def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=160, warmup_epochs=20,
+def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, epochs=160, warmup_epochs=20,
                     prune_interval=20, variant="eoinas", edge_mode="gdas", learning_rate=0.025,
                     min_learning_rate=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
                     arch_learning_rate=3e-4, arch_weight_decay=1e-3, importance_lambda=0.5, tau_max=5.0,
@@ -149,16 +200,20 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
     from keras_nas import training
     from keras_nas.spaces import darts
 
-    validate_search_options(epochs, warmup_epochs, prune_interval, variant, edge_mode, cells, channels,
-                            importance_lambda, tau_max, tau_min, update_unsampled_ops, lower_weight_case,
-                            lower_arch_case)
+    validate_search_options(
+        variant=variant, edge_mode=edge_mode, cells=cells, init_channels=init_channels, epochs=epochs,
+        warmup_epochs=warmup_epochs, prune_interval=prune_interval, learning_rate=learning_rate,
+        min_learning_rate=min_learning_rate, arch_learning_rate=arch_learning_rate,
+        importance_lambda=importance_lambda, tau_max=tau_max, tau_min=tau_min,
+        update_unsampled_ops=update_unsampled_ops, lower_weight_case=lower_weight_case,
+        lower_arch_case=lower_arch_case)
     done = io.read_json(os.path.join(directory, "search.json"))
     if done is not None:
         return done
     os.makedirs(directory, exist_ok=True)
     keras.utils.set_random_seed(seed)
     model = darts.search_network(
-        cells=cells, channels=channels, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
+        cells=cells, channels=init_channels, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
         edge_mode=edge_mode, weight_decay=weight_decay, arch_weight_decay=arch_weight_decay,
         grad_clip=grad_clip, temperature=tau_max, update_unsampled_ops=update_unsampled_ops,
         lower_weight_case=lower_weight_case, lower_arch_case=lower_arch_case,
@@ -223,52 +278,8 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, channels=16, epochs=
     return io.read_json(os.path.join(directory, "search.json"))
 
 
-def add_arguments(parser):
-    s = parser.add_argument_group("EoiNAS search (paper 003; CPU-small defaults, paper values in recipes/)")
-    s.add_argument("--variant", choices=VARIANTS, default="eoinas",
-                   help="eoinas: prune + derive by importance I; gop: prune by alpha; gdas: no pruning")
-    s.add_argument("--edge-mode", choices=EDGE_MODES, default="gdas",
-                   help="gdas: compute only the sampled op; darts: softmax mixture; gumbel_soft: relaxed sample")
-    s.add_argument("--cells", type=int, default=5, help="search-network cells (paper: 8)")
-    s.add_argument("--init-channels", type=int, default=8, help="search-network channels C (paper: 16)")
-    s.add_argument("--epochs", type=int, default=8, help="search epochs (paper: 160)")
-    s.add_argument("--warmup-epochs", type=int, default=1, help="epochs with frozen alpha (paper: 20)")
-    s.add_argument("--prune-interval", type=int, default=1, help="epochs between prunings (paper: 20)")
-    s.add_argument("--seeds", type=int, default=1, help="searches with seeds 0..N-1, one KerasTuner trial each (paper: 4)")
-    s.add_argument("--learning-rate", type=float, default=0.025, help="weights: SGD lr, cosine to --min-learning-rate")
-    s.add_argument("--min-learning-rate", type=float, default=0.001)
-    s.add_argument("--arch-learning-rate", type=float, default=3e-4, help="alpha: Adam lr")
-    s.add_argument("--importance-lambda", type=float, default=0.5, help="lambda of Eq. (7)")
-    s.add_argument("--tau-max", type=float, default=5.0, help="initial Gumbel temperature")
-    s.add_argument("--tau-min", type=float, default=0.1, help="final Gumbel temperature")
-    s.add_argument("--update-unsampled-ops", action=argparse.BooleanOptionalAction, default=True,
-                   help="gdas: also apply momentum and weight decay to the ops an edge did not sample (2019 GDAS "
-                        "code); --no-update-unsampled-ops updates the sampled ops only (GDAS on PyTorch >= 2), "
-                        "faster; one replica only")
-    s.add_argument("--lower-weight-case", action=argparse.BooleanOptionalAction, default=False,
-                   help="gdas: run the weight step's sampled ops as lowered Switch/Merge instead of functional Case "
-                        "ops: faster steps at the paper's size, minutes longer to trace; for long searches")
-    s.add_argument("--lower-arch-case", action=argparse.BooleanOptionalAction, default=False,
-                   help="gdas: the same for the architecture step (skips the unused weight gradients)")
-    e = parser.add_argument_group("training the derived network")
-    e.add_argument("--eval-cells", type=int, default=5, help="cells (paper: 20)")
-    e.add_argument("--eval-channels", type=int, default=16, help="channels C (paper: 36)")
-    e.add_argument("--eval-epochs", type=int, default=10, help="epochs (paper: 600)")
-    e.add_argument("--eval-learning-rate", type=float, default=0.025)
-    e.add_argument("--drop-path", type=float, default=0.0, help="drop-path rate (paper: 0.3)")
-    e.add_argument("--auxiliary-weight", type=float, default=0.4, help="auxiliary head loss weight; 0 = no head")
-
-
 def _search_kwargs(args):
-    return {
-        "cells": args.cells, "channels": args.init_channels, "epochs": args.epochs,
-        "warmup_epochs": args.warmup_epochs, "prune_interval": args.prune_interval, "variant": args.variant,
-        "edge_mode": args.edge_mode, "learning_rate": args.learning_rate,
-        "min_learning_rate": args.min_learning_rate, "arch_learning_rate": args.arch_learning_rate,
-        "importance_lambda": args.importance_lambda, "tau_max": args.tau_max, "tau_min": args.tau_min,
-        "update_unsampled_ops": args.update_unsampled_ops, "lower_weight_case": args.lower_weight_case,
-        "lower_arch_case": args.lower_arch_case,
-    }
+    return {o.name: getattr(args, o.name) for o in SEARCH_OPTIONS}
 
 
 def run(args):
@@ -279,30 +290,15 @@ def run(args):
     from keras_nas.spaces import darts
     from keras_nas.tuners.eoinas_seed_tuner import EoiNASSeedTuner
 
-    search_kwargs = _search_kwargs(args)
-    check_search_kwargs(search_kwargs)
-    if not isinstance(args.seeds, int) or args.seeds < 1:
-        raise ValueError(f"`--seeds` must be an int >= 1. Received: {args.seeds!r}")
-    for name in ("eval_cells", "eval_channels", "eval_epochs"):
-        if getattr(args, name) < (3 if name == "eval_cells" else 1):
-            raise ValueError(f"`--{name.replace('_', '-')}` is too small. Received: {getattr(args, name)}")
-    if not 0 <= args.drop_path < 1:
-        raise ValueError(f"`--drop-path` must be in [0, 1). Received: {args.drop_path}")
-    if args.auxiliary_weight < 0:
-        raise ValueError(f"`--auxiliary-weight` must be >= 0. Received: {args.auxiliary_weight}")
-    out = common.out_dir(args, "eoinas")
-    config = {**common.common_config(args), **search_kwargs, "seeds": args.seeds,
-              **{k: getattr(args, k) for k in ("eval_cells", "eval_channels", "eval_epochs",
-                                                "eval_learning_rate", "drop_path", "auxiliary_weight")}}
+    check(args)
+    search_kwargs = check_search_kwargs(_search_kwargs(args))
+    out = args.out
     strategy = common.setup_runtime(args)
-    if not args.update_unsampled_ops and strategy is not None and strategy.num_replicas_in_sync > 1:
-        raise ValueError("`--no-update-unsampled-ops` runs on one replica only. Received: "
-                         f"{strategy.num_replicas_in_sync} replicas (--strategy mirrored)")
     dataset = common.load_data(args)
-    # Folders written before these settings existed ran with these values.
-    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite,
-                                 added_defaults={"update_unsampled_ops": True, "lower_weight_case": False,
-                                                 "lower_arch_case": False})
+    option_list = OPTIONS + common_options.SEARCH_OPTIONS
+    config = common.run_config(args, "eoinas", option_list)
+    resumed = common.open_results(args, "keras-nas search eoinas", config, option_list,
+                                  added_defaults=ADDED_DEFAULTS, upgrade=upgrade_legacy_config)
     io.write_preprocessing(out, dataset)
     print(f"{'Resuming' if resumed else 'Starting'} EoiNAS ({args.variant}, edge mode {args.edge_mode}) on "
           f"{dataset.name} {dataset.input_shape}: {args.seeds} seed(s) x {args.epochs} epochs -> {out}", flush=True)
@@ -315,9 +311,7 @@ def run(args):
         return {"role": "worker"}
     # KerasTuner pads the best trials with unfinished ones: keep completed ones.
     completed = [t for t in oracle.get_best_trials(len(oracle.trials)) if t.status == "COMPLETED"]
-    if not completed:
-        raise RuntimeError(f"Every seed's search failed ({common.failure_summary(common.trial_records(oracle))}). "
-                           "Fix the cause and run the same command with --overwrite.")
+    common.check_trained(len(completed), "seed's search", common.trial_records(oracle), out)
     best = completed[0]
     search = io.read_json(os.path.join(tuner.trial_search_dir(best.trial_id), "search.json"))
     genotype = darts.genotype_from_dict(search["genotype"])

@@ -14,151 +14,154 @@ and `recipes/epnas_cifar10_module.py` (15 episodes, 8 branches, 10 / 5 steps,
 20 epochs per child or 10 with prediction, Nesterov, SGDR).
 """
 
-import argparse
 import os
 
 from keras_nas import io
+from keras_nas.engine import common_options, options
+from keras_nas.engine.options import Option, OptionError
 from keras_nas.searches import common
 
 BASELINES = ("none", "random")
 INSERT_INITS = ("identity", "fresh")
 # Settings added after results folders were written without them, with the value those runs had
-# (`io.prepare_out_dir(added_defaults=...)`): such a folder resumes unless the setting is changed.
+# (`results_folder.open_folder(added_defaults=...)`): such a folder resumes unless the setting is changed.
 ADDED_DEFAULTS = {"insert_init": "fresh", "shared_lr_scale": 1.0, "shared_shrink": 1.0, "shared_noise": 0.0,
-                  "prediction_decay_epochs": None}
+                  "prediction_decay_epochs": None, "skip_unreadable_images": False, "strategy": "default",
+                  "mixed_precision": False, "jit_compile": False}
 
 
-def _ints(text, name):
+GROUP = "EPNAS options"
+
+
+def _constraint(name, value):
+    from keras_nas.epnas.constraints import parse_constraint
+
     try:
-        values = [int(v) for v in str(text).split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise ValueError(f"`--{name}` must be comma-separated positive ints. Received: {text!r}")
+        parse_constraint(value)
+    except (TypeError, ValueError) as error:
+        raise options.reword(error, {name: value}, f"`{name}`: ") from None
+    return value
+
+
+def _channel_table(name, value):
+    return options.check_int_list(name, value, low=1, metavar="comma-separated channel counts such as 16,32,64")
+
+
+def _initial_layers(name, value):
+    values = options.check_int_list(name, value, low=1, length=2, metavar="LOW,HIGH with 1 <= LOW <= HIGH")
+    if values[0] > values[1]:
+        raise OptionError(f"`{name}` must be LOW,HIGH with 1 <= LOW <= HIGH.", **{name: values})
     return values
 
 
-def add_arguments(parser):
-    """The method's options (paper value in brackets in each help)."""
-    g = parser.add_argument_group("EPNAS options")
-    g.add_argument("--mode", choices=("layers", "module"), default="layers",
-                   help="layer-by-layer search (Table 2) or module/cell search (Table 3) [both]")
-    g.add_argument("--constraint", action="append", default=[], metavar="RESOURCE<=VALUE",
-                   help="resource constraint, repeatable: params|flops|macs|intensity|memory_mb with <= or >=, "
-                        "e.g. --constraint params<=2e6 --constraint intensity>=80 [Table 5]")
-    g.add_argument("--penalty-base", type=float, default=0.9, help="base penalty p of Eq. 2 [0.9]")
-    g.add_argument("--episodes", type=int, default=3, help="episodes (default 3) [15]")
-    g.add_argument("--branches", type=int, default=3, help="parallel branches N per episode (default 3) [8]")
-    g.add_argument("--steps", type=int, default=2, help="steps T per episode (default 2) [10 layers, 5 module]")
-    g.add_argument("--top-k", type=int, default=2, help="children that start the next episode (default 2) [8]")
-    g.add_argument("--baseline", choices=BASELINES, default="none",
-                   help="random: random search on the same budget (episodes x branches x steps) and constraints")
-    g.add_argument("--epochs", type=int, default=10, help="epochs per child (default 10) [20]")
-    g.add_argument("--prediction", action=argparse.BooleanOptionalAction, default=False,
-                   help="performance prediction + parameter sharing (section 3.4) [both, Table 4]")
-    g.add_argument("--prediction-epochs", type=int, default=5, help="epochs per child with prediction (default 5) [10]")
-    g.add_argument("--batch-scale", type=int, default=4, help="batch-size factor with prediction (default 4) [8: 128->1024]")
-    g.add_argument("--lr-scale", type=float, default=4.0, help="learning-rate factor with prediction (default 4) [10: 0.05->0.5]")
-    g.add_argument("--patience", type=int, default=3, help="early-stopping patience with prediction (default 3)")
-    g.add_argument("--prediction-decay", choices=("exponential", "cosine"), default="exponential",
-                   help="decay of the scaled-up learning rate over the prediction epochs (default exponential)")
-    g.add_argument("--sharing-keys", choices=("parent", "position"), default="parent",
-                   help="dictionary keys a child reads: its layers' numbers in the parent network (default: "
-                        "layers behind an insert/remove keep their parameters) or its own layer numbers")
-    g.add_argument("--insert-init", choices=INSERT_INITS, default="fresh",
-                   help="with prediction + parent keys, how a conv layer an insert action adds starts: fresh "
-                        "(random, the literal reading, default) or identity (Net2Net-style function-preserving "
-                        "start; benchmarks/bench_epnas.py compares them) [not given]")
-    g.add_argument("--shared-lr-scale", type=float, default=1.0,
-                   help="with prediction, the layers a child reads from the dictionary train at this multiple of "
-                        "the scaled-up learning rate; new layers and layers behind a changed input at the full rate "
-                        "(default 1: one rate, the literal reading; 0.2 halves the time of kept/rescaled "
-                        "children, see the README) [1]")
-    g.add_argument("--shared-shrink", type=float, default=1.0,
-                   help="with prediction, a child's weights read from the dictionary start at SHRINK x shared + "
-                        "NOISE x fresh (shrink and perturb, Ash & Adams 2020; default 1: the shared values as "
-                        "they are; 0.7 with --shared-noise 0.01 and --prediction-decay-epochs 3 brought every "
-                        "child, deeper ones too, to its from-scratch accuracy in a median 0.21 of the "
-                        "from-scratch time, see the README) [1]")
-    g.add_argument("--shared-noise", type=float, default=0.0,
-                   help="see --shared-shrink: the share of the layer's fresh initialisation added (default 0) [0]")
-    g.add_argument("--prediction-decay-epochs", type=int, default=None,
-                   help="with prediction, epochs over which the learning rate decays to --min-learning-rate "
-                        "(default: all --prediction-epochs; 3 of 10: see --shared-shrink) [not given]")
-    g.add_argument("--learning-rate", type=float, default=0.05, help="SGDR l_max [0.05]")
-    g.add_argument("--min-learning-rate", type=float, default=0.001, help="SGDR l_min [0.001]")
-    g.add_argument("--t0", type=int, default=10, help="SGDR T_0 [10]")
-    g.add_argument("--t-mult", type=float, default=2.0, help="SGDR T_mult [2]")
-    g.add_argument("--momentum", type=float, default=0.9, help="Nesterov momentum [0.9]")
-    g.add_argument("--weight-decay", type=float, default=1e-4, help="decoupled weight decay [not given]")
-    g.add_argument("--clipnorm", type=float, default=5.0,
-                   help="gradient-norm clipping of child training, 0 = off (default 5) [not given]")
-    g.add_argument("--channel-table", default=None,
-                   help="channel table, comma-separated [16,32,64,96,128,256 layers; 8,12,16,24,32 module]")
-    g.add_argument("--max-layers", type=int, default=None, help="MAX_LAYERS / MAX_BRANCHES [12 / 5]")
-    g.add_argument("--min-layers", type=int, default=None, help="fewest layers / branches [2 / 1]")
-    g.add_argument("--initial-layers", default=None, help="LOW,HIGH size of random initial networks [3,6 / 2,4]")
-    g.add_argument("--partitions", type=int, default=None, help="F, parts scaled together [4 / 2]")
-    g.add_argument("--stages", type=int, default=2, help="module mode: stages of cells (default 2) [3]")
-    g.add_argument("--cells-per-stage", type=int, default=1, help="module mode: cells per stage (default 1) [2]")
-    g.add_argument("--filters", type=int, default=16, help="module mode: stage-1 channels (default 16) [32]")
-    g.add_argument("--policy-learning-rate", type=float, default=6e-4, help="Adam learning rate of the policy [6e-4]")
-    g.add_argument("--entropy-weight", type=float, default=0.0, help="entropy bonus of the policy loss [0]")
+OPTIONS = (
+    Option("mode", "layers", "layer-by-layer search (Table 2) or module/cell search (Table 3)",
+           choices=("layers", "module"), paper="both", group=GROUP),
+    Option("constraint", None, "resource constraint, repeatable: params|flops|macs|intensity|memory_mb with <= or "
+           ">=, e.g. --constraint params<=2e6 --constraint intensity>=80", repeat=True, validate=_constraint,
+           paper="Table 5", metavar="RESOURCE<=VALUE", group=GROUP),
+    Option("penalty_base", 0.9, "base penalty p of Eq. 2", low=0, high=1, paper=0.9, group=GROUP),
+    Option("episodes", 3, "episodes", low=1, paper=15, group=GROUP),
+    Option("branches", 3, "parallel branches N per episode", low=1, paper=8, group=GROUP),
+    Option("steps", 2, "steps T per episode", low=1, paper="10 layers, 5 module", group=GROUP),
+    Option("top_k", 2, "children that start the next episode", low=1, paper=8, group=GROUP),
+    Option("baseline", "none", "random: random search on the same budget (episodes x branches x steps) and "
+           "constraints", choices=BASELINES, group=GROUP),
+    Option("epochs", 10, "epochs per child", low=1, paper=20, group=GROUP),
+    Option("prediction", False, "performance prediction + parameter sharing (section 3.4)", paper="both, Table 4",
+           group=GROUP),
+    Option("prediction_epochs", 5, "epochs per child with prediction", low=1, paper=10, group=GROUP),
+    Option("batch_scale", 4, "batch-size factor with prediction", low=1, paper="8: 128->1024", group=GROUP),
+    Option("lr_scale", 4.0, "learning-rate factor with prediction", low=0, low_open=True, paper="10: 0.05->0.5",
+           group=GROUP),
+    Option("patience", 3, "early-stopping patience with prediction", low=1, group=GROUP),
+    Option("prediction_decay", "exponential", "decay of the scaled-up learning rate over the prediction epochs",
+           choices=("exponential", "cosine"), group=GROUP),
+    Option("sharing_keys", "parent", "dictionary keys a child reads: its layers' numbers in the parent network "
+           "(layers behind an insert/remove keep their parameters) or its own layer numbers",
+           choices=("parent", "position"), group=GROUP),
+    Option("insert_init", "fresh", "with prediction + parent keys, how a conv layer an insert action adds starts: "
+           "fresh (random, the literal reading) or identity (Net2Net-style function-preserving start)",
+           choices=INSERT_INITS, paper="not given", group=GROUP),
+    Option("shared_lr_scale", 1.0, "with prediction, the layers a child reads from the dictionary train at this "
+           "multiple of the scaled-up learning rate; new layers and layers behind a changed input at the full rate "
+           "(1: one rate, the literal reading; see benchmarks/RESULTS.md)", low=0, low_open=True, paper=1,
+           group=GROUP),
+    Option("shared_shrink", 1.0, "with prediction, a child's weights read from the dictionary start at SHRINK x "
+           "shared + NOISE x fresh (shrink and perturb, Ash & Adams 2020; 1: the shared values as they are; the "
+           "measured settings are in benchmarks/RESULTS.md)", low=0, high=1, low_open=True, paper=1, group=GROUP),
+    Option("shared_noise", 0.0, "see --shared-shrink: the share of the layer's fresh initialisation added", low=0,
+           paper=0, group=GROUP),
+    Option("prediction_decay_epochs", None, "with prediction, epochs over which the learning rate decays to "
+           "--min-learning-rate (default: all --prediction-epochs)", type=int, low=1, paper="not given",
+           group=GROUP),
+    Option("learning_rate", 0.05, "SGDR l_max", low=0, low_open=True, paper=0.05, group=GROUP),
+    Option("min_learning_rate", 0.001, "SGDR l_min", low=0, paper=0.001, group=GROUP),
+    Option("t0", 10, "SGDR T_0", low=1, paper=10, group=GROUP),
+    Option("t_mult", 2.0, "SGDR T_mult", low=0, low_open=True, paper=2, group=GROUP),
+    Option("momentum", 0.9, "Nesterov momentum", low=0, high=1, high_open=True, paper=0.9, group=GROUP),
+    Option("weight_decay", 1e-4, "decoupled weight decay", low=0, paper="not given", group=GROUP),
+    Option("clipnorm", 5.0, "gradient-norm clipping of child training, 0 = off", low=0, paper="not given",
+           group=GROUP),
+    Option("channel_table", None, "channel table, comma-separated", parse=options.int_list, validate=_channel_table,
+           paper="16,32,64,96,128,256 layers; 8,12,16,24,32 module", metavar="C1,C2,...", group=GROUP),
+    Option("max_layers", None, "MAX_LAYERS / MAX_BRANCHES", type=int, low=1, paper="12 / 5", group=GROUP),
+    Option("min_layers", None, "fewest layers / branches", type=int, low=1, paper="2 / 1", group=GROUP),
+    Option("initial_layers", None, "LOW,HIGH size of random initial networks", parse=options.int_list,
+           validate=_initial_layers, paper="3,6 / 2,4", metavar="LOW,HIGH", group=GROUP),
+    Option("partitions", None, "F, parts scaled together", type=int, low=1, paper="4 / 2", group=GROUP),
+    Option("stages", 2, "module mode: stages of cells", low=1, paper=3, group=GROUP),
+    Option("cells_per_stage", 1, "module mode: cells per stage", low=1, paper=2, group=GROUP),
+    Option("filters", 16, "module mode: stage-1 channels", low=1, paper=32, group=GROUP),
+    Option("policy_learning_rate", 6e-4, "Adam learning rate of the policy", low=0, low_open=True, paper=6e-4,
+           group=GROUP),
+    Option("entropy_weight", 0.0, "entropy bonus of the policy loss", low=0, paper=0, group=GROUP),
+)
+
+
+def upgrade_legacy_config(config):
+    """A config.json of keras_nas 0.1 in today's forms (comma-separated lists as lists)."""
+    config = dict(config)
+    for key in ("channel_table", "initial_layers"):
+        if isinstance(config.get(key), str):
+            config[key] = options.int_list(config[key])
+    return config
 
 
 def check(args):
-    """Every option checked before anything is trained or written; returns the parsed constraints."""
-    from keras_nas.oracles.constraints import parse_constraints
+    """The options checked against each other (each alone is checked by its `Option`); returns the constraints."""
+    from keras_nas.epnas.constraints import parse_constraints
 
-    for name in ("episodes", "branches", "steps", "top_k", "epochs", "prediction_epochs", "batch_scale",
-                 "patience", "t0", "stages", "cells_per_stage", "filters"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be a positive int. Received: {value}")
-    for name in ("max_layers", "min_layers", "partitions", "prediction_decay_epochs"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be a positive int. Received: {value}")
-    for name in ("learning_rate", "lr_scale", "t_mult", "policy_learning_rate", "shared_lr_scale"):
-        if getattr(args, name) <= 0:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be > 0. Received: {getattr(args, name)}")
-    shrink = getattr(args, "shared_shrink", 1.0)
-    if not 0 < shrink <= 1:
-        raise ValueError(f"`--shared-shrink` must be in (0, 1]. Received: {shrink}")
-    for name in ("min_learning_rate", "weight_decay", "clipnorm", "entropy_weight", "shared_noise"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be >= 0. Received: {getattr(args, name)}")
-    insert_init = getattr(args, "insert_init", "fresh")
-    if insert_init not in INSERT_INITS:
-        raise ValueError(f"`--insert-init` must be one of {list(INSERT_INITS)}. Received: {insert_init!r}")
-    if not 0 <= args.penalty_base <= 1:
-        raise ValueError(f"`--penalty-base` must be in [0, 1]. Received: {args.penalty_base}")
     if args.top_k > args.branches * args.steps:
-        raise ValueError(
-            f"`--top-k` ({args.top_k}) cannot exceed the children of an episode "
-            f"(--branches x --steps = {args.branches * args.steps}).")
+        raise OptionError("`top_k` cannot exceed the children of an episode (`branches` x `steps`).",
+                          top_k=args.top_k, branches=args.branches, steps=args.steps)
+    if args.min_learning_rate > args.learning_rate:
+        raise OptionError("`min_learning_rate` must be <= `learning_rate`.", min_learning_rate=args.min_learning_rate,
+                          learning_rate=args.learning_rate)
+    if args.prediction_decay_epochs is not None and args.prediction_decay_epochs > args.prediction_epochs:
+        raise OptionError("`prediction_decay_epochs` must be <= `prediction_epochs`.",
+                          prediction_decay_epochs=args.prediction_decay_epochs,
+                          prediction_epochs=args.prediction_epochs)
+    if args.min_layers is not None and args.max_layers is not None and args.min_layers > args.max_layers:
+        raise OptionError("`min_layers` must be <= `max_layers`.", min_layers=args.min_layers,
+                          max_layers=args.max_layers)
     try:
-        constraints = parse_constraints(args.constraint)
+        return parse_constraints(args.constraint)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"`--constraint`: {error}") from None
-    space = make_space(args)
-    return constraints, space
+        raise options.reword(error, vars(args), "`constraint`: ") from None
 
 
 def make_space(args):
     from keras_nas.spaces.epnas import EPNASSpace
 
-    initial = _ints(args.initial_layers, "initial-layers") if args.initial_layers else None
-    if initial is not None and len(initial) != 2:
-        raise ValueError(f"`--initial-layers` must be LOW,HIGH. Received: {args.initial_layers!r}")
     try:
         return EPNASSpace(
-            args.mode, max_layers=args.max_layers, min_layers=args.min_layers, initial_layers=initial,
-            channels=_ints(args.channel_table, "channel-table") if args.channel_table else None, partitions=args.partitions,
-            num_stages=args.stages, cells_per_stage=args.cells_per_stage, filters=args.filters,
+            args.mode, max_layers=args.max_layers, min_layers=args.min_layers, initial_layers=args.initial_layers,
+            channels=args.channel_table, partitions=args.partitions, num_stages=args.stages,
+            cells_per_stage=args.cells_per_stage, filters=args.filters,
         )
     except ValueError as error:
-        raise ValueError(f"EPNAS space options: {error}") from None
+        raise options.reword(error, vars(args), "The EPNAS space options do not fit together: ") from None
 
 
 def best_so_far(values):
@@ -224,7 +227,7 @@ def children(oracle, tuner):
 
 def summarize(oracle, tuner, out, constraints, penalty_base, method):
     """results.json, reward.png and best_model.keras of a finished search."""
-    from keras_nas.oracles.constraints import constraint_report
+    from keras_nas.epnas.constraints import constraint_report
     from keras_nas.tuners.epnas_tuner import MODEL
 
     rows = children(oracle, tuner)
@@ -304,34 +307,26 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
     return oracle, tuner
 
 
-CONFIG_KEYS = (
-    "mode", "constraint", "penalty_base", "episodes", "branches", "steps", "top_k", "baseline", "epochs",
-    "prediction", "prediction_epochs", "batch_scale", "lr_scale", "patience", "prediction_decay", "sharing_keys",
-    "insert_init", "shared_lr_scale", "shared_shrink", "shared_noise", "prediction_decay_epochs", "learning_rate",
-    "min_learning_rate", "t0", "t_mult", "momentum", "weight_decay", "clipnorm", "channel_table", "max_layers",
-    "min_layers", "initial_layers", "partitions", "stages", "cells_per_stage", "filters",
-    "policy_learning_rate", "entropy_weight",
-)
-
-
 def run_config(args):
-    """The settings of a run for `config.json` (`io.prepare_out_dir` compares them on resume)."""
-    return {"method": "epnas", **common.common_config(args), **{k: getattr(args, k) for k in CONFIG_KEYS}}
+    """The settings of a run for `config.json` (compared on resume)."""
+    return common.run_config(args, "epnas", OPTIONS + common_options.SEARCH_OPTIONS)
 
 
 def run(args):
     """Runs (or resumes) the search described by `args`; returns results.json's dict."""
     import numpy as np
 
-    constraints, space = check(args)
+    constraints = check(args)
     method = "random" if args.baseline == "random" else "epnas"
-    out = common.out_dir(args, "epnas")
+    out = args.out
     strategy = common.setup_runtime(args)
+    space = make_space(args)
     dataset = common.load_data(args)
     # Fail before training on an input the space cannot carry.
     space.build(space.random_architecture(np.random.default_rng(0)), dataset.input_shape, dataset.num_classes)
-    config = run_config(args)
-    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite, added_defaults=ADDED_DEFAULTS)
+    resumed = common.open_results(args, "keras-nas search epnas", run_config(args),
+                                  OPTIONS + common_options.SEARCH_OPTIONS, added_defaults=ADDED_DEFAULTS,
+                                  upgrade=upgrade_legacy_config)
     io.write_preprocessing(out, dataset)
     budget = args.episodes * args.branches * args.steps
     print(
@@ -348,6 +343,7 @@ def run(args):
     if common.role() == "worker":
         return {}
     results = summarize(oracle, tuner, out, constraints, args.penalty_base, method)
+    common.check_trained(results["children_trained"], "child", results["trials"], out)
     if "best" in results:
         b = results["best"]
         print(

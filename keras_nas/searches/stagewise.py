@@ -14,85 +14,80 @@ import argparse
 import os
 
 from keras_nas import io
+from keras_nas.engine import common_options, options
+from keras_nas.engine.options import Option, OptionError
 from keras_nas.searches import common
 
 MODULES = ("residual", "cell")
+GROUP = "stage-wise options"
+# Settings added after results folders were written without them, with the value those runs had.
+ADDED_DEFAULTS = {"skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
+                  "jit_compile": False}
 
 
-def add_arguments(parser):
-    """The method's options (paper value in brackets in each help)."""
-    group = parser.add_argument_group("stage-wise options")
-    group.add_argument("--module", dest="module_type", choices=MODULES, default="residual",
-                       help="residual blocks (ResNet) or NASNet-A cells [both]")
-    group.add_argument("--block", choices=("basic", "bottleneck"), default="basic",
-                       help="residual block type [basic on CIFAR, bottleneck on ImageNet]")
-    group.add_argument("--criterion", choices=("pls", "inffs", "ilfs"), default="pls",
-                       help="stage importance criterion [pls, Table II]")
-    group.add_argument("--m0", type=int, default=2, help="initial modules per stage (default 2) [paper: 6]")
-    group.add_argument("--delta", type=int, default=1, help="growth step (default 1) [paper: 2 residual, 1 cell]")
-    group.add_argument("--iterations", type=int, default=2, help="iterations n; trains 2n+1 networks (default 2) [paper: 5]")
-    group.add_argument("--stages", type=int, default=3, help="number of stages S [3; 4 on ImageNet 224]")
-    group.add_argument("--epochs", type=int, default=12, help="training epochs per network (default 12) [paper: 200]")
-    group.add_argument("--final-epochs", type=int, default=0, help="extra epochs for each candidate (default 0) [paper: 100]")
-    group.add_argument("--optimizer", choices=("sgd", "nesterov", "adam"), default="nesterov",
-                       help="[SGD; the reference code uses Nesterov momentum 0.9]")
-    group.add_argument("--learning-rate", type=float, default=0.05, help="initial learning rate (default 0.05) [paper: 0.01]")
-    group.add_argument("--momentum", type=float, default=0.9, help="[0.9]")
-    group.add_argument("--l2", type=float, default=1e-4, help="L2 penalty on kernels [1e-4, reference code]")
-    group.add_argument("--milestones", default=None,
-                       help="comma-separated epochs where the lr drops x0.1 [100,150]; default 50%%,75%% of --epochs")
-    group.add_argument("--importance-samples", type=int, default=None,
-                       help="training examples scored for importance [all]")
-    group.add_argument("--pool-size", type=int, default=8, help="pooling window of stage features [8]")
-    group.add_argument("--n-components", type=int, default=2, help="PLS components [2]")
-    group.add_argument("--alpha", type=float, default=0.5, help="inf-FS mixing weight [0.5]")
-    group.add_argument("--tokens", type=int, default=6, help="il-FS tokens [6]")
-    group.add_argument("--filters", type=int, default=8, help="cell modules: filters F of stage 1 (default 8) [paper: 32]")
-    group.add_argument("--donor", default=None,
-                       help="weight transfer: a trained deeper .keras network of the same family [ResNet-110]")
+def _milestones(name, value):
+    return options.check_int_list(name, value, low=1, increasing=True,
+                                  metavar="comma-separated increasing positive epochs such as 100,150")
 
 
-def _check(args):
-    """Every option checked before anything is trained or written."""
-    for name in ("m0", "delta", "iterations", "stages", "epochs", "pool_size", "n_components", "tokens", "filters"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be a positive int. Received: {value}")
-    if args.final_epochs < 0:
-        raise ValueError(f"`--final-epochs` must be >= 0. Received: {args.final_epochs}")
-    if args.importance_samples is not None and args.importance_samples < 2:
-        raise ValueError(f"`--importance-samples` must be >= 2. Received: {args.importance_samples}")
-    if args.learning_rate <= 0:
-        raise ValueError(f"`--learning-rate` must be > 0. Received: {args.learning_rate}")
-    if args.l2 < 0:
-        raise ValueError(f"`--l2` must be >= 0. Received: {args.l2}")
-    if not 0 <= args.alpha <= 1:
-        raise ValueError(f"`--alpha` must be in [0, 1]. Received: {args.alpha}")
-    if args.tokens < 2:
-        raise ValueError(f"`--tokens` must be >= 2. Received: {args.tokens}")
-    milestones = None
-    if args.milestones:
-        try:
-            milestones = [int(m) for m in str(args.milestones).split(",")]
-        except ValueError:
-            milestones = None
-        if not milestones or min(milestones) < 1:
-            raise ValueError(
-                f"`--milestones` must be comma-separated positive epochs such as 100,150. "
-                f"Received: {args.milestones!r}"
-            )
-    if args.module_type == "cell" and args.block != "basic":
-        raise ValueError("`--block` applies to `--module residual` only.")
-    if args.donor is not None and not (os.path.isfile(args.donor) and args.donor.endswith(".keras")):
-        raise ValueError(f"`--donor` must be an existing .keras file. Received: {args.donor!r}")
-    return milestones
+OPTIONS = (
+    Option("module", "residual", "residual blocks (ResNet) or NASNet-A cells", choices=MODULES, paper="both",
+           group=GROUP),
+    Option("block", "basic", "residual block type", choices=("basic", "bottleneck"),
+           paper="basic on CIFAR, bottleneck on ImageNet", group=GROUP),
+    Option("criterion", "pls", "stage importance criterion: PLS-VIP, inf-FS or il-FS", choices=("pls", "inffs", "ilfs"),
+           paper="pls, Table II", group=GROUP),
+    Option("m0", 2, "initial modules per stage", low=1, paper=6, group=GROUP),
+    Option("delta", 1, "growth step", low=1, paper="2 residual, 1 cell", group=GROUP),
+    Option("iterations", 2, "iterations n; trains 2n+1 networks", low=1, paper=5, group=GROUP),
+    Option("stages", 3, "number of stages S", low=1, paper="3; 4 on ImageNet 224", group=GROUP),
+    Option("epochs", 12, "training epochs per network", low=1, paper=200, group=GROUP),
+    Option("final_epochs", 0, "extra epochs for each candidate", low=0, paper=100, group=GROUP),
+    Option("optimizer", "nesterov", "optimizer of every network", choices=("sgd", "nesterov", "adam"),
+           paper="SGD; the reference code uses Nesterov momentum 0.9", group=GROUP),
+    Option("learning_rate", 0.05, "initial learning rate", low=0, low_open=True, paper=0.01, group=GROUP),
+    Option("momentum", 0.9, "SGD momentum", low=0, high=1, high_open=True, paper=0.9, group=GROUP),
+    Option("l2", 1e-4, "L2 penalty on kernels", low=0, paper="1e-4, reference code", group=GROUP),
+    Option("milestones", None, "comma-separated epochs where the learning rate drops x0.1 (default: 50% and 75% "
+           "of --epochs)", parse=options.int_list, validate=_milestones, paper="100,150", group=GROUP,
+           metavar="E1,E2"),
+    Option("importance_samples", None, "training examples scored for importance (default: all)", type=int, low=2,
+           paper="all", group=GROUP),
+    Option("pool_size", 8, "pooling window of stage features", low=1, paper=8, group=GROUP),
+    Option("n_components", 2, "PLS components", low=1, paper=2, group=GROUP),
+    Option("alpha", 0.5, "inf-FS mixing weight", low=0, high=1, paper=0.5, group=GROUP),
+    Option("tokens", 6, "il-FS tokens", low=2, paper=6, group=GROUP),
+    Option("filters", 8, "cell modules: filters F of stage 1", low=1, paper=32, group=GROUP),
+    Option("donor", None, "weight transfer: a trained deeper .keras network of the same family",
+           validate=lambda name, value: io.check_keras_path(name, value), paper="ResNet-110", group=GROUP,
+           metavar="MODEL.keras"),
+)
+
+
+def upgrade_legacy_config(config):
+    """A config.json of keras_nas 0.1 in today's names (`module_type` -> `module`, milestones as a list)."""
+    config = dict(config)
+    if "module_type" in config:
+        config["module"] = config.pop("module_type")
+    if isinstance(config.get("milestones"), str):
+        config["milestones"] = options.int_list(config["milestones"])
+    return config
+
+
+def check(args):
+    """The options checked against each other (each alone is checked by its `Option`)."""
+    if args.module == "cell" and args.block != "basic":
+        raise OptionError("`block` applies to `module` residual only.", module=args.module, block=args.block)
+    if args.milestones and max(args.milestones) >= args.epochs + args.final_epochs:
+        raise OptionError("`milestones` must lie within the training epochs (`epochs` + `final_epochs`).",
+                          milestones=args.milestones, epochs=args.epochs, final_epochs=args.final_epochs)
 
 
 def builder(args, input_shape, num_classes):
     """`stage_depths -> model` for the chosen module type."""
     from keras_nas import spaces
 
-    if args.module_type == "cell":
+    if args.module == "cell":
         return lambda depths: spaces.stage_nasnet(
             depths, filters=args.filters, input_shape=input_shape,
             num_classes=num_classes, l2_regularization=args.l2,
@@ -264,8 +259,8 @@ def run(args):
     from keras_nas.oracles import StageWiseOracle
     from keras_nas.tuners import StageWiseTuner
 
-    milestones = _check(args)
-    out = common.out_dir(args, "stagewise")
+    check(args)
+    out = args.out
     strategy = common.setup_runtime(args)
     dataset = common.load_data(args)
     build = builder(args, dataset.input_shape, dataset.num_classes)
@@ -273,22 +268,21 @@ def run(args):
     build([args.m0] * args.stages)
     if args.donor:
         check_donor(args.donor, args)
-    keys = ("module_type", "block", "criterion", "m0", "delta", "iterations", "stages", "epochs",
-            "final_epochs", "optimizer", "learning_rate", "momentum", "l2", "milestones",
-            "importance_samples", "pool_size", "n_components", "alpha", "tokens", "filters", "donor")
-    config = {"method": "stagewise", **common.common_config(args), **{k: getattr(args, k) for k in keys}}
-    resumed = io.prepare_out_dir(out, config, overwrite=args.overwrite)
+    option_list = OPTIONS + common_options.SEARCH_OPTIONS
+    config = common.run_config(args, "stagewise", option_list)
+    resumed = common.open_results(args, "keras-nas search stagewise", config, option_list,
+                                  added_defaults=ADDED_DEFAULTS, upgrade=upgrade_legacy_config)
     io.write_preprocessing(out, dataset)
     print(
         f"{'Resuming' if resumed else 'Starting'} stage-wise search on {dataset.name} "
-        f"{dataset.input_shape}: {args.module_type} modules, m0={args.m0}, delta={args.delta}, "
+        f"{dataset.input_shape}: {args.module} modules, m0={args.m0}, delta={args.delta}, "
         f"{args.iterations} iterations ({2 * args.iterations + 1} networks), "
         f"{args.epochs} epochs each, criterion {args.criterion} -> {out}",
         flush=True,
     )
     oracle = StageWiseOracle(
         num_stages=args.stages, initial_depth=args.m0, delta=args.delta,
-        iterations=args.iterations, seed=args.seed, lease_seconds=common.oracle_arguments(args)["lease_seconds"],
+        iterations=args.iterations, seed=args.seed, lease_seconds=args.lease_seconds,
     )
     tuner = StageWiseTuner(
         oracle,
@@ -298,7 +292,7 @@ def run(args):
         optimizer=args.optimizer,
         learning_rate=args.learning_rate,
         momentum=args.momentum,
-        milestones=milestones,
+        milestones=args.milestones,
         criterion=args.criterion,
         importance_samples=args.importance_samples,
         pool_size=args.pool_size,
@@ -328,13 +322,15 @@ def run(args):
     if common.role() == "worker":
         return {}
     results = summarize(tuner, oracle, dataset, out)
+    common.check_trained(results["models_trained"], "network", results["trials"], out)
     if results["stopped_reason"]:
         reasons = "; ".join(
             f"trial {t['trial_id']}: {t.get('reason', t['status'])}"
             for t in results["trials"] if t["status"] != "COMPLETED"
         )
-        print(f"The search stopped early: {results['stopped_reason']} ({reasons}). "
-              "Fix the cause and run the same command with --overwrite.", flush=True)
+        raise RuntimeError(f"The search stopped early: {results['stopped_reason']} ({reasons}); the "
+                           f"{results['models_trained']} networks trained are in {out}. Fix the cause and run the "
+                           "same command with --overwrite.")
     for d in results["decisions"]:
         print(
             f"iteration {d['iteration']}: A {d['previous_depths']} vs T {d['temporary_depths']}, "

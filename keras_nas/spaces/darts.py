@@ -7,8 +7,6 @@ in the DARTS / GDAS / EoiNAS evaluation (sec. 4.3-4.4); `search_network`
 builds the supernet of sec. 3.1 / 4.2.
 """
 
-import collections
-import json
 import os
 
 import keras
@@ -21,146 +19,15 @@ from keras_nas.models.auxiliary_head_model import AuxiliaryHeadModel
 from keras_nas.models.bilevel_search_model import BilevelSearchModel
 from keras_nas.spaces import darts_ops
 from keras_nas.spaces.darts_ops import OPS, PRIMITIVES
-
-Genotype = collections.namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
-
-# Published cells, kept as data (DARTS genotypes.py; GDAS: AutoDL-Projects
-# `GDAS_V1`, "Searching for a robust neural architecture in four GPU hours").
-GENOTYPES = {
-    "DARTS_V1": Genotype(
-        normal=[("sep_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 0), ("dil_conv_3x3", 1),
-                ("sep_conv_3x3", 0), ("skip_connect", 1), ("skip_connect", 0), ("skip_connect", 1)],
-        normal_concat=[2, 3, 4, 5],
-        reduce=[("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 0),
-                ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("avg_pool_3x3", 0)],
-        reduce_concat=[2, 3, 4, 5],
-    ),
-    "DARTS_V2": Genotype(
-        normal=[("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-                ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
-        normal_concat=[2, 3, 4, 5],
-        reduce=[("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
-                ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)],
-        reduce_concat=[2, 3, 4, 5],
-    ),
-    "GDAS_V1": Genotype(
-        normal=[("skip_connect", 0), ("skip_connect", 1), ("skip_connect", 0), ("sep_conv_5x5", 2),
-                ("sep_conv_3x3", 3), ("skip_connect", 0), ("sep_conv_5x5", 4), ("sep_conv_3x3", 3)],
-        normal_concat=[2, 3, 4, 5],
-        reduce=[("sep_conv_5x5", 0), ("sep_conv_3x3", 1), ("sep_conv_5x5", 2), ("sep_conv_5x5", 1),
-                ("dil_conv_5x5", 2), ("sep_conv_3x3", 1), ("sep_conv_5x5", 0), ("sep_conv_5x5", 1)],
-        reduce_concat=[2, 3, 4, 5],
-    ),
-}
-GENOTYPES["DARTS"] = GENOTYPES["DARTS_V2"]
-GENOTYPES["GDAS"] = GENOTYPES["GDAS_V1"]
-
-
-# -- genotypes as data ---------------------------------------------------
-
-
-def genotype_to_dict(genotype):
-    """The DARTS JSON form: lists of `[op, input]` and the concat lists."""
-    return {
-        "normal": [[op, int(i)] for op, i in genotype.normal],
-        "normal_concat": [int(i) for i in genotype.normal_concat],
-        "reduce": [[op, int(i)] for op, i in genotype.reduce],
-        "reduce_concat": [int(i) for i in genotype.reduce_concat],
-    }
-
-
-def genotype_from_dict(config):
-    """Validates and converts the JSON form back into a `Genotype`."""
-    if not isinstance(config, dict):
-        raise TypeError(f"`genotype` must be a dict. Received: {type(config).__name__}")
-    missing = [k for k in Genotype._fields if k not in config]
-    if missing:
-        raise ValueError(f"`genotype` must have keys {list(Genotype._fields)}. Missing: {missing}")
-    fields = {}
-    for kind in ("normal", "reduce"):
-        pairs = [tuple(p) for p in config[kind]]
-        concat = [int(i) for i in config[f"{kind}_concat"]]
-        if not pairs or len(pairs) % 2:
-            raise ValueError(f"`{kind}` must list two (op, input) pairs per node. Received {len(pairs)} pairs.")
-        for node, (op, source) in enumerate(pairs):
-            if op not in OPS:
-                raise ValueError(f"`{kind}` uses unknown op {op!r}; valid ops: {list(OPS)}")
-            if not 0 <= int(source) < node // 2 + 2:
-                raise ValueError(
-                    f"`{kind}` pair {node} reads node {source}, which does not exist yet "
-                    f"(valid: 0..{node // 2 + 1})."
-                )
-        steps = len(pairs) // 2
-        if not concat or any(not 0 <= i < steps + 2 for i in concat):
-            raise ValueError(f"`{kind}_concat` must list nodes in [0, {steps + 1}]. Received: {concat}")
-        fields[kind] = [(str(op), int(i)) for op, i in pairs]
-        fields[f"{kind}_concat"] = concat
-    return Genotype(**fields)
-
-
-def save_genotype(genotype, path):
-    """Writes `genotype` (a `Genotype` or its dict form) to `path` as JSON, atomically."""
-    from keras_nas import io
-
-    if isinstance(genotype, dict):
-        genotype = genotype_from_dict(genotype)
-    io.atomic_write_json(path, genotype_to_dict(genotype))
-    return path
-
-
-def load_genotype(path):
-    """Reads a `genotype.json`; also accepts a name from `GENOTYPES` (e.g. `"DARTS_V2"`)."""
-    if isinstance(path, str) and path in GENOTYPES and not os.path.exists(path):
-        return GENOTYPES[path]
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"`path` must be a genotype JSON file or one of {sorted(GENOTYPES)}. Received: path={path!r}")
-    with open(path) as f:
-        return genotype_from_dict(json.load(f))
-
-
-def derive_genotype(normal_scores, reduce_scores, primitives=PRIMITIVES, steps=4, multiplier=4):
-    """Discrete cells from per-edge op scores (alpha, beta or the indicator I).
-
-    For every intermediate node keep the two predecessors whose best
-    non-`none` op scores highest, and on each the argmax non-`none` op (DARTS
-    `_parse`; EoiNAS sec. 3.3 with the strength `max_{o != zero} I^o_{i,j}`).
-    Pruned ops should carry `-inf`. An edge whose live ops are all `none`
-    falls back to its best-scored op among the others (never chosen before a
-    live one).
-
-    Args:
-        normal_scores, reduce_scores: arrays `(edges, ops)`.
-        primitives: op names of the columns.
-
-    Returns:
-        `Genotype`.
-    """
-    primitives = list(primitives)
-    keep = [k for k, p in enumerate(primitives) if p != "none"]
-
-    def parse(scores):
-        scores = np.asarray(scores, dtype="float64")
-        expected = (sum(i + 2 for i in range(steps)), len(primitives))
-        if scores.shape != expected:
-            raise ValueError(f"scores must have shape {expected}. Received: {scores.shape}")
-        gene, start = [], 0
-        for i in range(steps):
-            rows = scores[start:start + i + 2]
-            strength = rows[:, keep].max(axis=1)
-            # Stable order: ties keep the lower input index (DARTS sorts likewise).
-            edges = sorted(range(i + 2), key=lambda j: -strength[j] if np.isfinite(strength[j]) else np.inf)[:2]
-            for j in sorted(edges):
-                row = rows[j, keep]
-                if not np.isfinite(row).any():
-                    row = np.zeros_like(row)
-                gene.append((primitives[keep[int(np.argmax(row))]], j))
-            start += i + 2
-        return gene
-
-    concat = list(range(2 + steps - multiplier, steps + 2))
-    return Genotype(parse(normal_scores), concat, parse(reduce_scores), concat)
-
+from keras_nas.eoinas.genotypes import (  # noqa: F401  (the genotype helpers, as data, live there)
+    GENOTYPES,
+    Genotype,
+    derive_genotype,
+    genotype_from_dict,
+    genotype_to_dict,
+    load_genotype,
+    save_genotype,
+)
 
 # -- evaluation network --------------------------------------------------
 

@@ -12,18 +12,7 @@ convolutions have no bias, as in the DARTS reference code.
 
 import keras
 
-# Order of DARTS `genotypes.PRIMITIVES`; index 0 must stay `none` (excluded
-# when a genotype is derived).
-PRIMITIVES = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
+from keras_nas.eoinas.genotypes import PRIMITIVES  # noqa: F401
 
 
 def batch_norm(affine, name):

@@ -151,7 +151,7 @@ class EPNASSpace:
         lo, hi = self.initial_layers
         if not self.min_layers <= lo <= hi <= self.max_layers:
             raise ValueError(
-                f"`initial_layers` must be (low, high) with min_layers <= low <= high <= max_layers "
+                f"`initial_layers` must be (low, high) with `min_layers` <= low <= high <= `max_layers` "
                 f"({self.min_layers}..{self.max_layers}). Received: initial_layers={initial_layers!r}"
             )
         if not self.channels or any(c < 2 or c % 2 for c in self.channels):

@@ -27,7 +27,7 @@ class EoiNASSeedTuner(SearchTuner):
     >>> data = keras_nas.data.load("digits")
     >>> tuner = EoiNASSeedTuner(
     ...     SeedOracle([0, 1]),
-    ...     search_kwargs={"epochs": 8, "warmup_epochs": 2, "prune_interval": 2, "cells": 5, "channels": 8},
+    ...     search_kwargs={"epochs": 8, "warmup_epochs": 2, "prune_interval": 2, "cells": 5, "init_channels": 8},
     ...     directory="runs/x")
     >>> tuner.search(dataset=data)
     """

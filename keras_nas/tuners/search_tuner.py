@@ -48,6 +48,12 @@ class SearchTuner(keras_tuner.Tuner):
         self._asked_without_trial = 0
         self._heartbeat_stop = None
 
+    def reload(self):
+        from keras_nas import io
+
+        io.read_json(self._get_tuner_fname())  # a damaged file is named (KerasTuner's json error is not)
+        super().reload()
+
     # -- waiting --------------------------------------------------------
 
     def pre_create_trial(self):

@@ -1,0 +1,61 @@
+"""Registers keras_nas' custom Keras objects as soon as Keras is loaded.
+
+`import keras_nas` must make every `best_model.keras` loadable with plain
+`keras.saving.load_model`, which finds custom classes only once their module
+has run `keras.saving.register_keras_serializable`. Importing those modules
+means importing Keras and TensorFlow (seconds), which `import keras_nas` and
+the command line's `--help` and argument errors must not pay. So: if Keras is
+already loaded, the modules are imported now; otherwise a one-shot import
+hook imports them right after the first `import keras` of the process.
+"""
+
+import importlib
+import importlib.abc
+import sys
+
+# Every module that defines a registered layer, model, optimizer or callback.
+MODULES = (
+    "keras_nas.layers",
+    "keras_nas.models",
+    "keras_nas.callbacks",
+    "keras_nas.optimizers",
+)
+
+
+def register():
+    """Imports every module that registers a keras_nas class (idempotent)."""
+    for name in MODULES:
+        importlib.import_module(name)
+
+
+class _AfterKeras(importlib.abc.MetaPathFinder):
+    """Finds `keras` as usual, then runs `register()` once its module has loaded."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find else None
+            if spec is not None:
+                break
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        original = loader.exec_module
+
+        def exec_module(module):
+            original(module)
+            register()
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def register_when_keras_loads():
+    if "keras" in sys.modules:
+        register()
+    elif not any(isinstance(f, _AfterKeras) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterKeras())

@@ -1,0 +1,1 @@
+"""What every method uses: settings, results folders, runtime, KerasTuner bases."""

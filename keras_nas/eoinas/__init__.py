@@ -1,0 +1,1 @@
+"""EoiNAS (Zhou et al. 2020) on GDAS/DARTS cells."""
