@@ -25,7 +25,7 @@
     ... [--threads 1] [--skip-step] [--channels 48 | --growth-rate 32] [--latency-batches 1 8]
     ... --cells 6 --channels 72 --latency-batches 1 8 --rounds 5   # the paper's N and C (Table 1)
 
-What the materialised model does to follow its MACs (keras_nas.pruning,
+What the materialised model does to follow its MACs (keras_nas.cnas,
 ChannelSelect): an edge reads its kept channels straight from the sources
 (no pool concatenation; in NASNet no node concatenation either), as slices
 of contiguous runs (a whole source costs nothing, a gather only past 4
@@ -152,8 +152,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_nas import costs, folding, pruning  # noqa: E402
-from keras_nas.spaces import channel_nasnet, densenet_bc  # noqa: E402
+from keras_nas import cnas, costs, folding  # noqa: E402
+from keras_nas.cnas.nasnet_space import channel_nasnet  # noqa: E402
+from keras_nas.cnas.densenet_space import densenet_bc  # noqa: E402
 
 
 def build(args, **kwargs):
@@ -236,7 +237,7 @@ def prune(graph, rho, gamma, seed):
     iterations = 0
     while graph.count_params(masks) > target:
         saliency = {n: rng.random(len(m)) for n, m in masks.items()}
-        masks, info = pruning.zero_least_salient(graph, masks, saliency, gamma, target)
+        masks, info = cnas.zero_least_salient(graph, masks, saliency, gamma, target)
         iterations += 1
         if info["removed"] == 0:  # rho below what this network can reach
             break
@@ -270,7 +271,7 @@ def main():
 
     masked, topology = build(args, return_topology=True)
     plain = build(args, masked=False)
-    graph = pruning.ChannelGraph(topology)
+    graph = cnas.ChannelGraph(topology)
     width = f"C = {args.channels}" if args.space == "nasnet" else f"k = {args.growth_rate}"
     print(f"{args.space} one-shot network ({width}): |W| = {graph.total_params:,}, {len(graph.edges)} edges, "
           f"|X| = {graph.input_channels(graph.full_masks()):,}, {args.image_size}x{args.image_size}")
@@ -282,13 +283,13 @@ def main():
               f"{without * 1000:.1f} ms -> ratio {with_masks / without:.3f}x (target <= 1.1x)")
 
     masks, iterations = prune(graph, args.sparsity, args.gamma, seed=0)
-    pruning.write_masks(masked, graph, masks)
-    sparse, _ = pruning.materialize(masked, graph, lambda sel: build(args, selection=sel))
-    unordered, _ = pruning.materialize(masked, graph, lambda sel: build(args, selection=sel), layout=False)
+    cnas.write_masks(masked, graph, masks)
+    sparse, _ = cnas.materialize(masked, graph, lambda sel: build(args, selection=sel))
+    unordered, _ = cnas.materialize(masked, graph, lambda sel: build(args, selection=sel), layout=False)
     models = [masked, sparse, unordered, plain]
     if args.space == "nasnet":
         # The same networks with channels-first feature maps (same weights and function).
-        first, _ = pruning.materialize(masked, graph, lambda sel: build(args, selection=sel,
+        first, _ = cnas.materialize(masked, graph, lambda sel: build(args, selection=sel,
                                                                         data_format="channels_first"))
         plain_first = build(args, masked=False, data_format="channels_first")
         plain_first.set_weights(plain.get_weights())

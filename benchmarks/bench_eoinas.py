@@ -84,8 +84,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_nas.layers.search_cell import cell_edges  # noqa: E402
-from keras_nas.spaces import darts, darts_ops  # noqa: E402
+from keras_nas.eoinas.search_cell import cell_edges  # noqa: E402
+from keras_nas.eoinas import darts  # noqa: E402
+from keras_nas.eoinas import darts_ops  # noqa: E402
 
 
 # The gdas supernets measured (`--gdas-variants`): the default, the sampled
@@ -137,7 +138,7 @@ def fixed_network(model, ops_by_kind, args):
         kind = "reduce" if cell.reduction else "normal"
         c = cell.channels
         if cell.reduction_prev:
-            from keras_nas.layers import FactorizedReduce
+            from keras_nas.layers.factorized_reduce import FactorizedReduce
 
             p0 = FactorizedReduce(c, affine=False)(s0)
         else:

@@ -63,7 +63,7 @@ prediction runs (batch x4) keep both cores busy where the batch-64
 from-scratch runs do not, so the two ratios differ by up to ~0.1 either way
 on a shared machine. For children with an inserted conv it also runs the
 other `--insert-init` (fresh: random weights, the literal reading; identity:
-Net2Net "deeper", `keras_nas.spaces.epnas_morphism`), and `--children`
+Net2Net "deeper", `keras_nas.epnas.morphism`), and `--children`
 restricts the children for exploration.
 
 Measured (part 2, `--skip-search`, 6 children x 2 seeds, 2 cores shared with
@@ -224,8 +224,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def search(kind, dataset, space, constraints, out, seed, episodes, branches, steps, top_k, epochs):
     """One EPNAS or random search; returns the rewards in training order and the wall time."""
-    from keras_nas.oracles import EPNASOracle, RandomArchitectureOracle
-    from keras_nas.tuners import EPNASTuner
+    from keras_nas.epnas.oracle import EPNASOracle
+    from keras_nas.epnas.random_oracle import RandomArchitectureOracle
+    from keras_nas.epnas.tuner import EPNASTuner
 
     if kind == "epnas":
         oracle = EPNASOracle(space, constraints=constraints, episodes=episodes, branches=branches, steps=steps,
@@ -375,7 +376,7 @@ def _conv(channels, src, kind="conv2d", width=3):
 
 
 def _insert(space, place, channels_index, width_index=1):
-    from keras_nas.spaces.epnas import KINDS
+    from keras_nas.epnas.space import KINDS
 
     return {"scale": [0] * space.partitions, "insert": {
         "kind": KINDS.index("insert"), "type": 0, "filter_width": width_index, "pool_width": 0,
@@ -388,10 +389,10 @@ def prediction_speedup(dataset, out, args):
 
     import keras
 
-    from keras_nas.parameter_store import ParameterStore
-    from keras_nas.spaces.epnas import KINDS, SCALES, EPNASSpace
+    from keras_nas.epnas.parameter_store import ParameterStore
+    from keras_nas.epnas.space import KINDS, SCALES, EPNASSpace
     from keras_nas.training import sgdr_learning_rate
-    from keras_nas.tuners.epnas_tuner import prediction_learning_rate, shared_multipliers, shrink_perturb_layers
+    from keras_nas.epnas.tuner import prediction_learning_rate, shared_multipliers, shrink_perturb_layers
 
     space = EPNASSpace("layers", channels=(16, 32, 64), max_layers=8)
     n = space.partitions
@@ -700,7 +701,7 @@ def plot(curves, path, budget_marks):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from keras_nas.searches.epnas import best_so_far
+    from keras_nas.epnas.command import best_so_far
 
     fig, ax = plt.subplots(figsize=(6, 4))
     colors = {"epnas": "tab:blue", "random": "tab:orange"}
@@ -790,7 +791,7 @@ def main(argv=None):
 
     from keras_nas import data
     from keras_nas.epnas.constraints import parse_constraints
-    from keras_nas.spaces.epnas import EPNASSpace
+    from keras_nas.epnas.space import EPNASSpace
 
     parsed = parse_constraints(constraints)
     os.makedirs(args.out, exist_ok=True)
@@ -810,7 +811,7 @@ def main(argv=None):
                 seconds[(kind, seed)] = secs
                 print(f"{kind} seed {seed}: {len(rewards)} children in {secs:.0f} s, best reward {max(rewards):.4f}",
                       flush=True)
-        from keras_nas.searches.epnas import best_so_far
+        from keras_nas.epnas.command import best_so_far
 
         marks = list(range(per_episode, budget + 1, per_episode))
         print(f"\nBest reward vs trained children (budget {budget}, constraints {', '.join(constraints)}):")

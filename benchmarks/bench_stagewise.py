@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _seconds_per_example(model, dataset, examples, importance_samples):
-    from keras_nas.importance import stage_importance
+    from keras_nas.stagewise.importance import stage_importance
 
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(dataset.train, epochs=1, verbose=0)  # warm-up (tracing)
@@ -43,7 +43,7 @@ def _seconds_per_example(model, dataset, examples, importance_samples):
 
 def importance_cost(quick):
     from keras_nas import data
-    from keras_nas.spaces import stage_resnet
+    from keras_nas.stagewise.resnet import stage_resnet
 
     rows = []
     # Recipe: CIFAR-10 ResNet A (m0 = 6), 45,000 training images, 200 epochs, all scored.
@@ -67,7 +67,7 @@ def importance_cost(quick):
 
 
 def models_trained(quick):
-    from keras_nas.oracles import StageWiseOracle
+    from keras_nas.stagewise.oracle import StageWiseOracle
 
     print("\n2. Networks trained for n iterations (2n + 1)")
     print(f"{'n':>3s} {'oracle':>7s} {'real search':>12s} {'2n+1':>5s}")

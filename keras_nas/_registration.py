@@ -15,10 +15,26 @@ import sys
 
 # Every module that defines a registered layer, model, optimizer or callback.
 MODULES = (
-    "keras_nas.layers",
-    "keras_nas.models",
-    "keras_nas.callbacks",
-    "keras_nas.optimizers",
+    "keras_nas.layers.factorized_reduce",
+    "keras_nas.layers.folded_batch_normalization",
+    "keras_nas.engine.fit_checkpoint",
+    "keras_nas.engine.search_checkpoint",
+    "keras_nas.epnas.scaled_sgd",
+    "keras_nas.eoinas.zero",
+    "keras_nas.eoinas.drop_path",
+    "keras_nas.eoinas.gumbel_edge",
+    "keras_nas.eoinas.search_cell",
+    "keras_nas.eoinas.supernet",
+    "keras_nas.eoinas.auxiliary_tap",
+    "keras_nas.eoinas.auxiliary_head",
+    "keras_nas.eoinas.architecture_warmup",
+    "keras_nas.eoinas.temperature_schedule",
+    "keras_nas.eoinas.drop_path_schedule",
+    "keras_nas.eoinas.operation_pruning",
+    "keras_nas.cnas.channel_mask",
+    "keras_nas.cnas.channel_select",
+    "keras_nas.cnas.channels_first_factorized_reduce",
+    "keras_nas.cnas.channel_pruning",
 )
 
 

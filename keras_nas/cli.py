@@ -21,12 +21,12 @@ from keras_nas.engine import common_options, options, results_folder
 # method name -> module with OPTIONS, check(args) and run(args); the module
 # itself loads no TensorFlow (its `run` does).
 METHODS = {
-    "stagewise": "keras_nas.searches.stagewise",
-    "eoinas": "keras_nas.searches.eoinas",
-    "cnas": "keras_nas.searches.cnas",
-    "epnas": "keras_nas.searches.epnas",
+    "stagewise": "keras_nas.stagewise.command",
+    "eoinas": "keras_nas.eoinas.command",
+    "cnas": "keras_nas.cnas.command",
+    "epnas": "keras_nas.epnas.command",
 }
-TOOLS = "keras_nas.searches.tools"
+TOOLS = "keras_nas.tools"
 # Python argument names (of `keras_nas.data.load`, ...) as the command line spells them.
 _SPELLING = {"name": "--dataset"}
 

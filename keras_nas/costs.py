@@ -302,7 +302,7 @@ def profile(model, *, latency=False, latency_runs=30):
 
     Example:
 
-    >>> from keras_nas.spaces import stage_resnet
+    >>> from keras_nas.stagewise.resnet import stage_resnet
     >>> report = profile(stage_resnet((9, 9, 9)))  # CIFAR ResNet-56
     >>> round(report.params / 1e6, 2), round(report.macs / 1e6)
     (0.86, 127)

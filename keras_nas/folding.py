@@ -139,7 +139,7 @@ def fold_batch_norms(model):
     """
     import keras
 
-    from keras_nas.layers import FoldedBatchNormalization
+    from keras_nas.layers.folded_batch_normalization import FoldedBatchNormalization
 
     if not isinstance(model, keras.Model) or not is_graph_model(model):
         raise TypeError(

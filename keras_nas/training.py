@@ -65,7 +65,7 @@ def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clipnorm
 
     `learning_rate_multipliers` (`{variable path: multiplier}`, SGD only)
     gives some variables a multiple of the rate
-    (`keras_nas.optimizers.ScaledSGD`).
+    (`keras_nas.epnas.ScaledSGD`).
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"`optimizer` must be one of {list(OPTIMIZERS)}. Received: optimizer={name!r}")
@@ -78,7 +78,7 @@ def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clipnorm
                              f"Received: optimizer={name!r}")
         return keras.optimizers.Adam(**kwargs)
     if learning_rate_multipliers:
-        from keras_nas.optimizers import ScaledSGD
+        from keras_nas.epnas.scaled_sgd import ScaledSGD
 
         return ScaledSGD(learning_rate_multipliers, momentum=momentum, nesterov=name == "nesterov", **kwargs)
     return keras.optimizers.SGD(momentum=momentum, nesterov=name == "nesterov", **kwargs)

@@ -15,7 +15,7 @@ With C = 72 the one-shot network has exactly Table 1's |X| (69,120 input
 channels; 1,440 / 2,880 / 5,760 per cell of each stage) and |Y| (17,280).
 Its |W| is 15.0 M rather than 9.9 M: our cells output the concatenation of
 their five nodes (the paper does not describe its narrower cell output;
-Table 1's counts imply 5C/4 channels, see `keras_nas.spaces.channels`), so
+Table 1's counts imply 5C/4 channels, see `keras_nas.cnas.nasnet_space`), so
 the pre-processing 1x1 convolutions are wider. rho = 0.46 is the paper's
 value; rho = 0.30 gives the paper's final size (4.6 M).
 """

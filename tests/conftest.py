@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 def _isolate_test():
     """Seeds every test and undoes process-wide state a test may leave behind.
 
-    `keras_nas.searches.common.setup_runtime` sets the KERASTUNER_* variables
+    `keras_nas.engine.runtime.setup_runtime` sets the KERASTUNER_* variables
     and the mixed-precision policy for the whole process, as the CLI needs; a
     test that calls it must not turn every later tuner into a distributed
     worker (which would wait for a chief that is not there).

@@ -94,7 +94,7 @@ def test_profile_rejects_non_models():
 
 
 def test_cifar_resnet56_matches_paper_and_tensorflow():
-    from keras_nas.spaces import stage_resnet
+    from keras_nas.stagewise.resnet import stage_resnet
 
     model = stage_resnet((9, 9, 9))
     report = costs.profile(model)

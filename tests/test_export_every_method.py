@@ -9,21 +9,21 @@ process gives the same probabilities.
 import keras
 import numpy as np
 
-from keras_nas import data, export, pruning, spaces
-from keras_nas.spaces import darts
-from keras_nas.spaces.epnas import EPNASSpace
+from keras_nas import cnas, data, export, stagewise
+from keras_nas.eoinas import darts
+from keras_nas.epnas.space import EPNASSpace
 
 SHAPE = (8, 8, 1)
 
 
 def _cnas_sparse():
-    build = lambda **kw: spaces.channel_nasnet(1, 2, 4, input_shape=SHAPE, num_classes=10, **kw)  # noqa: E731
+    build = lambda **kw: cnas.channel_nasnet(1, 2, 4, input_shape=SHAPE, num_classes=10, **kw)  # noqa: E731
     model, topology = build(return_topology=True)
-    graph = pruning.ChannelGraph(topology)
+    graph = cnas.ChannelGraph(topology)
     rng = np.random.default_rng(0)
     masks = {n: (rng.random(len(m)) < 0.5).astype("float32") for n, m in graph.full_masks().items()}
-    pruning.write_masks(model, graph, masks)
-    return pruning.materialize(model, graph, lambda sel: build(selection=sel))[0]
+    cnas.write_masks(model, graph, masks)
+    return cnas.materialize(model, graph, lambda sel: build(selection=sel))[0]
 
 
 def _epnas_child():
@@ -32,8 +32,8 @@ def _epnas_child():
 
 
 BUILDERS = {
-    "stagewise_resnet": lambda: spaces.stage_resnet((1, 1, 1), block="basic", input_shape=SHAPE, num_classes=10),
-    "stagewise_nasnet": lambda: spaces.stage_nasnet((1, 1, 1), filters=8, input_shape=SHAPE, num_classes=10),
+    "stagewise_resnet": lambda: stagewise.stage_resnet((1, 1, 1), block="basic", input_shape=SHAPE, num_classes=10),
+    "stagewise_nasnet": lambda: stagewise.stage_nasnet((1, 1, 1), filters=8, input_shape=SHAPE, num_classes=10),
     "eoinas_darts": lambda: darts.eval_network(darts.GENOTYPES["DARTS_V2"], cells=3, channels=4, num_classes=10,
                                                input_shape=SHAPE, auxiliary=True, drop_path=0.2),
     "cnas_sparse": _cnas_sparse,

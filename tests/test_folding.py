@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_nas import folding
-from keras_nas.layers import FoldedBatchNormalization
+from keras_nas.layers.folded_batch_normalization import FoldedBatchNormalization
 
 
 def _randomise_batch_norms(model, seed=0):
@@ -92,15 +92,15 @@ def test_folded_batch_normalization_config_round_trip_and_passthrough():
 
 
 def test_sparse_cnas_network_channels_first_folds():
-    from keras_nas import pruning
-    from keras_nas.spaces import channel_nasnet
+    from keras_nas import cnas
+    from keras_nas.cnas.nasnet_space import channel_nasnet
 
     masked, topology = channel_nasnet(1, 2, 4, input_shape=(8, 8, 1), num_classes=3, return_topology=True)
-    graph = pruning.ChannelGraph(topology)
+    graph = cnas.ChannelGraph(topology)
     masks = {n: (np.arange(len(m)) % 3 != 0).astype("float32") for n, m in graph.full_masks().items()}
-    pruning.write_masks(masked, graph, masks)
+    cnas.write_masks(masked, graph, masks)
     _randomise_batch_norms(masked)
-    sparse, _ = pruning.materialize(masked, graph, lambda sel: channel_nasnet(
+    sparse, _ = cnas.materialize(masked, graph, lambda sel: channel_nasnet(
         1, 2, 4, input_shape=(8, 8, 1), num_classes=3, selection=sel, data_format="channels_first"))
     folded = folding.fold_batch_norms(sparse)
     assert sum(isinstance(layer, FoldedBatchNormalization) for layer in folded.layers) >= 6

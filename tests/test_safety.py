@@ -51,7 +51,8 @@ def _users_folder(path):
 def _previous_run(out):
     """A finished `keras-nas train` folder (as far as the safety rules can tell)."""
     args = cli.parse(["train", "--arch", "resnet:1,1,1", "--out", str(out)])[1]
-    from keras_nas.searches import common, tools
+    from keras_nas.engine import runtime as common
+    from keras_nas import tools
 
     common.open_results(args, "keras-nas train", common.run_config(args, "train", tools.TRAIN), tools.TRAIN)
     results_folder.release_all()
@@ -99,7 +100,8 @@ def test_a_refused_argument_writes_nothing_so_the_corrected_command_runs(tmp_pat
 
 def test_eoinas_keeps_image_channels_and_supernet_channels_apart(tmp_path):
     out = str(tmp_path / "eoinas")
-    from keras_nas.searches import common, eoinas
+    from keras_nas.engine import runtime as common
+    from keras_nas.eoinas import command as eoinas
 
     def config(*extra):
         args = cli.parse(["search", "eoinas", "--out", out, *extra])[1]

@@ -102,7 +102,7 @@ def parse_constraints(texts):
 
 def constraint_report(usages, constraints, base=0.9):
     """Per constraint: usage, bounds, satisfied (hard, Eq. 1) and `V(U)` (Eq. 2)."""
-    from keras_nas.oracles.soft_penalty import soft_penalty
+    from keras_nas.epnas.reward import soft_penalty
 
     report = []
     for c in constraints:

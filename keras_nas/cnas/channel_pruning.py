@@ -1,0 +1,149 @@
+"""CNAS progressive zeroing (paper 004, sec. 2.2) as a Keras callback: one iteration per epoch."""
+
+import time
+
+import keras
+import numpy as np
+
+
+@keras.saving.register_keras_serializable(package="keras_nas")
+class ChannelPruning(keras.callbacks.Callback):
+    """Zeroes the least salient input channels before every epoch until |W'|/|W| <= rho.
+
+    Each epoch of `fit` is one iteration of the search: at its start, the
+    Taylor saliency of every kept input channel is accumulated over
+    `saliency_batches` minibatches of `saliency_data` with the weights frozen
+    (Algorithm 1), normalised per layer, and the fraction `gamma` of the
+    remaining channels with the lowest saliency is zeroed (the last step
+    only as many as reach rho); the epoch itself is the single fine-tuning
+    epoch between iterations. Training stops after the epoch in which the
+    sparsity |W'| / |W| reached `target_sparsity`, or when nothing more can
+    be removed (`reached` stays False).
+
+    The state lives in the model (mask variables), so a run restored from a
+    checkpoint continues where it stopped; `history` lists one record per
+    iteration (`iteration`, `removed`, `remaining`, `params`, `sparsity`,
+    `saliency_seconds`) and can be restored with `set_history`.
+
+    Args:
+        topology: dict. The one-shot network's topology (space builder with
+            `return_topology=True`).
+        target_sparsity: float in (0, 1). rho = |W*| / |W|. Paper: 0.46.
+        gamma: float in (0, 1). Share of the remaining input channels zeroed
+            per iteration. Paper: 0.1. Defaults to `0.1`.
+        saliency_batches: int. Minibatches m per saliency. Defaults to `10`.
+        finetune_epochs: int. Fine-tuning epochs between iterations. Paper:
+            1. Defaults to `1`.
+        saliency_data: `tf.data.Dataset` of `(images, labels)`. Not part of
+            the config: pass it again after `from_config` (`set_data`).
+        strategy: `tf.distribute.Strategy` or None. Not part of the config.
+        verbose: int. Print one line per iteration. Defaults to `1`.
+        saliency_form: str. `"taylor"`: zero the channels with the lowest
+            normalised `|x dx|` (Molchanov et al. 2017); `"reciprocal"`:
+            accumulate `1 / |x dx|` and zero the largest normalised values,
+            as Algorithm 1 writes it (`keras_nas.cnas.minibatch_term`).
+            Defaults to `"taylor"`.
+
+    Example:
+
+    >>> import keras_nas
+    >>> from keras_nas.cnas.nasnet_space import channel_nasnet
+    >>> data = keras_nas.data.load("digits")
+    >>> model, topology = channel_nasnet(1, 3, 8, input_shape=(8, 8, 1), return_topology=True)
+    >>> model.compile("sgd", "sparse_categorical_crossentropy")
+    >>> pruning = ChannelPruning(topology, 0.5, saliency_data=data.train)
+    >>> model.fit(data.train, epochs=100, callbacks=[pruning])  # stops at rho
+    """
+
+    def __init__(self, topology, target_sparsity, gamma=0.1, saliency_batches=10, finetune_epochs=1,
+                 saliency_data=None, strategy=None, verbose=1, saliency_form="taylor"):
+        super().__init__()
+        from keras_nas.cnas.taylor import SALIENCY_FORMS
+        from keras_nas.cnas.channel_graph import ChannelGraph
+
+        if not isinstance(target_sparsity, (int, float)) or not 0 < target_sparsity < 1:
+            raise ValueError(f"`target_sparsity` must be in (0, 1). Received: target_sparsity={target_sparsity!r}")
+        if not isinstance(gamma, (int, float)) or not 0 < gamma < 1:
+            raise ValueError(f"`gamma` must be in (0, 1). Received: gamma={gamma!r}")
+        if isinstance(saliency_batches, bool) or not isinstance(saliency_batches, int) or saliency_batches < 1:
+            raise ValueError(f"`saliency_batches` must be a positive int. Received: saliency_batches={saliency_batches!r}")
+        if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 1:
+            raise ValueError(f"`finetune_epochs` must be a positive int. Received: finetune_epochs={finetune_epochs!r}")
+        if saliency_form not in SALIENCY_FORMS:
+            raise ValueError(f"`saliency_form` must be one of {list(SALIENCY_FORMS)}. "
+                             f"Received: saliency_form={saliency_form!r}")
+        self.saliency_form = saliency_form
+        self.finetune_epochs = finetune_epochs
+        self.topology = topology
+        self.graph = ChannelGraph(topology)
+        self.target_sparsity = float(target_sparsity)
+        self.gamma = float(gamma)
+        self.saliency_batches = saliency_batches
+        self.saliency_data = saliency_data
+        self.strategy = strategy
+        self.verbose = verbose
+        self.history = []
+        self.reached = False
+        self.stalled = False
+        self._saliency = None
+
+    def set_data(self, saliency_data, strategy=None):
+        self.saliency_data = saliency_data
+        self.strategy = strategy
+        self._saliency = None
+
+    def set_history(self, history):
+        self.history = [dict(h) for h in history]
+
+    @property
+    def target_params(self):
+        return int(np.floor(self.target_sparsity * self.graph.total_params))
+
+    def _current(self):
+        from keras_nas.cnas.sparse import read_masks
+
+        return read_masks(self.model, self.graph)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from keras_nas.cnas.taylor import channel_importance, saliency_function
+        from keras_nas.cnas.sparse import mask_layers, write_masks
+        from keras_nas.cnas.progressive import zero_least_salient
+
+        if epoch % self.finetune_epochs:
+            return
+        masks = self._current()
+        if self.graph.count_params(masks) <= self.target_params:
+            self.reached = True
+            return
+        if self.saliency_data is None:
+            raise ValueError("`saliency_data` must be set before training (pass it or call `set_data`).")
+        start = time.perf_counter()
+        if self._saliency is None:
+            self._saliency = saliency_function(self.model, mask_layers(self.model, self.graph), self.strategy,
+                                               self.saliency_form)
+        values = self._saliency(self.saliency_data, self.saliency_batches)
+        eff = self.graph.effective(masks)
+        saliency = channel_importance(dict(zip(self.graph.edges, values)), eff, self.saliency_form)
+        seconds = time.perf_counter() - start
+        new, info = zero_least_salient(self.graph, eff, saliency, self.gamma, self.target_params)
+        write_masks(self.model, self.graph, new)
+        self.stalled = info["removed"] == 0
+        record = {"iteration": len(self.history) + 1, "epoch": int(epoch), **info,
+                  "sparsity": info["params"] / self.graph.total_params, "saliency_seconds": seconds}
+        self.history.append(record)
+        self.reached = info["params"] <= self.target_params
+        if self.verbose:
+            print(f"CNAS iteration {record['iteration']}: zeroed {info['removed']} input channels, "
+                  f"{info['remaining']} left, |W'| = {info['params']:,} ({record['sparsity']:.3f} of |W|, "
+                  f"target {self.target_sparsity}), saliency {seconds:.1f}s", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (self.reached or self.stalled) and (epoch + 1) % self.finetune_epochs == 0:
+            self.model.stop_training = True
+        if self.history and logs:
+            self.history[-1].update({k: float(v) for k, v in logs.items()})
+
+    def get_config(self):
+        return {"topology": self.topology, "target_sparsity": self.target_sparsity, "gamma": self.gamma,
+                "saliency_batches": self.saliency_batches, "finetune_epochs": self.finetune_epochs, "verbose": self.verbose,
+                "saliency_form": self.saliency_form}

@@ -1,0 +1,497 @@
+"""The DARTS/GDAS/EoiNAS supernet with its bilevel training step."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_nas.eoinas.gumbel_edge import EDGE_MODES, run_sampled
+from keras_nas.eoinas.search_cell import SearchCell, cell_edges
+
+CELL_TYPES = ("normal", "reduce")
+# What `keras.optimizers.Optimizer.apply` does besides `update_step`.
+_APPLY_EXTRAS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
+                 "gradient_accumulation_steps", "loss_scale_factor")
+
+
+def _replica_scale():
+    """1 / replicas: the optimizer sums per-replica gradients under tf.distribute."""
+    return 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def clip_factor(squared_norm, clip_norm):
+    """`clip / max(norm, clip)`: the factor of `tf.clip_by_global_norm` from the summed squares."""
+    return clip_norm / tf.maximum(tf.sqrt(squared_norm), clip_norm)
+
+
+def masked_logits(alpha, live):
+    """Log-probabilities of the live ops (Eq. 2); pruned ops get -inf."""
+    return tf.nn.log_softmax(tf.where(live > 0.5, alpha, tf.fill(tf.shape(alpha), -np.inf)), axis=-1)
+
+
+def architecture_weights(alpha, live, temperature, edge_mode, training=True):
+    """Per-edge op weights and op index for one forward pass.
+
+    - `darts`: `softmax(alpha)` over live ops (Eq. 2); index = argmax.
+    - `gumbel_soft`: `softmax((log p + g) / T)` with `g ~ Gumbel(0, 1)` (Eq. 5).
+    - `gdas`: hard one-hot of that sample's argmax with the straight-through
+      gradient of the soft sample, `h = one_hot - stop_gradient(p) + p`
+      (GDAS, "differentiable architecture sampler").
+
+    Args:
+        alpha: float tensor `(edges, ops)`.
+        live: float tensor `(edges, ops)`, 1 for live ops, 0 for pruned ones.
+        temperature: scalar T > 0.
+        edge_mode: str.
+
+    Returns:
+        `(weights (edges, ops), index int32 (edges,))`.
+    """
+    log_p = masked_logits(alpha, live)
+    if edge_mode == "darts":
+        weights = tf.exp(log_p)
+        return weights, tf.argmax(weights, axis=-1, output_type=tf.int32)
+    uniform = tf.random.uniform(tf.shape(alpha), minval=1e-10, maxval=1.0)
+    gumbel = -tf.math.log(-tf.math.log(uniform))
+    probs = tf.nn.softmax((log_p + gumbel) / temperature, axis=-1)
+    index = tf.argmax(probs, axis=-1, output_type=tf.int32)
+    if edge_mode == "gumbel_soft":
+        return probs, index
+    hard = tf.one_hot(index, tf.shape(alpha)[-1], dtype=probs.dtype)
+    return hard - tf.stop_gradient(probs) + probs, index
+
+
+@keras.saving.register_keras_serializable(package="keras_nas")
+class BilevelSearchModel(keras.Model):
+    """Cell-search supernet trained by alternating weight and architecture steps.
+
+    One network for every differentiable strategy: the edge mode (`"gdas"`,
+    `"darts"`, `"gumbel_soft"`) only changes how `architecture_weights`
+    turns alpha into per-edge weights. Normal cells share `alpha_normal`,
+    reduction cells `alpha_reduce` (DARTS/GDAS); one architecture sample per
+    cell type and forward pass, shared by the cells of that type (GDAS).
+
+    `train_step` takes `((x_train, y_train), (x_val, y_val))` and, inside the
+    compiled step (Algorithm 1 lines 2-5):
+
+    1. updates the weights on the training batch by SGD with L2 weight decay
+       added to the clipped gradient (PyTorch `SGD(weight_decay)` semantics);
+    2. computes the validation loss of a fresh sample and, unless
+       `arch_enabled` is 0 (warm-up), updates alpha with Adam (coupled L2
+       `arch_weight_decay`);
+    3. adds one to `op_counts` (C^e) for each op sampled in step 1 and the
+       validation batch accuracy to `op_accuracy` (C^a) for each op sampled
+       in step 2 (Eq. 6).
+
+    Variables that callbacks drive: `temperature` (Gumbel T), `arch_enabled`
+    (0/1), `live_normal` / `live_reduce` (1 live, 0 pruned).
+
+    Args:
+        cells: int. Cells in the network; reduction cells at `cells // 3` and
+            `2 * cells // 3`. Defaults to `8`.
+        channels: int. Initial channels C. Defaults to `16`.
+        num_classes: int. Defaults to `10`.
+        input_shape: tuple. `(H, W, C)` of the images. Defaults to `(32, 32, 3)`.
+        edge_mode: str. `"gdas"`, `"darts"` or `"gumbel_soft"`. Defaults to `"gdas"`.
+        primitives: list of str. Candidate ops. Defaults to the 8 DARTS ops.
+        steps: int. Intermediate nodes per cell. Defaults to `4`.
+        multiplier: int. Nodes concatenated into a cell's output. Defaults to `4`.
+        stem_multiplier: int. Stem channels = `stem_multiplier * channels`.
+            Defaults to `3`.
+        weight_decay: float. L2 on the weights (sec. 4.2). Defaults to `3e-4`.
+        arch_weight_decay: float. L2 on alpha (sec. 4.2). Defaults to `1e-3`.
+        grad_clip: float. Global-norm clip of the weight gradient (DARTS).
+            Defaults to `5.0`.
+        temperature: float. Initial Gumbel temperature (sec. 4.2). Defaults to `5.0`.
+        lower_arch_case: bool. How `"gdas"` edges run in the architecture
+            step (see `keras_nas.eoinas.gumbel_edge.run_sampled`). `False`:
+            a functional `Case` op per edge, whose gradient also computes
+            the (unused) weight gradients of the sampled op. `True`: the
+            architecture step gets its own trace with lowered `Case` ops,
+            where Grappler prunes the weight gradients: less compute per
+            architecture step (-20% CPU time at the benchmark's small size),
+            about 2.5x longer tracing. Defaults to `False`.
+        lower_weight_case: bool. The same choice for the weight step (its
+            forward and backward pass and, with `update_unsampled_ops=False`,
+            the per-edge update). A functional `Case` costs more the larger
+            its tensors: at the paper's search size (8 cells, C 16, 32x32,
+            batch 64, 2 CPU cores) the weight step took 1.58x a fixed network
+            of the same ops, 1.39x lowered, and with both steps lowered the
+            bilevel step ran 4.72x faster than `"darts"` instead of 3.81x;
+            but tracing took 449 s instead of ~100 s and each lowered step
+            holds ~6 GB of host memory (`benchmarks/bench_eoinas.py`). At
+            small sizes lowered is slower. Worth it for long searches (the
+            paper's is ~62,000 steps), not for a few minutes on CPU. When
+            either lowering is on, the two steps are traced separately
+            instead of sharing one trace.
+            Defaults to `False`.
+        update_unsampled_ops: bool. Whether the weight step also updates the
+            ops an edge did not sample (`"gdas"` only). `True`: one SGD
+            update over all weights, the unsampled ops with a zero gradient,
+            so their momentum and weight decay still move them -- what the
+            2019 PyTorch GDAS code does once an op has been sampled
+            (`zero_grad()` zeroed gradients then). `False`: the SGD update,
+            weight decay and clipping run per edge on the sampled op's
+            weights only (a `Case` op per edge) and the other ops stay as
+            they are -- what the same code does on PyTorch >= 2.0, where
+            `zero_grad()` sets gradients to `None` and SGD skips those
+            weights; faster (`benchmarks/bench_eoinas.py`). Single replica
+            only. Defaults to `True`.
+        **kwargs: `name`.
+
+    Example:
+
+    >>> model = BilevelSearchModel(cells=5, channels=8, num_classes=10, input_shape=(8, 8, 1))
+    >>> model.compile()
+    >>> model.fit(tf.data.Dataset.zip((train, validation.repeat())), epochs=2)
+    """
+
+    def __init__(self, cells=8, channels=16, num_classes=10, input_shape=(32, 32, 3), edge_mode="gdas",
+                 primitives=None, steps=4, multiplier=4, stem_multiplier=3, weight_decay=3e-4,
+                 arch_weight_decay=1e-3, grad_clip=5.0, temperature=5.0, lower_arch_case=False,
+                 update_unsampled_ops=True, lower_weight_case=False, **kwargs):
+        super().__init__(**kwargs)
+        from keras_nas.eoinas import darts_ops
+
+        if edge_mode not in EDGE_MODES:
+            raise ValueError(f"`edge_mode` must be one of {list(EDGE_MODES)}. Received: edge_mode={edge_mode!r}")
+        if not isinstance(cells, int) or cells < 3:
+            raise ValueError(f"`cells` must be an int >= 3 (two are reduction cells). Received: cells={cells!r}")
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"`channels` must be a positive int. Received: channels={channels!r}")
+        for name, value in (("update_unsampled_ops", update_unsampled_ops), ("lower_arch_case", lower_arch_case),
+                            ("lower_weight_case", lower_weight_case)):
+            if not isinstance(value, bool):
+                raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
+        if not update_unsampled_ops and edge_mode != "gdas":
+            raise ValueError("`update_unsampled_ops=False` needs `edge_mode='gdas'` (the other modes run and "
+                             f"train every op). Received: edge_mode={edge_mode!r}")
+        for name, value in (("lower_arch_case", lower_arch_case), ("lower_weight_case", lower_weight_case)):
+            if value and edge_mode != "gdas":
+                raise ValueError(f"`{name}=True` needs `edge_mode='gdas'` (the other modes have no sampled op). "
+                                 f"Received: edge_mode={edge_mode!r}")
+        primitives = list(darts_ops.PRIMITIVES if primitives is None else primitives)
+        unknown = [p for p in primitives if p not in darts_ops.OPS]
+        if unknown:
+            raise ValueError(f"`primitives` must be names from {list(darts_ops.OPS)}. Received unknown: {unknown}")
+        self.cells = cells
+        self.channels = channels
+        self.num_classes = num_classes
+        self.image_shape = tuple(input_shape)
+        self.edge_mode = edge_mode
+        self.primitives = primitives
+        self.steps = steps
+        self.multiplier = multiplier
+        self.stem_multiplier = stem_multiplier
+        self.weight_decay = weight_decay
+        self.arch_weight_decay = arch_weight_decay
+        self.grad_clip = grad_clip
+        self.initial_temperature = temperature
+        self.lower_arch_case = lower_arch_case
+        self.lower_weight_case = lower_weight_case
+        self.update_unsampled_ops = update_unsampled_ops
+        self.num_edges = len(cell_edges(steps))
+
+        stem_channels = stem_multiplier * channels
+        self.stem_conv = keras.layers.Conv2D(stem_channels, 3, padding="same", use_bias=False, name="stem_conv")
+        self.stem_bn = darts_ops.batch_norm(True, "stem_bn")
+        self.cell_layers = []
+        c_curr, reduction_prev = channels, False
+        for i in range(cells):
+            reduction = i in self.reduction_indices(cells)
+            if reduction:
+                c_curr *= 2
+            self.cell_layers.append(SearchCell(
+                c_curr, reduction=reduction, reduction_prev=reduction_prev, steps=steps,
+                multiplier=multiplier, primitives=primitives, edge_mode=edge_mode, name=f"cell_{i}",
+            ))
+            reduction_prev = reduction
+        self.global_pool = keras.layers.GlobalAveragePooling2D(name="global_pool")
+        self.classifier = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")
+
+        shape = (self.num_edges, len(primitives))
+        # alpha: zero initialisation, "equal amount of attention" (sec. 4.2).
+        self.alpha_normal = self.add_weight(shape=shape, initializer="zeros", name="alpha_normal")
+        self.alpha_reduce = self.add_weight(shape=shape, initializer="zeros", name="alpha_reduce")
+        self.live_normal = self.add_weight(shape=shape, initializer="ones", trainable=False, name="live_normal")
+        self.live_reduce = self.add_weight(shape=shape, initializer="ones", trainable=False, name="live_reduce")
+        self.temperature = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(temperature), trainable=False, name="temperature")
+        self.arch_enabled = self.add_weight(shape=(), initializer="ones", trainable=False, name="arch_enabled")
+        # C^e and C^a of Eq. (6), index 0 normal, 1 reduce.
+        # Under tf.distribute every replica samples and counts its own ops:
+        # the statistics add up ("sum") across replicas.
+        self.op_counts = self.add_weight(shape=(2,) + shape, initializer="zeros", trainable=False,
+                                         aggregation="sum", name="op_counts")
+        self.op_accuracy = self.add_weight(shape=(2,) + shape, initializer="zeros", trainable=False,
+                                           aggregation="sum", name="op_accuracy")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.arch_loss_tracker = keras.metrics.Mean(name="arch_loss")
+        self.arch_accuracy_tracker = keras.metrics.Mean(name="arch_accuracy")
+        self.arch_optimizer = None
+        self._traced_forward_backward = {
+            part: tf.function(lambda x, y, part=part: self._forward_backward(x, y, part), reduce_retracing=True)
+            for part in ("all", "weights", "arch")
+        }
+        # Build every variable now, eagerly, so nothing is created inside a
+        # traced conditional later.
+        self(np.zeros((1,) + self.image_shape, "float32"), training=False)
+
+    @staticmethod
+    def reduction_indices(cells):
+        """Cells at 1/3 and 2/3 of the depth are reduction cells (sec. 4.2)."""
+        return (cells // 3, 2 * cells // 3)
+
+    # -- variables -------------------------------------------------------
+
+    @property
+    def arch_variables(self):
+        return [self.alpha_normal, self.alpha_reduce]
+
+    @property
+    def weight_variables(self):
+        arch = {id(v) for v in self.arch_variables}
+        return [v for v in self.trainable_variables if id(v) not in arch]
+
+    @property
+    def alphas(self):
+        return {"normal": self.alpha_normal, "reduce": self.alpha_reduce}
+
+    @property
+    def lives(self):
+        return {"normal": self.live_normal, "reduce": self.live_reduce}
+
+    # -- forward ---------------------------------------------------------
+
+    def forward(self, x, training=None, lower_case=False):
+        """Class probabilities and the op index sampled per cell type.
+
+        `lower_case` picks how `"gdas"` edges run their sampled op (see
+        `keras_nas.eoinas.gumbel_edge.run_sampled`).
+        """
+        samples = {
+            kind: architecture_weights(self.alphas[kind], self.lives[kind], self.temperature, self.edge_mode)
+            for kind in CELL_TYPES
+        }
+        s = self.stem_bn(self.stem_conv(x), training=training)
+        s0 = s1 = s
+        for cell in self.cell_layers:
+            weights, index = samples["reduce" if cell.reduction else "normal"]
+            s0, s1 = s1, cell([s0, s1], weights, index, training=training, lower_case=lower_case)
+        probs = self.classifier(self.global_pool(s1))
+        return probs, {kind: samples[kind][1] for kind in CELL_TYPES}
+
+    def call(self, inputs, training=None):
+        return self.forward(inputs, training=training)[0]
+
+    # -- training --------------------------------------------------------
+
+    def compile(self, optimizer=None, arch_optimizer=None, **kwargs):
+        """SGD for the weights and Adam for alpha, with the paper's settings (sec. 4.2).
+
+        The learning rate of `optimizer` is what an LR scheduler callback
+        changes (cosine 0.025 -> 0.001).
+        """
+        if optimizer is None:
+            optimizer = keras.optimizers.SGD(learning_rate=0.025, momentum=0.9)
+        if arch_optimizer is None:
+            arch_optimizer = keras.optimizers.Adam(learning_rate=3e-4, beta_1=0.5, beta_2=0.999)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if not self.update_unsampled_ops and replicas > 1:
+            raise ValueError("`update_unsampled_ops=False` runs on one replica only (its per-edge update "
+                             f"cannot aggregate across replicas). Received: {replicas} replicas")
+        if not self.update_unsampled_ops:
+            # The per-edge update calls the optimizer's own `update_step`,
+            # bypassing what `apply` adds around it.
+            extras = {a: getattr(optimizer, a, None) for a in _APPLY_EXTRAS}
+            extras = {a: v for a, v in extras.items() if v}
+            if extras:
+                raise ValueError("`update_unsampled_ops=False` needs an optimizer without "
+                                 f"{list(_APPLY_EXTRAS)} (weight decay and clipping are the model's own "
+                                 f"`weight_decay` and `grad_clip`). Received: {extras}")
+        super().compile(optimizer=optimizer, **kwargs)
+        self.arch_optimizer = arch_optimizer
+        # Built eagerly: with `update_unsampled_ops=False` the weight update
+        # runs inside the edges' `Case` ops, where the optimizer could not
+        # create its slots.
+        optimizer.build(self.weight_variables)
+        arch_optimizer.build(self.arch_variables)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker, self.arch_loss_tracker, self.arch_accuracy_tracker]
+
+    def _loss(self, y, probs):
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+
+    def _forward_backward(self, x, y, part):
+        """Loss and the gradients of the weights (`part="weights"`), alpha (`"arch"`) or both (`"all"`).
+
+        Each part is traced once (a nested `tf.function`). `"weights"` and
+        `"arch"` run the edges' `Case` ops lowered if `lower_weight_case` /
+        `lower_arch_case` says so (lowered, Grappler prunes the gradients a
+        part does not need); `"all"` (the shared trace) never does (see
+        `run_sampled`).
+        """
+        variables = {"weights": self.weight_variables, "arch": self.arch_variables,
+                     "all": self.weight_variables + self.arch_variables}[part]
+        with tf.GradientTape() as tape:
+            lower = {"weights": self.lower_weight_case, "arch": self.lower_arch_case, "all": False}[part]
+            probs, index = self.forward(x, training=True, lower_case=lower)
+            loss = self._loss(y, probs)
+        grads = tape.gradient(loss, variables)
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
+        return probs, loss, grads, index
+
+    def _run_forward_backward(self, x, y, part):
+        """`_forward_backward` of `part`, or of both parts in one shared trace (default)."""
+        # Eagerly (`run_eagerly=True`, tests) run it as plain Python: only the
+        # sampled branch of each edge executes, nothing is traced.
+        if tf.executing_eagerly():
+            run = lambda p: self._forward_backward(x, y, p)  # noqa: E731
+        else:
+            run = lambda p: self._traced_forward_backward[p](x, y)  # noqa: E731
+        if self.lower_arch_case or self.lower_weight_case:
+            return run(part)
+        probs, loss, grads, index = run("all")
+        n = len(self.weight_variables)
+        return probs, loss, (grads[:n] if part == "weights" else grads[n:]), index
+
+    def weight_step(self, x, y):
+        """SGD on the weights (Algorithm 1 line 3)."""
+        probs, loss, grads, index = self._run_forward_backward(x, y, "weights")
+        weights = self.weight_variables
+        if not self.update_unsampled_ops:
+            self._sampled_update(grads, weights, index)
+            return probs, loss, index
+        grads, _ = tf.clip_by_global_norm(grads, self.grad_clip)
+        # PyTorch SGD(weight_decay): L2 added to the (clipped) gradient before momentum.
+        scale = _replica_scale()
+        grads = [(g + self.weight_decay * v) * scale for g, v in zip(grads, weights)]
+        self.optimizer.apply(grads, weights)
+        return probs, loss, index
+
+    def _edge_groups(self, weights):
+        """Positions in `weights` of each edge op's variables, and of the rest.
+
+        Returns `(others, edges)`: `others` the positions of variables outside
+        the edges (stem, pre-processing, classifier); `edges` a list of
+        `(cell type, edge number, [positions of op 0's variables, ...])`.
+        """
+        position = {id(v): i for i, v in enumerate(weights)}
+        edges, inside = [], set()
+        for cell in self.cell_layers:
+            kind = "reduce" if cell.reduction else "normal"
+            for k, edge in enumerate(cell.edges):
+                groups = [[position[id(v)] for v in op.trainable_variables] for op in edge.candidate_ops]
+                edges.append((kind, k, groups))
+                inside.update(i for group in groups for i in group)
+        return [i for i in range(len(weights)) if i not in inside], edges
+
+    def _sampled_update(self, grads, weights, index):
+        """SGD on the sampled op of every edge and on the weights outside the edges.
+
+        The same update as `weight_step`'s (global-norm clip, then L2 added,
+        then the optimizer's own `update_step`), but the unsampled ops' (zero)
+        gradients are neither clipped, decayed nor applied: one `Case` op per
+        edge sums the squares of its sampled op's gradients for the global
+        norm, and a second applies the update to that op's weights only.
+        """
+        others, edges = self._edge_groups(weights)
+        optimizer = self.optimizer
+        squares = lambda positions: tf.add_n(  # noqa: E731
+            [tf.constant(0.0)] + [tf.reduce_sum(tf.square(grads[i])) for i in positions])
+        squared = [squares(others)]
+        for kind, k, groups in edges:
+            squared.append(run_sampled(index[kind][k], [lambda g=g: squares(g) for g in groups],
+                                       lower=self.lower_weight_case))
+        factor = clip_factor(tf.add_n(squared), self.grad_clip)
+        learning_rate = optimizer.learning_rate
+
+        def update(positions):
+            for i in positions:
+                # PyTorch SGD(weight_decay): L2 added to the clipped gradient.
+                optimizer.update_step(grads[i] * factor + self.weight_decay * weights[i], weights[i], learning_rate)
+            return tf.constant(0)
+
+        update(others)
+        for kind, k, groups in edges:
+            run_sampled(index[kind][k], [lambda g=g: update(g) for g in groups], lower=self.lower_weight_case)
+        optimizer.iterations.assign_add(1)
+
+    def arch_step(self, x, y):
+        """Adam on alpha (Algorithm 1 line 4), skipped while `arch_enabled` is 0."""
+        probs, loss, grads, index = self._run_forward_backward(x, y, "arch")
+        arch = self.arch_variables
+        # Warm-up (Algorithm 1, first 20 epochs) freezes alpha through a
+        # variable, so switching it on does not re-trace the step. Not a
+        # `tf.cond` around the update: under `tf.distribute` the optimizer
+        # aggregates gradients across replicas, which cannot happen inside a
+        # conditional. Instead the gradient is zeroed and Adam's step counter
+        # put back: from zero moments a zero gradient moves nothing, so the
+        # first enabled step is exactly Adam's first step.
+        enabled = tf.cast(self.arch_enabled > 0.5, "float32")
+        scale = _replica_scale() * enabled
+        grads = [(g + self.arch_weight_decay * v) * tf.cast(scale, g.dtype)
+                 for g, v in zip(grads, arch)]
+        self.arch_optimizer.apply(grads, arch)
+        iterations = self.arch_optimizer.iterations
+        iterations.assign_sub(tf.cast(1.0 - enabled, iterations.dtype))
+        return probs, loss, index
+
+    def train_step(self, data):
+        (x_train, y_train), (x_val, y_val) = data
+        probs, loss, train_index = self.weight_step(x_train, y_train)
+        val_probs, val_loss, val_index = self.arch_step(x_val, y_val)
+        y_val = tf.cast(tf.reshape(y_val, [-1]), tf.int64)
+        val_acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(val_probs, axis=-1), y_val), tf.float32))
+        num_ops = len(self.primitives)
+        counts = tf.stack([tf.one_hot(train_index[k], num_ops) for k in CELL_TYPES])
+        accs = tf.stack([tf.one_hot(val_index[k], num_ops) for k in CELL_TYPES]) * val_acc
+        self.op_counts.assign_add(counts)
+        self.op_accuracy.assign_add(accs)
+        self.loss_tracker.update_state(loss)
+        self.accuracy_tracker.update_state(y_train, probs)
+        self.arch_loss_tracker.update_state(val_loss)
+        self.arch_accuracy_tracker.update_state(val_acc)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        probs = self(x, training=False)
+        self.loss_tracker.update_state(self._loss(y, probs))
+        self.accuracy_tracker.update_state(y, probs)
+        return {m.name: m.result() for m in self.metrics[:2]}
+
+    # -- state -----------------------------------------------------------
+
+    def search_state(self):
+        """alpha, live masks and statistics as NumPy arrays (for callbacks and logs)."""
+        return {
+            "alpha": {k: v.numpy() for k, v in self.alphas.items()},
+            "live": {k: v.numpy() for k, v in self.lives.items()},
+            "counts": {k: self.op_counts.numpy()[i] for i, k in enumerate(CELL_TYPES)},
+            "accuracy": {k: self.op_accuracy.numpy()[i] for i, k in enumerate(CELL_TYPES)},
+            "temperature": float(self.temperature.numpy()),
+        }
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "cells": self.cells,
+            "channels": self.channels,
+            "num_classes": self.num_classes,
+            "input_shape": list(self.image_shape),
+            "edge_mode": self.edge_mode,
+            "primitives": list(self.primitives),
+            "steps": self.steps,
+            "multiplier": self.multiplier,
+            "stem_multiplier": self.stem_multiplier,
+            "weight_decay": self.weight_decay,
+            "arch_weight_decay": self.arch_weight_decay,
+            "grad_clip": self.grad_clip,
+            "temperature": self.initial_temperature,
+            "lower_arch_case": self.lower_arch_case,
+            "update_unsampled_ops": self.update_unsampled_ops,
+            "lower_weight_case": self.lower_weight_case,
+        }

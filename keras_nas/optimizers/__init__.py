@@ -1,2 +1,0 @@
-
-from keras_nas.optimizers.scaled_sgd import ScaledSGD  # noqa: F401

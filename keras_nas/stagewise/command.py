@@ -1,0 +1,353 @@
+"""Stage-wise depth search (Jordao et al. 2020): grow each stage by its importance.
+
+Algorithm 1 of the paper: train a network A with M0 modules per stage; each
+iteration trains a temporary network T (every stage + DELTA), compares the
+importance of each stage's features in A and T (PLS-VIP, inf-FS or il-FS),
+grows the stages where T's is higher, and trains that candidate, which becomes
+A. N iterations train 2N + 1 networks. The defaults run in a few minutes on a
+CPU on the bundled digits; the paper's CIFAR-10 setting is in
+`recipes/stagewise_cifar10.py` (m0 6, delta 2 / 1, 5 iterations, 200 epochs
++ 100 final, SGD lr 0.01 x0.1 at epochs 100 and 150).
+"""
+
+import argparse
+import os
+
+from keras_nas import io
+from keras_nas.engine import common_options, options
+from keras_nas.engine.options import Option, OptionError
+from keras_nas.engine import runtime as common
+
+MODULES = ("residual", "cell")
+GROUP = "stage-wise options"
+# Settings added after results folders were written without them, with the value those runs had.
+ADDED_DEFAULTS = {"skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
+                  "jit_compile": False}
+
+
+def _milestones(name, value):
+    return options.check_int_list(name, value, low=1, increasing=True,
+                                  metavar="comma-separated increasing positive epochs such as 100,150")
+
+
+OPTIONS = (
+    Option("module", "residual", "residual blocks (ResNet) or NASNet-A cells", choices=MODULES, paper="both",
+           group=GROUP),
+    Option("block", "basic", "residual block type", choices=("basic", "bottleneck"),
+           paper="basic on CIFAR, bottleneck on ImageNet", group=GROUP),
+    Option("criterion", "pls", "stage importance criterion: PLS-VIP, inf-FS or il-FS", choices=("pls", "inffs", "ilfs"),
+           paper="pls, Table II", group=GROUP),
+    Option("m0", 2, "initial modules per stage", low=1, paper=6, group=GROUP),
+    Option("delta", 1, "growth step", low=1, paper="2 residual, 1 cell", group=GROUP),
+    Option("iterations", 2, "iterations n; trains 2n+1 networks", low=1, paper=5, group=GROUP),
+    Option("stages", 3, "number of stages S", low=1, paper="3; 4 on ImageNet 224", group=GROUP),
+    Option("epochs", 12, "training epochs per network", low=1, paper=200, group=GROUP),
+    Option("final_epochs", 0, "extra epochs for each candidate", low=0, paper=100, group=GROUP),
+    Option("optimizer", "nesterov", "optimizer of every network", choices=("sgd", "nesterov", "adam"),
+           paper="SGD; the reference code uses Nesterov momentum 0.9", group=GROUP),
+    Option("learning_rate", 0.05, "initial learning rate", low=0, low_open=True, paper=0.01, group=GROUP),
+    Option("momentum", 0.9, "SGD momentum", low=0, high=1, high_open=True, paper=0.9, group=GROUP),
+    Option("l2", 1e-4, "L2 penalty on kernels", low=0, paper="1e-4, reference code", group=GROUP),
+    Option("milestones", None, "comma-separated epochs where the learning rate drops x0.1 (default: 50% and 75% "
+           "of --epochs)", parse=options.int_list, validate=_milestones, paper="100,150", group=GROUP,
+           metavar="E1,E2"),
+    Option("importance_samples", None, "training examples scored for importance (default: all)", type=int, low=2,
+           paper="all", group=GROUP),
+    Option("pool_size", 8, "pooling window of stage features", low=1, paper=8, group=GROUP),
+    Option("n_components", 2, "PLS components", low=1, paper=2, group=GROUP),
+    Option("alpha", 0.5, "inf-FS mixing weight", low=0, high=1, paper=0.5, group=GROUP),
+    Option("tokens", 6, "il-FS tokens", low=2, paper=6, group=GROUP),
+    Option("filters", 8, "cell modules: filters F of stage 1", low=1, paper=32, group=GROUP),
+    Option("donor", None, "weight transfer: a trained deeper .keras network of the same family",
+           validate=lambda name, value: io.check_keras_path(name, value), paper="ResNet-110", group=GROUP,
+           metavar="MODEL.keras"),
+)
+
+
+def upgrade_legacy_config(config):
+    """A config.json of keras_nas 0.1 in today's names (`module_type` -> `module`, milestones as a list)."""
+    config = dict(config)
+    if "module_type" in config:
+        config["module"] = config.pop("module_type")
+    if isinstance(config.get("milestones"), str):
+        config["milestones"] = options.int_list(config["milestones"])
+    return config
+
+
+def check(args):
+    """The options checked against each other (each alone is checked by its `Option`)."""
+    if args.module == "cell" and args.block != "basic":
+        raise OptionError("`block` applies to `module` residual only.", module=args.module, block=args.block)
+    if args.milestones and max(args.milestones) >= args.epochs + args.final_epochs:
+        raise OptionError("`milestones` must lie within the training epochs (`epochs` + `final_epochs`).",
+                          milestones=args.milestones, epochs=args.epochs, final_epochs=args.final_epochs)
+
+
+def builder(args, input_shape, num_classes):
+    """`stage_depths -> model` for the chosen module type."""
+    from keras_nas import stagewise
+
+    if args.module == "cell":
+        return lambda depths: stagewise.stage_nasnet(
+            depths, filters=args.filters, input_shape=input_shape,
+            num_classes=num_classes, l2_regularization=args.l2,
+        )
+    return lambda depths: stagewise.stage_resnet(
+        depths, block=args.block, input_shape=input_shape,
+        num_classes=num_classes, l2_regularization=args.l2,
+    )
+
+
+def check_donor(donor_path, args):
+    """Loads the donor and checks it is deep enough for every network of the search."""
+    import keras
+
+    from keras_nas.stagewise.weight_transfer import stage_depths_of
+
+    donor = keras.saving.load_model(donor_path, compile=False)
+    depths = stage_depths_of(donor)
+    deepest = args.m0 + args.iterations * args.delta  # T of the last iteration at most
+    if len(depths) != args.stages or min(depths) < deepest:
+        raise ValueError(
+            f"`--donor` has stage depths {depths}; this search may build stages of "
+            f"{deepest} modules ({args.stages} stages: m0 {args.m0} + {args.iterations} "
+            f"iterations x delta {args.delta}) and a candidate stage cannot be deeper "
+            "than the donor's. Use a deeper donor or fewer iterations."
+        )
+    return donor
+
+
+def layer_depth(model):
+    """Weighted layers on the main path (convolutions and the classifier).
+
+    Shortcut projections are not counted: 2 sum(m) + 2 for basic-block
+    ResNets (ResNet-56 = 56). Every separable conv counts once (NASNet-A:
+    12 per normal cell, as in Table IV's depths up to a constant 3).
+    """
+    import keras
+
+    kinds = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+    return sum(1 for layer in model.layers if isinstance(layer, kinds) and "shortcut" not in layer.name)
+
+
+def _plots(out, models, num_stages):
+    """`stage_depths.png` (m_i of A per iteration) and `accuracy_vs_macs.png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    path = sorted((m for m in models if m["role"] in ("initial", "candidate")), key=lambda m: m["iteration"])
+    for s in range(num_stages):
+        ax.plot([m["iteration"] for m in path], [m["stage_depths"][s] for m in path], marker="o", label=f"stage {s}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("modules in stage")
+    ax.set_title("Stage depth per iteration")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    io.save_figure(fig, os.path.join(out, "stage_depths.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for role, marker in (("initial", "s"), ("temporary", "x"), ("candidate", "o")):
+        chosen = [m for m in models if m["role"] == role]
+        ax.scatter([m["macs"] / 1e6 for m in chosen], [m["val_accuracy"] for m in chosen], marker=marker, label=role)
+        for m in chosen:
+            ax.annotate(",".join(str(d) for d in m["stage_depths"]), (m["macs"] / 1e6, m["val_accuracy"]),
+                        fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("MMACs")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Accuracy vs MACs")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    io.save_figure(fig, os.path.join(out, "accuracy_vs_macs.png"))
+
+
+def ensemble_accuracy(models, data):
+    """Accuracy of the averaged class probabilities of `models` on `data`.
+
+    `data` must yield its batches in the same order on every pass (the
+    validation and test pipelines are not shuffled).
+    """
+    import numpy as np
+
+    labels = np.concatenate([np.asarray(y).reshape(-1) for _, y in data])
+    probabilities = sum(model.predict(data, verbose=0) for model in models) / len(models)
+    return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
+
+
+def summarize(tuner, oracle, dataset, out, latency=True):
+    """The candidate table, ensemble, best model and plots of a finished search."""
+    import keras
+
+    from keras_nas import costs
+    from keras_nas.stagewise.tuner import FINAL_MODEL, SUMMARY
+
+    models = []
+    loaded = {}
+    for trial_id, info in sorted(oracle.plan.items()):
+        trial = oracle.trials.get(trial_id)
+        if trial is None or trial.status != "COMPLETED":
+            continue
+        trial_dir = tuner.get_trial_dir(trial_id)
+        summary = io.read_json(os.path.join(trial_dir, SUMMARY), {})
+        model = keras.saving.load_model(os.path.join(trial_dir, FINAL_MODEL), compile=False)
+        loaded[trial_id] = model
+        report = costs.profile(model, latency=latency)
+        metrics = summary.get("metrics", {})
+        seconds = metrics.get("train_seconds", 0.0)
+        models.append({
+            "trial_id": trial_id,
+            "role": info["role"],
+            "iteration": info["iteration"],
+            "stage_depths": list(info["stage_depths"]),
+            "depth": layer_depth(model),
+            "params": report.params,
+            "macs": report.macs,
+            "flops": report.flops,
+            "memory_mb": report.to_dict()["memory_mb"],
+            "latency_ms": report.to_dict()["latency_ms"],
+            "train_seconds": seconds,
+            "energy_kwh": costs.training_emissions(seconds)["energy_kwh"],
+            "co2_kg": costs.training_emissions(seconds)["co2_kg"],
+            "emissions": costs.training_emissions(seconds),
+            "val_accuracy": metrics.get("val_accuracy"),
+            "search_val_accuracy": metrics.get("search_val_accuracy"),
+            "test_accuracy": metrics.get("test_accuracy"),
+            "importance": summary.get("importance"),
+            "importance_seconds": metrics.get("importance_seconds"),
+        })
+    candidates = [m for m in models if m["role"] == "candidate"]
+    results = {
+        "method": "stagewise",
+        "models_trained": len(models),
+        "expected_models": 2 * oracle.iterations + 1,
+        "iterations": oracle.iterations,
+        "decisions": oracle.decisions,
+        "candidates": candidates,
+        "models": models,
+        "stopped_reason": oracle.stopped_reason,
+        "trials": common.trial_records(oracle),
+    }
+    if candidates:
+        members = [loaded[c["trial_id"]] for c in candidates]
+        results["ensemble"] = {
+            "members": [c["trial_id"] for c in candidates],
+            "params": sum(c["params"] for c in candidates),
+            "macs": sum(c["macs"] for c in candidates),
+            "val_accuracy": ensemble_accuracy(members, dataset.validation),
+            "test_accuracy": ensemble_accuracy(members, dataset.test),
+        }
+        best = max(candidates, key=lambda c: (c["val_accuracy"] or 0.0, -c["macs"]))
+        source = os.path.join(tuner.get_trial_dir(best["trial_id"]), FINAL_MODEL)
+        io.atomic_copy(source, os.path.join(out, "best_model.keras"))
+        results["best"] = {
+            "trial_id": best["trial_id"],
+            "stage_depths": best["stage_depths"],
+            "val_accuracy": best["val_accuracy"],
+            "test_accuracy": best["test_accuracy"],
+            "path": os.path.join(out, "best_model.keras"),
+        }
+    if models:
+        _plots(out, models, oracle.num_stages)
+    io.atomic_write_json(os.path.join(out, io.RESULTS_FILE), results)
+    return results
+
+
+def run(args):
+    """Runs (or resumes) the search described by `args`; returns results.json's dict."""
+    from keras_nas.stagewise.oracle import StageWiseOracle
+    from keras_nas.stagewise.tuner import StageWiseTuner
+
+    check(args)
+    out = args.out
+    strategy = common.setup_runtime(args)
+    dataset = common.load_data(args)
+    build = builder(args, dataset.input_shape, dataset.num_classes)
+    # Fail before training on an architecture the input cannot carry.
+    build([args.m0] * args.stages)
+    if args.donor:
+        check_donor(args.donor, args)
+    option_list = OPTIONS + common_options.SEARCH_OPTIONS
+    config = common.run_config(args, "stagewise", option_list)
+    resumed = common.open_results(args, "keras-nas search stagewise", config, option_list,
+                                  added_defaults=ADDED_DEFAULTS, upgrade=upgrade_legacy_config)
+    io.write_preprocessing(out, dataset)
+    print(
+        f"{'Resuming' if resumed else 'Starting'} stage-wise search on {dataset.name} "
+        f"{dataset.input_shape}: {args.module} modules, m0={args.m0}, delta={args.delta}, "
+        f"{args.iterations} iterations ({2 * args.iterations + 1} networks), "
+        f"{args.epochs} epochs each, criterion {args.criterion} -> {out}",
+        flush=True,
+    )
+    oracle = StageWiseOracle(
+        num_stages=args.stages, initial_depth=args.m0, delta=args.delta,
+        iterations=args.iterations, seed=args.seed, lease_seconds=args.lease_seconds,
+    )
+    tuner = StageWiseTuner(
+        oracle,
+        build,
+        epochs=args.epochs,
+        final_epochs=args.final_epochs,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        momentum=args.momentum,
+        milestones=args.milestones,
+        criterion=args.criterion,
+        importance_samples=args.importance_samples,
+        pool_size=args.pool_size,
+        n_components=args.n_components,
+        alpha=args.alpha,
+        tokens=args.tokens,
+        donor=args.donor,
+        logs_dir=os.path.join(out, "logs"),
+        seed=args.seed,
+        jit_compile=getattr(args, "jit_compile", False),
+        distribution_strategy=strategy,
+        directory=out,
+        project_name="trials",
+    )
+    importance_data = dataset.train
+    if args.augment and str(args.augment).lower() != "none":
+        # The paper scores the training samples themselves: the same seeded
+        # training split, loaded again without augmentation.
+        importance_data = common.load_data(argparse.Namespace(**{**vars(args), "augment": None})).train
+    tuner.search(
+        dataset.train,
+        validation_data=dataset.validation,
+        importance_data=importance_data,
+        test_data=dataset.test,
+        verbose=args.verbose,
+    )
+    if common.role() == "worker":
+        return {}
+    results = summarize(tuner, oracle, dataset, out)
+    common.check_trained(results["models_trained"], "network", results["trials"], out)
+    if results["stopped_reason"]:
+        reasons = "; ".join(
+            f"trial {t['trial_id']}: {t.get('reason', t['status'])}"
+            for t in results["trials"] if t["status"] != "COMPLETED"
+        )
+        raise RuntimeError(f"The search stopped early: {results['stopped_reason']} ({reasons}); the "
+                           f"{results['models_trained']} networks trained are in {out}. Fix the cause and run the "
+                           "same command with --overwrite.")
+    for d in results["decisions"]:
+        print(
+            f"iteration {d['iteration']}: A {d['previous_depths']} vs T {d['temporary_depths']}, "
+            f"importance A {[round(v, 4) for v in d['importance_a']]} T "
+            f"{[round(v, 4) for v in d['importance_t']]} -> {d['stage_depths']}",
+            flush=True,
+        )
+    for c in results["candidates"]:
+        print(
+            f"candidate it={c['iteration']} {c['stage_depths']}: depth {c['depth']}, "
+            f"{c['params']:,} params, {c['macs'] / 1e6:.2f} MMACs, val acc {c['val_accuracy']:.4f}",
+            flush=True,
+        )
+    if "ensemble" in results:
+        e = results["ensemble"]
+        print(f"ensemble of {len(e['members'])} candidates: val acc {e['val_accuracy']:.4f}, "
+              f"test acc {e['test_accuracy']:.4f}", flush=True)
+        print(f"best candidate {results['best']['stage_depths']} saved to {results['best']['path']}", flush=True)
+    print(f"{results['models_trained']} networks trained; results in {out}", flush=True)
+    return results

@@ -1,0 +1,314 @@
+"""`keras-nas train | export | profile | report`: one architecture, a served model, costs, a summary.
+
+Each command has its options (checked before anything loads or is written),
+a `check_<command>(args)` for the checks between options and a
+`run_<command>(args)`.
+"""
+
+import json
+import os
+import re
+
+from keras_nas import io
+from keras_nas.engine import common_options
+from keras_nas.engine.options import Option, OptionError
+from keras_nas.eoinas.genotypes import check_genotype_name
+
+COMMANDS = {
+    "train": "train one architecture from scratch",
+    "export": "export a .keras model as a SavedModel for TF Serving (a new version folder each time)",
+    "profile": "cost report of a .keras model",
+    "report": "summarise a results folder",
+}
+ARCH_KINDS = ("resnet", "resnet-bottleneck", "nasnet")
+OPTIMIZERS = ("sgd", "nesterov", "adam")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+def parse_arch(name, spec):
+    """`'resnet:3,3,3'` -> `('resnet', (3, 3, 3))`; `OptionError` naming `name` otherwise."""
+    kind, _, depths = str(spec).partition(":")
+    values = tuple(int(v) for v in depths.split(",")) if re.fullmatch(r"\d+(,\d+)*", depths) else ()
+    if kind not in ARCH_KINDS or not values or min(values) < 1:
+        raise OptionError(f"`{name}` must look like KIND:D1,D2,... with KIND one of {sorted(ARCH_KINDS)} and "
+                          "positive depths (resnet:3,3,3).", **{name: spec})
+    return kind, values
+
+
+def _arch(name, value):
+    parse_arch(name, value)
+    return value
+
+
+_MODEL = Option("model", None, "a saved .keras model", validate=io.check_keras_path, optional=False,
+                metavar="MODEL.keras")
+TRAIN = (
+    Option("arch", None, "resnet:D1,D2,D3 (CIFAR basic blocks), resnet-bottleneck:D1,..,D4, or nasnet:N1,N2,N3",
+           validate=_arch, metavar="KIND:DEPTHS"),
+    Option("genotype", None, "genotype.json of a cell search (EoiNAS/DARTS form), or DARTS_V1, DARTS_V2, GDAS_V1",
+           validate=check_genotype_name, metavar="FILE|NAME"),
+    Option("model", None, "a saved .keras model whose architecture is retrained from scratch",
+           validate=io.check_keras_path, metavar="MODEL.keras"),
+    Option("epochs", 10, "training epochs", low=1),
+    Option("optimizer", "sgd", "optimizer", choices=OPTIMIZERS),
+    Option("learning_rate", 0.05, "initial learning rate", low=0, low_open=True),
+    Option("momentum", 0.9, "SGD momentum", low=0, high=1, high_open=True),
+    Option("weight_decay", 5e-4, "decoupled weight decay", low=0),
+    Option("schedule", "cosine", "learning-rate schedule", choices=SCHEDULES),
+    Option("cells", 8, "--genotype: number of cells", low=3, paper=20),
+    Option("init_channels", 16, "--genotype: initial channels", low=1, paper=36),
+    Option("auxiliary", False, "--genotype: auxiliary head"),
+    Option("auxiliary_weight", 0.4, "--genotype: weight of the auxiliary loss", low=0, paper="0.4, DARTS sec. 4.3"),
+    Option("drop_path", 0.0, "--genotype: drop-path rate, ramped up linearly over training", low=0, high=1,
+           high_open=True, paper="0.2-0.3"),
+) + common_options.DATA_OPTIONS + common_options.FOLDER_OPTIONS
+_DATA_SOURCE = (common_options.DATASET, common_options.DATA_DIR, common_options.IMAGE_SIZE,
+                common_options.CHANNELS)
+EXPORT = (
+    _MODEL,
+    Option("preprocessing", None, "preprocessing.json (default: the one beside the model, else derived from "
+           "--dataset)", validate=lambda name, value: _existing_file(name, value), metavar="FILE"),
+    Option("fold_batch_norm", True, "fold BatchNormalization layers into the convolutions before them (same "
+           "predictions, fewer ops to serve)"),
+    Option("out", None, "model base folder; each export adds a version folder 1, 2, ... in it (TF Serving's "
+           "layout; default <model folder>/saved_model)", validate=common_options.OUT.validate, metavar="DIR"),
+    Option("overwrite", False, "replace the newest version instead of adding one"),
+) + _DATA_SOURCE
+PROFILE = (
+    _MODEL,
+    Option("latency", False, "also time CPU inference at batch 1"),
+    Option("evaluate", False, "also report accuracy on the --dataset test split"),
+) + _DATA_SOURCE + (common_options.BATCH_SIZE, common_options.SEED, common_options.SKIP_UNREADABLE)
+REPORT = (
+    Option("folder", None, "results folder", validate=lambda name, value: _existing_folder(name, value),
+           optional=False),
+)
+OPTIONS = {"train": TRAIN, "export": EXPORT, "profile": PROFILE, "report": REPORT}
+POSITIONAL = {"export": {"model": "MODEL"}, "profile": {"model": "MODEL"}, "report": {"folder": "FOLDER"}}
+
+
+def _existing_file(name, value):
+    if not isinstance(value, str) or not os.path.isfile(value):
+        raise OptionError(f"`{name}` must be an existing file.", **{name: value})
+    return value
+
+
+def _existing_folder(name, value):
+    if not isinstance(value, str) or not os.path.isdir(value):
+        raise OptionError(f"`{name}` must be an existing results folder.", **{name: value})
+    return value
+
+
+# -- train ----------------------------------------------------------------
+
+
+def train_slug(args):
+    """The folder name under runs/train of what `train` trains (`resnet-3-3-3`, `genotype-DARTS_V2`, ...)."""
+    if args.arch:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", args.arch).strip("-")
+    source = args.genotype or args.model
+    stem = os.path.splitext(os.path.basename(source))[0] if os.path.isfile(source) else source
+    if args.genotype and stem == "genotype":  # runs/<search>/genotype.json: name it after the search folder
+        stem = os.path.basename(os.path.dirname(os.path.abspath(source)))
+    return f"{'genotype' if args.genotype else 'model'}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem)}"
+
+
+def check_train(args):
+    given = [name for name in ("arch", "genotype", "model") if getattr(args, name)]
+    if len(given) != 1:
+        raise OptionError("Exactly one of `arch`, `genotype` or `model` says what to train.",
+                          **{name: getattr(args, name) for name in ("arch", "genotype", "model")})
+    if not args.genotype:
+        for name in ("auxiliary", "drop_path"):
+            if getattr(args, name) != next(o.default for o in TRAIN if o.name == name):
+                raise OptionError(f"`{name}` applies to `genotype` networks only.", **{name: getattr(args, name)})
+    if args.out is None:
+        args.out = os.path.join("runs", "train", train_slug(args))
+
+
+def build_architecture(spec, input_shape, num_classes):
+    """Builds a model from an `--arch` spec such as `resnet:3,3,3`."""
+    from keras_nas import stagewise
+
+    kind, depths = parse_arch("arch", spec)
+    if kind == "nasnet":
+        return stagewise.stage_nasnet(depths, input_shape=input_shape, num_classes=num_classes)
+    block = "bottleneck" if kind == "resnet-bottleneck" else "basic"
+    return stagewise.stage_resnet(depths, block=block, input_shape=input_shape, num_classes=num_classes)
+
+
+def run_train(args):
+    import keras
+
+    from keras_nas import training
+    from keras_nas.engine import runtime as common
+
+    dataset = common.load_data(args)
+    if args.arch:
+        model = build_architecture(args.arch, dataset.input_shape, dataset.num_classes)
+    elif args.genotype:
+        from keras_nas.eoinas import darts
+
+        model = darts.eval_network(
+            darts.load_genotype(args.genotype), cells=args.cells, channels=args.init_channels,
+            num_classes=dataset.num_classes, input_shape=dataset.input_shape, auxiliary=args.auxiliary,
+            auxiliary_weight=args.auxiliary_weight, drop_path=args.drop_path,
+        )
+    else:
+        model = keras.models.clone_model(io.load_model(args.model, "model"))
+    callbacks = []
+    if args.genotype and args.drop_path > 0:
+        from keras_nas.eoinas.drop_path_schedule import DropPathSchedule
+
+        # DARTS train.py: the drop-path rate ramps up linearly over training.
+        callbacks.append(DropPathSchedule(args.epochs))
+    config = common.run_config(args, "train", TRAIN)
+    resumed = common.open_results(args, "keras-nas train", config, TRAIN)
+    out = args.out
+    io.write_preprocessing(out, dataset)
+    print(f"{'Resuming' if resumed else 'Training'} {model.name} "
+          f"({model.count_params():,} parameters) on {dataset.name} -> {out}", flush=True)
+    result = training.train_model(
+        model, dataset, epochs=args.epochs, optimizer=args.optimizer, learning_rate=args.learning_rate,
+        momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule, out=out,
+        verbose=args.verbose, callbacks=callbacks,
+    )
+    result["costs"] = training.summarize_costs(model, result["train_seconds"])
+    training.plot_history(result["history"], os.path.join(out, "history.png"), title=model.name)
+    io.atomic_write_json(os.path.join(out, io.RESULTS_FILE), result)
+    print(f"test accuracy {result['test_accuracy']:.4f}, best val accuracy "
+          f"{result['val_accuracy']:.4f}; results in {out}", flush=True)
+    return result
+
+
+# -- export ---------------------------------------------------------------
+
+
+def check_export(args):
+    if args.out is None:
+        args.out = os.path.join(os.path.dirname(os.path.abspath(args.model)), "saved_model")
+    if os.path.exists(os.path.join(args.out, "saved_model.pb")):
+        raise OptionError("`out` holds a SavedModel itself; give the model base folder that holds (or will hold) "
+                          "its version folders 1, 2, ... (TF Serving's layout).", out=args.out)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise OptionError("`out` must be a folder; a file of that name exists.", out=args.out)
+
+
+def versions(base):
+    """The version numbers of the SavedModels under a model base folder (sorted)."""
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(v) for v in os.listdir(base)
+                  if v.isdigit() and os.path.isfile(os.path.join(base, v, "saved_model.pb")))
+
+
+def run_export(args):
+    import shutil
+
+    from keras_nas import export
+    from keras_nas.engine import runtime as common
+
+    model = io.load_model(args.model, "model")
+    if args.preprocessing:
+        preprocessing = io.read_json(args.preprocessing)
+    else:
+        preprocessing = io.find_preprocessing(args.model)
+        if preprocessing is None:
+            preprocessing = common.load_data(args).preprocessing()
+    existing = versions(args.out)
+    replace = args.overwrite and bool(existing)
+    if replace:
+        version = existing[-1]  # only a version folder holding a SavedModel (what export writes) is replaced
+    else:
+        version = existing[-1] + 1 if existing else 1
+        while os.path.exists(os.path.join(args.out, str(version))):
+            version += 1  # a folder of that number that is not a SavedModel is left alone
+    path = os.path.join(args.out, str(version))
+    # Written beside its final place and renamed when complete: TF Serving
+    # polls the base folder and must never load a half-written version.
+    partial = os.path.join(args.out, f".tmp-{version}-{os.getpid()}")
+    os.makedirs(partial)
+    try:
+        export.export_saved_model(model, partial, preprocessing=preprocessing, fold_batch_norm=args.fold_batch_norm)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if replace:
+        shutil.rmtree(path)
+    os.rename(partial, path)
+    print(f"SavedModel version {version} written to {path} (TF Serving: --model_base_path={args.out})\n"
+          f"  input  `images`: float32 (batch, height, width, {preprocessing['source_channels']}) in [0, 255]\n"
+          f"  output `probabilities`, `class_ids`" + (", `class_names`" if preprocessing.get("class_names") else ""),
+          flush=True)
+    return {"path": path, "version": version}
+
+
+# -- profile --------------------------------------------------------------
+
+
+def check_profile(args):
+    pass
+
+
+def run_profile(args):
+    from keras_nas import costs
+    from keras_nas.engine import runtime as common
+
+    model = io.load_model(args.model, "model")
+    report = costs.profile(model, latency=args.latency).to_dict()
+    if args.evaluate:
+        dataset = common.load_data(args)
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        report["test_loss"], report["test_accuracy"] = [
+            float(v) for v in model.evaluate(dataset.test, verbose=0)[:2]
+        ]
+    print(json.dumps(report, indent=2))
+    return report
+
+
+# -- report ---------------------------------------------------------------
+
+
+def check_report(args):
+    pass
+
+
+def _format_table(rows):
+    keys = []
+    for row in rows:
+        for k, v in row.items():
+            if k not in keys and (not isinstance(v, (dict, list)) or k == "stage_depths"):
+                keys.append(k)
+    text = [[str(k) for k in keys]]
+    for row in rows:
+        cells = []
+        for k in keys:
+            v = row.get(k, "")
+            cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
+        text.append(cells)
+    widths = [max(len(r[i]) for r in text) for i in range(len(keys))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in text)
+
+
+def run_report(args):
+    folder = args.folder
+    config = io.read_json(os.path.join(folder, io.CONFIG_FILE), {})
+    results = io.read_json(os.path.join(folder, io.RESULTS_FILE))
+    print(f"Results folder: {folder}")
+    if config:
+        print("Settings: " + ", ".join(f"{k}={v}" for k, v in config.items() if v is not None and k != "keras_nas"))
+    if results is None:
+        print("No results.json yet (the run has not finished a step that writes it).")
+        return {}
+    for key, value in results.items():
+        if isinstance(value, (int, float, str, bool)):
+            print(f"  {key}: {value}")
+    for key, value in results.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            print(f"\n{key}:")
+            print(_format_table(value))
+        elif isinstance(value, dict) and all(not isinstance(v, (dict, list)) for v in value.values()):
+            print(f"\n{key}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+    files = sorted(f for f in os.listdir(folder) if not f.startswith("."))
+    print("\nFiles: " + ", ".join(files))
+    return results

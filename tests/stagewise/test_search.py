@@ -1,0 +1,77 @@
+"""`keras-nas search stagewise`: option errors, a tiny real search, resume, weight transfer."""
+
+import json
+import os
+
+import keras
+import pytest
+
+from keras_nas import cli
+from keras_nas.stagewise.resnet import stage_resnet
+from tests.helpers import assert_only_owned
+
+TINY = ["--epochs", "1", "--iterations", "1", "--m0", "1", "--verbose", "0", "--importance-samples", "64"]
+
+
+def _run(tmp_path, *extra, out="run"):
+    return cli.main(["search", "stagewise", "--out", str(tmp_path / out), *TINY, *extra])
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--m0", "0"], "`--m0` must be an int >= 1. Received: --m0 0"),
+        (["--milestones", "a,b"], "`--milestones` must be comma-separated increasing positive epochs"),
+        (["--donor", "missing.keras"], "`--donor` must be an existing .keras file"),
+        (["--module", "cell", "--block", "bottleneck"], "`--block` applies to `--module` residual only"),
+        (["--alpha", "2"], "`--alpha` must be a float in [0, 1]. Received: --alpha 2"),
+    ],
+)
+def test_bad_options_fail_before_anything_is_written(tmp_path, capsys, options, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["search", "stagewise", "--out", str(tmp_path / "run"), *options])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_too_shallow_donor_is_refused_before_training(tmp_path, capsys):
+    donor = str(tmp_path / "donor.keras")
+    stage_resnet((1, 1, 1), input_shape=(8, 8, 1), num_classes=10).save(donor)
+    with pytest.raises(SystemExit):
+        _run(tmp_path, "--donor", donor)
+    assert "cannot be deeper than the donor's" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_tiny_search_end_to_end_and_resume(tmp_path):
+    assert _run(tmp_path) == 0
+    out = tmp_path / "run"
+    results = json.loads((out / "results.json").read_text())
+    assert results["models_trained"] == 3 == results["expected_models"]
+    (candidate,) = results["candidates"]
+    for key in ("stage_depths", "params", "macs", "val_accuracy", "memory_mb", "latency_ms", "emissions", "depth"):
+        assert candidate[key] is not None
+    assert candidate["depth"] == 2 * sum(candidate["stage_depths"]) + 2
+    assert 0.0 <= results["ensemble"]["test_accuracy"] <= 1.0
+    for name in ("best_model.keras", "stage_depths.png", "accuracy_vs_macs.png", "preprocessing.json"):
+        assert (out / name).exists()
+    model = keras.saving.load_model(str(out / "best_model.keras"))
+    assert model.output_shape == (None, 10)
+    assert_only_owned(out)
+
+    stamps = {p: os.path.getmtime(p) for p in out.glob("trials/trial_*/search_model.keras")}
+    assert len(stamps) == 3
+    assert _run(tmp_path) == 0  # same command: resumes, trains nothing
+    assert stamps == {p: os.path.getmtime(p) for p in out.glob("trials/trial_*/search_model.keras")}
+    again = json.loads((out / "results.json").read_text())
+    assert again["candidates"][0]["val_accuracy"] == candidate["val_accuracy"]
+
+
+@pytest.mark.slow
+def test_weight_transfer_search(tmp_path):
+    donor = str(tmp_path / "donor.keras")
+    stage_resnet((3, 3, 3), input_shape=(8, 8, 1), num_classes=10).save(donor)
+    assert _run(tmp_path, "--donor", donor, out="transfer") == 0
+    results = json.loads((tmp_path / "transfer" / "results.json").read_text())
+    assert results["models_trained"] == 3
