@@ -16,7 +16,8 @@ import importlib as _importlib
 
 from keras_nas import _registration
 
-_SUBMODULES = ("cli", "costs", "data", "engine", "export", "folding", "io", "training")
+_SUBMODULES = ("cli", "cnas", "costs", "data", "engine", "eoinas", "epnas", "export", "folding", "io", "layers", "stagewise",
+               "training")
 
 
 def __getattr__(name):

@@ -32,11 +32,35 @@ def _identity_preprocessing(model):
     )
 
 
+def output_kind(model):
+    """'probabilities' if `model` ends in a softmax, 'logits' if in a linear layer (read from its last layer).
+
+    Raises `ValueError` for other endings (a sigmoid, a ReLU, ...): the served
+    `probabilities` would mean nothing.
+    """
+    import keras
+
+    layer = model.get_layer(model.outputs[0]._keras_history[0].name) if hasattr(
+        model.outputs[0], "_keras_history") else model.layers[-1]
+    if isinstance(layer, keras.layers.Softmax):
+        return "probabilities"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None) or (activation if isinstance(activation, str) else None)
+    if name == "softmax":
+        return "probabilities"
+    if activation is None or name == "linear":
+        return "logits"
+    raise ValueError(f"`model` must end in a softmax or in logits (a linear layer); its last layer "
+                     f"{layer.name!r} applies {name or activation!r}.")
+
+
 def export_saved_model(model, path, *, preprocessing=None, class_names=None, fold_batch_norm=True):
     """Writes `model` as a SavedModel with the preprocessing inside the graph.
 
     Args:
-        model: a Keras model mapping normalised images to class probabilities.
+        model: a Keras classifier of normalised images that ends in a
+            softmax or in logits; for logits, the serving graph applies the
+            softmax (`output_kind` tells which).
         path: str. Folder to write (created; must not exist or be empty).
         preprocessing: dict from `Dataset.preprocessing()` (or the results
             folder's `preprocessing.json`). None exports a graph that feeds
@@ -89,6 +113,7 @@ def export_saved_model(model, path, *, preprocessing=None, class_names=None, fol
 
         if folding.is_graph_model(model) and folding.foldable_pairs(model):
             model = folding.fold_batch_norms(model)
+    logits = output_kind(model) == "logits"
     names = class_names if class_names is not None else config.get("class_names")
     num_classes = int(model.outputs[0].shape[-1])
     if names is not None and len(names) != num_classes:
@@ -105,6 +130,8 @@ def export_saved_model(model, path, *, preprocessing=None, class_names=None, fol
     def serve(images):
         probabilities = model(data_lib.preprocess(images, config), training=False)
         probabilities = tf.cast(probabilities, tf.float32)
+        if logits:
+            probabilities = tf.nn.softmax(probabilities, axis=-1)
         outputs = {
             "probabilities": probabilities,
             "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32),

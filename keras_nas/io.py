@@ -127,6 +127,13 @@ def save_figure(fig, path, dpi=100):
     os.replace(tmp, path)
 
 
+def save_model(model, path):
+    """Saves a Keras model as `.keras` atomically (temporary name beside it, then rename)."""
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.part.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
 def check_keras_path(name, path):
     """`path` if it names an existing `.keras` file; `OptionError` naming `name` otherwise."""
     from keras_nas.engine.options import OptionError, OptionTypeError

@@ -236,8 +236,10 @@ def run_export(args):
     if replace:
         shutil.rmtree(path)
     os.rename(partial, path)
+    kind = export.output_kind(model)
     print(f"SavedModel version {version} written to {path} (TF Serving: --model_base_path={args.out})\n"
-          f"  input  `images`: float32 (batch, height, width, {preprocessing['source_channels']}) in [0, 255]\n"
+          + ("  the model ends in logits: the serving graph applies the softmax\n" if kind == "logits" else "")
+          + f"  input  `images`: float32 (batch, height, width, {preprocessing['source_channels']}) in [0, 255]\n"
           f"  output `probabilities`, `class_ids`" + (", `class_names`" if preprocessing.get("class_names") else ""),
           flush=True)
     return {"path": path, "version": version}
@@ -300,10 +302,26 @@ def run_report(args):
     if results is None:
         print("No results.json yet (the run has not finished a step that writes it).")
         return {}
+    from keras_nas.engine.results import REPORT_COLUMNS
+
+    best = results.get("best")
+    print(f"Method: {results.get('method')}" + (f" (keras_nas {results['version']})" if "version" in results else ""))
+    if best:
+        architecture = best.get("architecture")
+        if not isinstance(architecture, str):
+            architecture = json.dumps(architecture)
+        print(f"Best model: {best.get('path')}\n  architecture: {architecture}")
+        print(_format_table([{k: best.get(k) for k in REPORT_COLUMNS}]))
+    elif "best" in results:
+        print("Best model: none" + (" meets every constraint (see best_by_reward)" if results.get("best_by_reward")
+                                    else ""))
+    skipped = {"best", "config", "receipt", "method", "version"}
     for key, value in results.items():
-        if isinstance(value, (int, float, str, bool)):
+        if key not in skipped and isinstance(value, (int, float, str, bool)):
             print(f"  {key}: {value}")
     for key, value in results.items():
+        if key in skipped:
+            continue
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             print(f"\n{key}:")
             print(_format_table(value))

@@ -11,6 +11,7 @@ import time
 
 import keras
 
+from keras_nas import io
 from keras_nas import costs as costs_lib
 
 OPTIMIZERS = ("sgd", "nesterov", "adam")
@@ -168,7 +169,7 @@ def train_model(
     )
     seconds = time.perf_counter() - start
     if out is not None:
-        model.save(os.path.join(out, "model.keras"))
+        io.save_model(model, os.path.join(out, "model.keras"))
     test_loss, test_accuracy = model.evaluate(dataset.test, verbose=0)[:2]
     hist = {k: [float(v) for v in values] for k, values in history.history.items()}
     return {
@@ -191,16 +192,16 @@ def plot_history(history, path, title=None):
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for key in (metric, f"val_{metric}"):
             if key in history:
-                ax.plot(range(1, len(history[key]) + 1), history[key], label=key)
+                # Markers too, so a run of one or two epochs still shows its points.
+                ax.plot(range(1, len(history[key]) + 1), history[key], label=key,
+                        marker="o" if len(history[key]) <= 20 else None)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.legend()
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    io.save_figure(fig, path)
 
 
 def summarize_costs(model, train_seconds=None, latency=True):

@@ -9,3 +9,41 @@ def assert_only_owned(out):
 
     stray = sorted(set(os.listdir(out)) - results_folder.OWNED)
     assert not stray, f"{out} holds entries keras_nas does not list as its own: {stray}"
+
+
+def check_results_contract(out):
+    """results.json of `out` has the contract's top level, and `best` describes best_model.keras itself.
+
+    Returns results.json. The test accuracy is recomputed by evaluating
+    best_model.keras on the test split of the run's own data settings.
+    """
+    import json
+
+    import keras
+    import numpy as np
+
+    from keras_nas import data
+    from keras_nas.engine import common_options
+    from keras_nas.engine.results import BEST_KEYS, config_sha256
+
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    keys = list(results)
+    assert keys[:4] == ["method", "version", "config", "best"] and keys[-1] == "receipt", keys
+    assert results["receipt"]["config_sha256"] == config_sha256(results["config"])
+    assert set(results["receipt"]["versions"]) == {"keras_nas", "tensorflow", "keras", "keras_tuner"}
+    best = results["best"]
+    if best is None:
+        return results
+    assert list(best)[:len(BEST_KEYS)] == list(BEST_KEYS)
+    model = keras.saving.load_model(os.path.join(out, "best_model.keras"), compile=False)
+    assert best["params"] == model.count_params()
+    config = results["config"]
+    settings = {o.name: config.get(o.name, o.default) for o in common_options.DATA_OPTIONS}
+    dataset = data.load(settings.pop("dataset"), **settings)
+    correct = total = 0
+    for images, labels in dataset.test:
+        correct += int(np.sum(np.argmax(model(images, training=False), axis=-1) == np.asarray(labels)))
+        total += len(labels)
+    assert best["test_accuracy"] == correct / total
+    return results

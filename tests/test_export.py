@@ -96,3 +96,34 @@ def test_errors(tmp_path):
         export.export_saved_model(model, str(tmp_path / "c"))
     with pytest.raises(ValueError, match="`class_names` must have 10 entries"):
         export.export_saved_model(model, str(tmp_path / "d"), class_names=["a"])
+
+
+def _ending(kind):
+    x = keras.Input((8, 8, 1))
+    y = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3)(x))
+    if kind == "softmax_layer":
+        return keras.Model(x, layers.Softmax()(layers.Dense(10)(y)))
+    return keras.Model(x, layers.Dense(10, activation={"logits": None, "softmax": "softmax", "relu": "relu"}[kind])(y))
+
+
+@pytest.mark.parametrize("kind, expected", [("logits", "logits"), ("softmax", "probabilities"),
+                                            ("softmax_layer", "probabilities")])
+def test_served_probabilities_are_probabilities_whatever_the_model_ends_in(kind, expected, tmp_path):
+    import tensorflow as tf
+
+    model = _ending(kind)
+    assert export.output_kind(model) == expected
+    export.export_saved_model(model, str(tmp_path / "m"))
+    served = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
+    images = np.random.default_rng(0).uniform(0, 255, (3, 8, 8, 1)).astype("float32")
+    probabilities = served(images=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    outputs = model.predict(images, verbose=0)
+    reference = outputs if expected == "probabilities" else tf.nn.softmax(outputs).numpy()
+    np.testing.assert_allclose(probabilities, reference, atol=1e-5)
+
+
+def test_a_model_that_is_not_a_classifier_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="`model` must end in a softmax or in logits .* applies 'relu'"):
+        export.export_saved_model(_ending("relu"), str(tmp_path / "m"))
+    assert not (tmp_path / "m").exists()

@@ -82,3 +82,35 @@ def test_training_only_parts_do_not_reach_the_served_graph(tmp_path):
     assert first.shape == (3, 10)
     np.testing.assert_array_equal(first.numpy(), second.numpy())
     np.testing.assert_allclose(first.numpy().sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_every_final_model_loads_after_a_plain_import_keras_nas(tmp_path):
+    """A fresh process that imports only keras_nas (no layer module) loads every method's model with Keras."""
+    import json
+    import subprocess
+    import sys
+
+    models = {**BUILDERS, "cnas_oneshot": lambda: cnas.channel_nasnet(1, 2, 4, input_shape=SHAPE, num_classes=10)}
+    inputs = np.random.default_rng(0).normal(size=(2, *SHAPE)).astype("float32")
+    np.save(tmp_path / "inputs.npy", inputs)
+    expected = {}
+    for name, build in models.items():
+        keras.utils.set_random_seed(0)
+        model = build()
+        model.save(str(tmp_path / f"{name}.keras"))
+        expected[name] = np.asarray(model(inputs, training=False))
+    script = (
+        "import json, numpy as np\n"
+        "import keras_nas\n"
+        "import keras\n"
+        "x = np.load('inputs.npy')\n"
+        f"print(json.dumps({{n: np.asarray(keras.saving.load_model(n + '.keras')(x, training=False)).tolist() "
+        f"for n in {list(models)!r}}}))\n"
+    )
+    env = {**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=str(tmp_path), capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    for name in models:
+        np.testing.assert_allclose(loaded[name], expected[name], atol=1e-5, err_msg=name)

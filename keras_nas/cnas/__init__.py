@@ -9,6 +9,7 @@ Read from the smallest piece to the command: `channel_mask`,
 from keras_nas._lazy import exports
 
 _NAMES = {
+    "search": "command",
     "ChannelMask": "channel_mask",
     "ChannelSelect": "channel_select",
     "ChannelsFirstFactorizedReduce": "channels_first_factorized_reduce",

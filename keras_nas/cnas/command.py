@@ -24,6 +24,7 @@ import time
 
 from keras_nas import io
 from keras_nas.engine import common_options
+from keras_nas.engine import results as contract
 from keras_nas.engine.options import Option, OptionError
 from keras_nas.engine import runtime as common
 
@@ -104,9 +105,13 @@ def check(args):
     if args.min_learning_rate > args.learning_rate:
         raise OptionError("`min_learning_rate` must be <= `learning_rate`.", min_learning_rate=args.min_learning_rate,
                           learning_rate=args.learning_rate)
-    if getattr(args, "chief", None):
-        raise OptionError("CNAS is a single one-shot search: `chief` does not apply; use `strategy='mirrored'` "
-                          "to spread it over local devices.", chief=args.chief)
+    one_shot = "CNAS is one one-shot search, not a set of trials"
+    common_options.refuse_unused(args, {
+        "chief": f"{one_shot}; use `strategy` mirrored to spread it over local devices.",
+        "worker_id": f"{one_shot}.",
+        "max_failures": f"{one_shot}; a diverged phase stops the search with its reason.",
+        "lease_seconds": f"{one_shot} (leases are for distributed trials).",
+    })
 
 
 def sparse_data_format(args):
@@ -263,31 +268,22 @@ def _plots(out, report, iterations, total_params, title):
     axes[1].set_title("Weights per cell")
     axes[1].legend(fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "topology.png"), dpi=100)
-    plt.close(fig)
+    io.save_figure(fig, os.path.join(out, "topology.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     its = [0] + [r["iteration"] for r in iterations]
     ax.plot(its, [1.0] + [r["sparsity"] for r in iterations], marker="o", label="|W'|/|W|")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("|W'| / |W|")
     if iterations and "val_accuracy" in iterations[0]:
-        ax2 = ax.twinx()
-        ax2.plot([r["iteration"] for r in iterations], [r["val_accuracy"] for r in iterations], color="C1",
-                 marker="x", label="val accuracy")
-        ax2.set_ylabel("val accuracy (after fine-tuning)")
+        # Both lie in [0, 1]: one axis, one legend.
+        ax.plot([r["iteration"] for r in iterations], [r["val_accuracy"] for r in iterations], color="C1",
+                marker="x", label="val accuracy (after fine-tuning)")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction")
+    ax.legend(fontsize=8, loc="lower left")
     ax.set_title(f"Progressive zeroing (|W| = {total_params:,})")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "pruning.png"), dpi=100)
-    plt.close(fig)
-
-
-def _save_model(model, path):
-    tmp = path + ".part.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    io.save_figure(fig, os.path.join(out, "pruning.png"))
 
 
 def run(args):
@@ -358,7 +354,7 @@ def run(args):
     difference = float(np.max(np.abs(oneshot.predict(images, verbose=0) - sparse.predict(images, verbose=0))))
     if sparse.count_params() != final_params:
         raise RuntimeError(f"materialised model has {sparse.count_params()} weights, expected {final_params}")
-    _save_model(sparse, os.path.join(out, "sparse_model.keras"))
+    io.save_model(sparse, os.path.join(out, "sparse_model.keras"))
     report = graph.cell_report(masks)
     print(f"[search] W*: {final_params:,} weights ({final_params / total:.3f} of |W|), "
           f"|X*| = {graph.input_channels(masks):,}, {sum(r['nodes_removed'] for r in report)} node(s) and "
@@ -376,7 +372,7 @@ def run(args):
                              lr_fn=_lr(args, args.final_epochs), args=args, strategy=strategy,
                              learning_rate=args.learning_rate,
                              message=f"[final] {name}: training the sparse model for {args.final_epochs} epochs")
-    _save_model(final, os.path.join(out, "best_model.keras"))
+    io.save_model(final, os.path.join(out, "best_model.keras"))
     print(f"[final] {name}: val accuracy {final_done['val_accuracy']:.4f}, test accuracy "
           f"{final_done['test_accuracy']:.4f}", flush=True)
 
@@ -410,7 +406,6 @@ def run(args):
     costs_final = costs.profile(final).to_dict()
     costs_oneshot = costs.profile(oneshot).to_dict()
     results = {
-        "method": "cnas",
         "space": args.space,
         "mode": name,
         "oneshot_params": total,
@@ -435,9 +430,37 @@ def run(args):
         "macs": {"oneshot": costs_oneshot["macs"], "final": costs_final["macs"]},
         "costs": costs_final,
         "baselines": baselines,
-        "best_model": os.path.join(out, "best_model.keras"),
     }
-    io.atomic_write_json(os.path.join(out, io.RESULTS_FILE), results)
+    best = contract.best_block(os.path.join(out, "best_model.keras"), {"space": args.space, "mode": name,
+                               "sparse_model": os.path.join(out, "sparse_model.keras")},
+                               final_done["val_accuracy"], dataset)
+    results = contract.write(out, "cnas", results, best)
     print(f"Done: {name} with {final_params:,} of {total:,} weights (rho {final_params / total:.3f}), test accuracy "
           f"{final_done['test_accuracy']:.4f}; results in {out}", flush=True)
     return results
+
+
+def search(dataset="digits", *, directory=None, overwrite=False, seed=0, verbose=1, **options):
+    """Runs (or resumes) a CNAS channel search from Python; returns a `keras_nas.engine.entry.SearchResult`.
+
+    The options are those of `keras-nas search cnas` by their Python names,
+    checked before anything is written; `dataset` is a name as `--dataset`
+    takes it or a `keras_nas.data.Dataset`; `directory` is `--out`
+    (default `runs/cnas`).
+
+    Example:
+
+    ```python
+    import keras_nas
+
+    result = keras_nas.cnas.search("digits", directory="runs/cnas", sparsity=0.5)
+    print(result.best["test_accuracy"], result.best["params"])
+    model = result.load_best_model()
+    ```
+    """
+    import sys
+
+    from keras_nas.engine import entry
+
+    return entry.search(sys.modules[__name__], "cnas", dataset, directory=directory, overwrite=overwrite, seed=seed,
+                        verbose=verbose, **options)

@@ -4,6 +4,8 @@ Pure Python (no TensorFlow), so the command line checks them at once.
 `keras_nas.data.load` checks its own arguments with the same options.
 """
 
+import re
+
 from keras_nas.engine.options import Option, OptionError, OptionTypeError
 
 AUGMENTATIONS = ("crop", "flip", "cutout", "color")
@@ -136,3 +138,17 @@ def check_runtime(values):
     if worker_id and worker_id != "chief" and values.get("overwrite"):
         raise OptionError("`overwrite` is the chief's to pass: a worker never deletes the shared results folder.",
                           overwrite=True, worker_id=worker_id)
+
+
+def refuse_unused(args, reasons):
+    """`OptionError` for a setting given a value other than its default where the method does not use it.
+
+    `reasons` maps option names to why they mean nothing for this method, so
+    no option is accepted and then silently ignored.
+    """
+    defaults = {o.name: o.default for o in SEARCH_OPTIONS}
+    for name, reason in reasons.items():
+        value = getattr(args, name, defaults[name])
+        if value != defaults[name]:
+            raise OptionError(f"`{name}` does not apply here: {reason}", names=tuple(re.findall(r"`(\w+)`", reason)),
+                              **{name: value})

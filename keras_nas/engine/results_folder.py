@@ -119,6 +119,13 @@ def release_all():
         _HELD.pop().release()
 
 
+def release(out):
+    """Releases this process' lock on the results folder `out`, if it holds one (a Python search has ended)."""
+    for lock in list(_HELD):
+        if os.path.abspath(lock.folder) == os.path.abspath(out):
+            lock.release()
+
+
 class FolderLock:
     """The lock of one run on one results folder (held until `release()` or the process ends).
 

@@ -7,8 +7,14 @@ from keras_nas.engine import common_options, results_folder
 
 
 def load_data(args, **overrides):
-    """Loads the dataset the common options describe (`overrides` replace some of them)."""
+    """Loads the dataset the common options describe (`overrides` replace some of them).
+
+    A dataset a Python caller passed (`args.loaded_dataset`) is used as it is.
+    """
     from keras_nas import data as data_lib  # TensorFlow: loaded once the options are checked
+
+    if getattr(args, "loaded_dataset", None) is not None:
+        return args.loaded_dataset
 
     values = {o.name: getattr(args, o.name, o.default) for o in common_options.DATA_OPTIONS}
     values.update(overrides)

@@ -9,6 +9,7 @@ evaluation networks), the schedules and `operation_pruning` (Eq. 5-7),
 from keras_nas._lazy import exports
 
 _NAMES = {
+    "search": "command",
     "PRIMITIVES": "genotypes",
     "Genotype": "genotypes",
     "GENOTYPES": "genotypes",

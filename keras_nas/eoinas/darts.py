@@ -12,6 +12,7 @@ import os
 import keras
 import numpy as np
 
+from keras_nas import io
 from keras_nas.eoinas.auxiliary_tap import AuxiliaryTap
 from keras_nas.eoinas.drop_path import DropPath
 from keras_nas.layers.factorized_reduce import FactorizedReduce
@@ -241,10 +242,8 @@ def plot_genotype(genotype, path, title=None):
         ax.set_title(f"{kind} cell")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    io.save_figure(fig, path)
     return path
 
 

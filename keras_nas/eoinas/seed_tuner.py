@@ -6,7 +6,7 @@ from keras_nas.engine.search_tuner import SearchTuner
 
 
 class EoiNASSeedTuner(SearchTuner):
-    """Runs `keras_nas.eoinas.command.one_shot_search` for the trial's seed.
+    """Runs `keras_nas.eoinas.one_shot.one_shot_search` for the trial's seed.
 
     Each trial searches in `<directory>/<project_name>/trial_<id>/search`
     (checkpointed every epoch, so a restarted trial resumes), writes its
@@ -33,7 +33,7 @@ class EoiNASSeedTuner(SearchTuner):
     """
 
     def __init__(self, oracle, search_kwargs=None, **kwargs):
-        from keras_nas.eoinas.command import check_search_kwargs
+        from keras_nas.eoinas.one_shot import check_search_kwargs
 
         self.search_kwargs = check_search_kwargs(search_kwargs)
         super().__init__(oracle=oracle, **kwargs)
@@ -42,7 +42,7 @@ class EoiNASSeedTuner(SearchTuner):
         return os.path.join(self.project_dir, f"trial_{trial_id}", "search")
 
     def run_trial(self, trial, dataset, **kwargs):
-        from keras_nas.eoinas.command import one_shot_search
+        from keras_nas.eoinas.one_shot import one_shot_search
 
         seed = int(trial.hyperparameters.get("seed"))
         directory = self.trial_search_dir(trial.trial_id)

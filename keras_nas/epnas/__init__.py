@@ -8,6 +8,7 @@ networks and their edits), `constraints` and `reward` (Eq. 1-3),
 from keras_nas._lazy import exports
 
 _NAMES = {
+    "search": "command",
     "EPNASSpace": "space",
     "parse_constraints": "constraints",
     "soft_penalty": "reward",

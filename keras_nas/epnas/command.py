@@ -225,16 +225,28 @@ def children(oracle, tuner):
     return rows
 
 
-def summarize(oracle, tuner, out, constraints, penalty_base, method):
-    """results.json, reward.png and best_model.keras of a finished search."""
+def feasible(row):
+    """Whether a child meets every constraint (each soft penalty of Eq. 2 is 1)."""
+    return all(p >= 1.0 for p in (row["penalties"] or {}).values())
+
+
+def summarize(oracle, tuner, out, constraints, penalty_base, method, dataset=None):
+    """results.json, reward.png and best_model.keras of a finished search.
+
+    The reward (Eq. 1-3) trades accuracy against soft penalties, so the child
+    of highest reward may break a constraint. `best` is the child of highest
+    reward among those that meet every constraint; `best_by_reward` is added
+    when that is another child. When no child meets them, `best` is None and
+    best_model.keras is the child of highest reward (`best_by_reward`).
+    """
+    from keras_nas.engine import results as contract
     from keras_nas.epnas.constraints import constraint_report
     from keras_nas.epnas.tuner import MODEL
 
     rows = children(oracle, tuner)
     done = [r for r in rows if r["status"] in ("COMPLETED", "FAILED", "INVALID")]
     rewards = [r["reward"] for r in done]
-    results = {
-        "method": method,
+    block = {
         "children_trained": sum(r["status"] == "COMPLETED" for r in rows),
         "constraints": constraints,
         "penalty_base": penalty_base,
@@ -243,31 +255,38 @@ def summarize(oracle, tuner, out, constraints, penalty_base, method):
         "episodes": getattr(oracle, "history", []),
         "trials": common.trial_records(oracle),
     }
+    best = None
     completed = [r for r in rows if r["status"] == "COMPLETED"]
     if completed:
-        best = max(completed, key=lambda r: (r["reward"], r["val_accuracy"] or 0.0, -int(r["trial_id"])))
-        usages = {k: best[k] for k in ("params", "flops", "macs", "compute_intensity", "memory_mb")}
-        report = constraint_report(usages, constraints, penalty_base)
-        source = os.path.join(tuner.get_trial_dir(best["trial_id"]), MODEL)
-        io.atomic_copy(source, os.path.join(out, "best_model.keras"))
-        results["best"] = {
-            "trial_id": best["trial_id"],
-            "architecture": best["architecture"],
-            "params": int(best["params"]),
-            "flops": int(best["flops"]),
-            "compute_intensity": best["compute_intensity"],
-            "val_accuracy": best["val_accuracy"],
-            "reward": best["reward"],
-            "constraints_satisfied": all(c["satisfied"] for c in report),
-            "path": os.path.join(out, "best_model.keras"),
-        }
-        results["constraint_report"] = report
-        results["constraints_satisfied_share"] = (
-            sum(1 for r in completed if all(p >= 1.0 for p in (r["penalties"] or {}).values())) / len(completed))
+        rank = lambda r: (r["reward"], r["val_accuracy"] or 0.0, -int(r["trial_id"]))  # noqa: E731
+        by_reward = max(completed, key=rank)
+        meeting = [r for r in completed if feasible(r)]
+        chosen = max(meeting, key=rank) if meeting else by_reward
+        path = os.path.join(out, "best_model.keras")
+        io.atomic_copy(os.path.join(tuner.get_trial_dir(chosen["trial_id"]), MODEL), path)
+
+        def describe(row, model_path):
+            usages = {k: row[k] for k in ("params", "flops", "macs", "compute_intensity", "memory_mb")}
+            report = constraint_report(usages, constraints, penalty_base)
+            return contract.best_block(
+                model_path, row["architecture"], row["val_accuracy"], dataset if model_path == path else None,
+                trial_id=row["trial_id"], compute_intensity=row["compute_intensity"], reward=row["reward"],
+                constraints_satisfied=all(c["satisfied"] for c in report)), report
+
+        described, report = describe(chosen, path)
+        block["constraint_report"] = report
+        block["feasible_children"] = len(meeting)
+        block["constraints_satisfied_share"] = len(meeting) / len(completed)
+        if meeting:
+            best = described
+            if by_reward is not chosen:
+                trial_model = os.path.join(tuner.get_trial_dir(by_reward["trial_id"]), MODEL)
+                block["best_by_reward"] = describe(by_reward, trial_model)[0]
+        else:
+            block["best_by_reward"] = described
     if rewards:
         plot_rewards({method: rewards}, os.path.join(out, "reward.png"))
-    io.atomic_write_json(os.path.join(out, io.RESULTS_FILE), results)
-    return results
+    return contract.write(out, method, block, best)
 
 
 def build_search(args, space, constraints, dataset, out, strategy=None):
@@ -343,18 +362,52 @@ def run(args):
                       verbose=args.verbose)
     if common.role() == "worker":
         return {}
-    results = summarize(oracle, tuner, out, constraints, args.penalty_base, method)
+    results = summarize(oracle, tuner, out, constraints, args.penalty_base, method, dataset)
     common.check_trained(results["children_trained"], "child", results["trials"], out)
-    if "best" in results:
-        b = results["best"]
+    b = results["best"]
+    if b is None and "best_by_reward" in results:
+        b = results["best_by_reward"]
+        print(f"No child meets every constraint ({', '.join(c['text'] for c in constraints)}); best_model.keras "
+              "is the child of highest reward (`best_by_reward` in results.json).", flush=True)
+    if b is not None:
         print(
-            f"best child {b['trial_id']}: {b['params']:,} params, {b['flops'] / 1e6:.2f} MFLOPs, "
-            f"intensity {b['compute_intensity']:.1f} FLOPs/byte, val acc {b['val_accuracy']:.4f}, "
-            f"reward {b['reward']:.4f}, constraints {'met' if b['constraints_satisfied'] else 'violated'}",
+            f"{'best child' if b is results['best'] else 'child'} {b['trial_id']}: {b['params']:,} params, "
+            f"{b['flops'] / 1e6:.2f} MFLOPs, intensity {b['compute_intensity']:.1f} FLOPs/byte, "
+            f"val acc {b['val_accuracy']:.4f}, test acc {b['test_accuracy']:.4f}, reward {b['reward']:.4f}",
             flush=True,
         )
         for c in results["constraint_report"]:
             print(f"  {c['constraint']}: usage {c['usage']:.4g}, penalty {c['penalty']:.4f}", flush=True)
-        print(f"saved {b['path']}", flush=True)
+        if results.get("best_by_reward") and results["best"] is not None:
+            r = results["best_by_reward"]
+            print(f"  (child {r['trial_id']} has a higher reward, {r['reward']:.4f}, but breaks a constraint)",
+                  flush=True)
+        print(f"saved {os.path.join(out, 'best_model.keras')}", flush=True)
     print(f"{results['children_trained']} children trained; results in {out}", flush=True)
     return results
+
+
+def search(dataset="digits", *, directory=None, overwrite=False, seed=0, verbose=1, **options):
+    """Runs (or resumes) a EPNAS search from Python; returns a `keras_nas.engine.entry.SearchResult`.
+
+    The options are those of `keras-nas search epnas` by their Python names,
+    checked before anything is written; `dataset` is a name as `--dataset`
+    takes it or a `keras_nas.data.Dataset`; `directory` is `--out`
+    (default `runs/epnas`).
+
+    Example:
+
+    ```python
+    import keras_nas
+
+    result = keras_nas.epnas.search("digits", directory="runs/epnas", constraint=["params<=50000"])
+    print(result.best["test_accuracy"], result.best["params"])
+    model = result.load_best_model()
+    ```
+    """
+    import sys
+
+    from keras_nas.engine import entry
+
+    return entry.search(sys.modules[__name__], "epnas", dataset, directory=directory, overwrite=overwrite, seed=seed,
+                        verbose=verbose, **options)

@@ -497,7 +497,7 @@ class EPNASTuner(SearchTuner):
         val_accuracy = max(hist.get("val_accuracy", [0.0]))
         reward, penalties = constrained_reward(val_accuracy, usages, constraints,
                                                float(values.get("penalty_base", 0.9)))
-        model.save(os.path.join(trial_dir, MODEL))
+        io.save_model(model, os.path.join(trial_dir, MODEL))
         if store is not None:
             store.contribute(model, trial.trial_id, int(values.get("global_step", 0)), val_accuracy)
         metrics = {

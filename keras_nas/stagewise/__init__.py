@@ -7,6 +7,7 @@ networks), `vip`, `infinite_fs`, `infinite_latent_fs`, `importance` (stage impor
 from keras_nas._lazy import exports
 
 _NAMES = {
+    "search": "command",
     "stage_resnet": "resnet",
     "stage_nasnet": "nasnet",
     "pls_vip": "vip",

@@ -76,6 +76,10 @@ def upgrade_legacy_config(config):
 
 def check(args):
     """The options checked against each other (each alone is checked by its `Option`)."""
+    common_options.refuse_unused(args, {
+        "max_failures": "Algorithm 1 needs every network it trains, so the search stops at the first failed one "
+                        "(with its reason).",
+    })
     if args.module == "cell" and args.block != "basic":
         raise OptionError("`block` applies to `module` residual only.", module=args.module, block=args.block)
     if args.milestones and max(args.milestones) >= args.epochs + args.final_epochs:
@@ -176,11 +180,21 @@ def ensemble_accuracy(models, data):
     return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
 
 
+def architecture_spec(config, stage_depths):
+    """The `keras-nas train --arch` spec of a network of this search (`resnet:3,5,3`, `nasnet:2,2,2`)."""
+    if config.get("module", config.get("module_type")) == "cell":
+        kind = "nasnet"
+    else:
+        kind = "resnet-bottleneck" if config.get("block") == "bottleneck" else "resnet"
+    return f"{kind}:{','.join(str(d) for d in stage_depths)}"
+
+
 def summarize(tuner, oracle, dataset, out, latency=True):
     """The candidate table, ensemble, best model and plots of a finished search."""
     import keras
 
     from keras_nas import costs
+    from keras_nas.engine import results as contract
     from keras_nas.stagewise.tuner import FINAL_MODEL, SUMMARY
 
     models = []
@@ -241,17 +255,15 @@ def summarize(tuner, oracle, dataset, out, latency=True):
         best = max(candidates, key=lambda c: (c["val_accuracy"] or 0.0, -c["macs"]))
         source = os.path.join(tuner.get_trial_dir(best["trial_id"]), FINAL_MODEL)
         io.atomic_copy(source, os.path.join(out, "best_model.keras"))
-        results["best"] = {
-            "trial_id": best["trial_id"],
-            "stage_depths": best["stage_depths"],
-            "val_accuracy": best["val_accuracy"],
-            "test_accuracy": best["test_accuracy"],
-            "path": os.path.join(out, "best_model.keras"),
-        }
+        config = io.read_json(os.path.join(out, io.CONFIG_FILE), {})
+        results["best"] = contract.best_block(
+            os.path.join(out, "best_model.keras"), architecture_spec(config, best["stage_depths"]),
+            best["val_accuracy"], dataset, trial_id=best["trial_id"], stage_depths=best["stage_depths"])
+    else:
+        results["best"] = None
     if models:
         _plots(out, models, oracle.num_stages)
-    io.atomic_write_json(os.path.join(out, io.RESULTS_FILE), results)
-    return results
+    return contract.write(out, "stagewise", results, results.pop("best"))
 
 
 def run(args):
@@ -348,6 +360,35 @@ def run(args):
         e = results["ensemble"]
         print(f"ensemble of {len(e['members'])} candidates: val acc {e['val_accuracy']:.4f}, "
               f"test acc {e['test_accuracy']:.4f}", flush=True)
-        print(f"best candidate {results['best']['stage_depths']} saved to {results['best']['path']}", flush=True)
+    if results["best"] is not None:
+        b = results["best"]
+        print(f"best candidate {b['architecture']}: val acc {b['val_accuracy']:.4f}, test acc "
+              f"{b['test_accuracy']:.4f}, saved to {b['path']}", flush=True)
     print(f"{results['models_trained']} networks trained; results in {out}", flush=True)
     return results
+
+
+def search(dataset="digits", *, directory=None, overwrite=False, seed=0, verbose=1, **options):
+    """Runs (or resumes) a Stage-wise depth search from Python; returns a `keras_nas.engine.entry.SearchResult`.
+
+    The options are those of `keras-nas search stagewise` by their Python names,
+    checked before anything is written; `dataset` is a name as `--dataset`
+    takes it or a `keras_nas.data.Dataset`; `directory` is `--out`
+    (default `runs/stagewise`).
+
+    Example:
+
+    ```python
+    import keras_nas
+
+    result = keras_nas.stagewise.search("digits", directory="runs/stagewise", iterations=2)
+    print(result.best["test_accuracy"], result.best["params"])
+    model = result.load_best_model()
+    ```
+    """
+    import sys
+
+    from keras_nas.engine import entry
+
+    return entry.search(sys.modules[__name__], "stagewise", dataset, directory=directory, overwrite=overwrite, seed=seed,
+                        verbose=verbose, **options)

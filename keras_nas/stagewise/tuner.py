@@ -251,7 +251,7 @@ class StageWiseTuner(SearchTuner):
                 "train_seconds": train_seconds,
                 "importance_seconds": importance_seconds,
             }
-            model.save(search_path)
+            io.save_model(model, search_path)
             io.atomic_write_json(os.path.join(trial_dir, SEARCH_SUMMARY), search_summary)
 
         summary = dict(search_summary)
@@ -271,7 +271,7 @@ class StageWiseTuner(SearchTuner):
             summary["final_train_seconds"] = time.perf_counter() - start
             for k, values in final.history.items():
                 history.setdefault(k, []).extend(float(v) for v in values)
-        model.save(os.path.join(trial_dir, FINAL_MODEL))
+        io.save_model(model, os.path.join(trial_dir, FINAL_MODEL))
 
         search_val = search_summary["history"].get("val_accuracy", [float("nan")])[-1]
         metrics = {

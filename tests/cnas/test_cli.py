@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from tests.helpers import assert_only_owned
+from tests.helpers import assert_only_owned, check_results_contract
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +43,8 @@ def test_search_writes_results_and_an_exportable_model(tmp_path):
     for name in ("best_model.keras", "sparse_model.keras", "topology.png", "pruning.png", "history.png"):
         assert os.path.exists(os.path.join(out, name)), name
     assert_only_owned(out)
+    checked = check_results_contract(out)
+    assert checked["best"]["params"] == results["final_params"] == results["final"]["params"]
     _cli("export", os.path.join(out, "best_model.keras"), "--out", str(tmp_path / "export"))
     assert os.path.exists(tmp_path / "export" / "1" / "saved_model.pb")  # TF Serving version 1
     again = _cli("search", "cnas", *SMALL, "--out", out)

@@ -109,6 +109,10 @@ def _refusal(*argv):
     (["--t0", "0"], "`--t0` must be an int >= 1. Received: --t0 0"),
     (["--saliency-form", "inverse"], "`--saliency-form` must be one of ['taylor', 'reciprocal']. "
                                      "Received: --saliency-form inverse"),
+    (["--max-failures", "5"], "`--max-failures` does not apply here: CNAS is one one-shot search, not a set of "
+                              "trials; a diverged phase stops the search with its reason. Received: --max-failures 5"),
+    (["--chief", "host:8000", "--worker-id", "chief"], "`--chief` does not apply here: CNAS is one one-shot search, "
+     "not a set of trials; use `--strategy` mirrored to spread it over local devices. Received: --chief host:8000"),
 ])
 def test_options_are_checked_before_anything_is_written(argv, message):
     assert _refusal(*argv) == message

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from keras_nas import cli
-from tests.helpers import assert_only_owned
+from tests.helpers import assert_only_owned, check_results_contract
 
 
 def test_bad_option_fails_before_anything_is_written(tmp_path, capsys):
@@ -53,6 +53,8 @@ def test_search_end_to_end_resume_train_and_export(tmp_path):
     assert os.path.exists(os.path.join(out, "best_model.keras"))
     assert os.path.exists(os.path.join(out, "genotype.png"))
     assert_only_owned(out)
+    checked = check_results_contract(out)
+    assert checked["best"]["architecture"] == results["genotype"] and checked["receipt"]["seeds"] == [0, 1]
     trial_dir = os.path.join(out, "tuner", "trial_0", "search")
     with open(os.path.join(trial_dir, "pruning.json")) as f:
         decisions = json.load(f)["decisions"]
@@ -69,7 +71,7 @@ def test_search_end_to_end_resume_train_and_export(tmp_path):
 
 
 def test_history_read_back_after_a_kill_keeps_one_row_per_epoch(tmp_path):
-    from keras_nas.eoinas.command import _read_history
+    from keras_nas.eoinas.one_shot import _read_history
 
     path = tmp_path / "history.csv"
     # Epoch 1 was logged, the process was killed before its checkpoint, and

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from keras_nas import cli
-from tests.helpers import assert_only_owned
+from tests.helpers import assert_only_owned, check_results_contract
 
 
 @pytest.mark.parametrize(
@@ -57,8 +57,17 @@ def test_search_end_to_end_resume_and_export(tmp_path):
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     assert results["children_trained"] == 4 and len(results["trials"]) == 4
-    best = results["best"]
-    assert {"architecture", "params", "flops", "compute_intensity", "val_accuracy", "reward"} <= set(best)
+    check_results_contract(out)
+    # `best` is the child of highest reward among those meeting every constraint; none met -> None.
+    meeting = [c for c in results["children"] if c["status"] == "COMPLETED"
+               and all(p >= 1.0 for p in (c["penalties"] or {}).values())]
+    assert results["feasible_children"] == len(meeting)
+    if meeting:
+        assert results["best"]["params"] <= 5000 and results["best"]["constraints_satisfied"]
+        assert results["best"]["reward"] == max(c["reward"] for c in meeting)
+    else:
+        assert results["best"] is None
+        assert results["best_by_reward"]["reward"] == max(c["reward"] for c in results["children"])
     assert results["constraint_report"][0]["constraint"] == "params<=5000"
     assert len(results["episodes"]) == 2 and len(results["reward_curve"]) == 4
     assert os.path.exists(os.path.join(out, "reward.png"))

@@ -8,7 +8,7 @@ import pytest
 
 from keras_nas import cli
 from keras_nas.stagewise.resnet import stage_resnet
-from tests.helpers import assert_only_owned
+from tests.helpers import assert_only_owned, check_results_contract
 
 TINY = ["--epochs", "1", "--iterations", "1", "--m0", "1", "--verbose", "0", "--importance-samples", "64"]
 
@@ -24,6 +24,7 @@ def _run(tmp_path, *extra, out="run"):
         (["--milestones", "a,b"], "`--milestones` must be comma-separated increasing positive epochs"),
         (["--donor", "missing.keras"], "`--donor` must be an existing .keras file"),
         (["--module", "cell", "--block", "bottleneck"], "`--block` applies to `--module` residual only"),
+        (["--max-failures", "2"], "`--max-failures` does not apply here: Algorithm 1 needs every network"),
         (["--alpha", "2"], "`--alpha` must be a float in [0, 1]. Received: --alpha 2"),
     ],
 )
@@ -59,6 +60,9 @@ def test_tiny_search_end_to_end_and_resume(tmp_path):
     model = keras.saving.load_model(str(out / "best_model.keras"))
     assert model.output_shape == (None, 10)
     assert_only_owned(out)
+    checked = check_results_contract(out)
+    assert checked["best"]["val_accuracy"] == max(c["val_accuracy"] for c in results["candidates"])
+    assert checked["best"]["architecture"] == "resnet:" + ",".join(map(str, checked["best"]["stage_depths"]))
 
     stamps = {p: os.path.getmtime(p) for p in out.glob("trials/trial_*/search_model.keras")}
     assert len(stamps) == 3
