@@ -25,6 +25,7 @@ import time
 from keras_nas import io
 from keras_nas.engine import common_options
 from keras_nas.engine import results as contract
+from keras_nas.engine import entry
 from keras_nas.engine.options import Option, OptionError
 from keras_nas.engine import runtime as common
 
@@ -186,6 +187,7 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
         model.fit(
             dataset.train, validation_data=dataset.validation, epochs=epochs, initial_epoch=initial_epoch,
             callbacks=[keras.callbacks.LearningRateScheduler(lr_fn), *callbacks, checkpoint,
+                       keras.callbacks.TensorBoard(os.path.join(out, "logs", name), write_graph=False),
                        keras.callbacks.TerminateOnNaN()],
             verbose=args.verbose,
         )
@@ -440,27 +442,5 @@ def run(args):
     return results
 
 
-def search(dataset="digits", *, directory=None, overwrite=False, seed=0, verbose=1, **options):
-    """Runs (or resumes) a CNAS channel search from Python; returns a `keras_nas.engine.entry.SearchResult`.
-
-    The options are those of `keras-nas search cnas` by their Python names,
-    checked before anything is written; `dataset` is a name as `--dataset`
-    takes it or a `keras_nas.data.Dataset`; `directory` is `--out`
-    (default `runs/cnas`).
-
-    Example:
-
-    ```python
-    import keras_nas
-
-    result = keras_nas.cnas.search("digits", directory="runs/cnas", sparsity=0.5)
-    print(result.best["test_accuracy"], result.best["params"])
-    model = result.load_best_model()
-    ```
-    """
-    import sys
-
-    from keras_nas.engine import entry
-
-    return entry.search(sys.modules[__name__], "cnas", dataset, directory=directory, overwrite=overwrite, seed=seed,
-                        verbose=verbose, **options)
+search = entry.searcher(__name__, "cnas", "a CNAS channel search and the training of its sparse model",
+                        'result = keras_nas.cnas.search("digits", directory="runs/cnas", sparsity=0.5)')

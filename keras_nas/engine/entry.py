@@ -101,6 +101,45 @@ def search(command, method, dataset="digits", *, directory=None, overwrite=False
     return SearchResult(method, args.out, results or io.read_json(os.path.join(args.out, io.RESULTS_FILE), {}))
 
 
+def searcher(module_name, method, title, example):
+    """The `search` function of a method's command module (`keras_nas.<method>.search`).
+
+    Args:
+        module_name: str. The command module's `__name__`.
+        method: str. The method's name.
+        title: str. What it runs, for the docstring ("a stage-wise depth search").
+        example: str. The line of the docstring's example that calls it.
+    """
+
+    def search_method(dataset="digits", *, directory=None, overwrite=False, seed=0, verbose=1, **values):
+        import importlib
+
+        return search(importlib.import_module(module_name), method, dataset, directory=directory,
+                      overwrite=overwrite, seed=seed, verbose=verbose, **values)
+
+    search_method.__name__ = search_method.__qualname__ = "search"
+    search_method.__module__ = module_name
+    search_method.__doc__ = f"""Runs (or resumes) {title} from Python; returns a `SearchResult`.
+
+    The options are those of `keras-nas search {method}` by their Python names,
+    checked before anything is written; `dataset` is a name as `--dataset`
+    takes it or a `keras_nas.data.Dataset`; `directory` is `--out` (default
+    `runs/{method}`); `overwrite`, `seed` and `verbose` are `--overwrite`,
+    `--seed` and `--verbose`.
+
+    Example:
+
+    ```python
+    import keras_nas
+
+    {example}
+    print(result.best["test_accuracy"], result.best["params"])
+    model = result.load_best_model()
+    ```
+    """
+    return search_method
+
+
 def _from_text(option_list, name, value):
     """A list option given as its command-line text (`milestones="100,150"`) becomes its value."""
     option = next(o for o in option_list if o.name == name)

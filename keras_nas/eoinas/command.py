@@ -16,6 +16,7 @@ import os
 from keras_nas import io
 from keras_nas.engine import common_options
 from keras_nas.engine import results as contract
+from keras_nas.engine import entry
 from keras_nas.engine.options import Option, OptionError
 from keras_nas.eoinas.one_shot import SEARCH, SEARCH_OPTIONS, check_search_kwargs, validate_search_options
 
@@ -127,27 +128,5 @@ def run(args):
     return results
 
 
-def search(dataset="digits", *, directory=None, overwrite=False, seed=0, verbose=1, **options):
-    """Runs (or resumes) a EoiNAS cell search from Python; returns a `keras_nas.engine.entry.SearchResult`.
-
-    The options are those of `keras-nas search eoinas` by their Python names,
-    checked before anything is written; `dataset` is a name as `--dataset`
-    takes it or a `keras_nas.data.Dataset`; `directory` is `--out`
-    (default `runs/eoinas`).
-
-    Example:
-
-    ```python
-    import keras_nas
-
-    result = keras_nas.eoinas.search("digits", directory="runs/eoinas", seeds=2)
-    print(result.best["test_accuracy"], result.best["params"])
-    model = result.load_best_model()
-    ```
-    """
-    import sys
-
-    from keras_nas.engine import entry
-
-    return entry.search(sys.modules[__name__], "eoinas", dataset, directory=directory, overwrite=overwrite, seed=seed,
-                        verbose=verbose, **options)
+search = entry.searcher(__name__, "eoinas", "an EoiNAS cell search and the training of its best cells",
+                        'result = keras_nas.eoinas.search("digits", directory="runs/eoinas", seeds=2)')

@@ -18,6 +18,7 @@ import os
 
 from keras_nas import io
 from keras_nas.engine import common_options, options
+from keras_nas.engine import entry
 from keras_nas.engine.options import Option, OptionError
 from keras_nas.engine import runtime as common
 
@@ -322,7 +323,7 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
         shared_noise=getattr(args, "shared_noise", 0.0),
         prediction_decay_epochs=getattr(args, "prediction_decay_epochs", None), seed=args.seed,
         jit_compile=getattr(args, "jit_compile", False), distribution_strategy=strategy,
-        directory=out, project_name="trials",
+        logs_dir=os.path.join(out, "logs"), directory=out, project_name="trials",
     )
     return oracle, tuner
 
@@ -387,27 +388,5 @@ def run(args):
     return results
 
 
-def search(dataset="digits", *, directory=None, overwrite=False, seed=0, verbose=1, **options):
-    """Runs (or resumes) a EPNAS search from Python; returns a `keras_nas.engine.entry.SearchResult`.
-
-    The options are those of `keras-nas search epnas` by their Python names,
-    checked before anything is written; `dataset` is a name as `--dataset`
-    takes it or a `keras_nas.data.Dataset`; `directory` is `--out`
-    (default `runs/epnas`).
-
-    Example:
-
-    ```python
-    import keras_nas
-
-    result = keras_nas.epnas.search("digits", directory="runs/epnas", constraint=["params<=50000"])
-    print(result.best["test_accuracy"], result.best["params"])
-    model = result.load_best_model()
-    ```
-    """
-    import sys
-
-    from keras_nas.engine import entry
-
-    return entry.search(sys.modules[__name__], "epnas", dataset, directory=directory, overwrite=overwrite, seed=seed,
-                        verbose=verbose, **options)
+search = entry.searcher(__name__, "epnas", "an EPNAS search",
+                        'result = keras_nas.epnas.search("digits", directory="runs/epnas", constraint=["params<=50000"])')

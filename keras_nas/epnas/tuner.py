@@ -290,6 +290,8 @@ class EPNASTuner(SearchTuner):
             plateau in 2 epochs (see `shared_shrink`). Defaults to None.
         seed: int. Each trial is seeded with `seed + trial number`.
         jit_compile: bool. Defaults to `False`.
+        logs_dir: str or None. TensorBoard root: each child logs to
+            `logs_dir/trial_<id>`. Defaults to None (no logs).
         **kwargs: passed to `SearchTuner` (`directory`, `project_name`, ...).
 
     Example:
@@ -331,6 +333,7 @@ class EPNASTuner(SearchTuner):
         prediction_decay_epochs=None,
         seed=0,
         jit_compile=False,
+        logs_dir=None,
         **kwargs,
     ):
         for name, value in (("epochs", epochs), ("prediction_epochs", prediction_epochs),
@@ -377,6 +380,7 @@ class EPNASTuner(SearchTuner):
         self.shared_noise = float(shared_noise)
         self.prediction_decay_epochs = prediction_decay_epochs
         self.seed = int(seed)
+        self.logs_dir = logs_dir
         self.jit_compile = bool(jit_compile)
         self._rebatched = {}
 
@@ -485,6 +489,9 @@ class EPNASTuner(SearchTuner):
             keras.callbacks.BackupAndRestore(os.path.join(trial_dir, "backup")),
             *self.fit_callbacks(),
         ]
+        if self.logs_dir:
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(self.logs_dir, f"trial_{trial.trial_id}"),
+                                                         write_graph=False))
         if self.prediction:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_accuracy", mode="max", patience=self.patience, restore_best_weights=True))

@@ -15,6 +15,7 @@ import os
 
 from keras_nas import io
 from keras_nas.engine import common_options, options
+from keras_nas.engine import entry
 from keras_nas.engine.options import Option, OptionError
 from keras_nas.engine import runtime as common
 
@@ -368,27 +369,5 @@ def run(args):
     return results
 
 
-def search(dataset="digits", *, directory=None, overwrite=False, seed=0, verbose=1, **options):
-    """Runs (or resumes) a Stage-wise depth search from Python; returns a `keras_nas.engine.entry.SearchResult`.
-
-    The options are those of `keras-nas search stagewise` by their Python names,
-    checked before anything is written; `dataset` is a name as `--dataset`
-    takes it or a `keras_nas.data.Dataset`; `directory` is `--out`
-    (default `runs/stagewise`).
-
-    Example:
-
-    ```python
-    import keras_nas
-
-    result = keras_nas.stagewise.search("digits", directory="runs/stagewise", iterations=2)
-    print(result.best["test_accuracy"], result.best["params"])
-    model = result.load_best_model()
-    ```
-    """
-    import sys
-
-    from keras_nas.engine import entry
-
-    return entry.search(sys.modules[__name__], "stagewise", dataset, directory=directory, overwrite=overwrite, seed=seed,
-                        verbose=verbose, **options)
+search = entry.searcher(__name__, "stagewise", "a stage-wise depth search (Algorithm 1)",
+                        'result = keras_nas.stagewise.search("digits", directory="runs/stagewise", iterations=2)')
