@@ -113,13 +113,10 @@ class BilevelSearchModel(keras.Model):
         lower_weight_case: bool. The same choice for the weight step (its
             forward and backward pass and, with `update_unsampled_ops=False`,
             the per-edge update). A functional `Case` costs more the larger
-            its tensors: at the paper's search size (8 cells, C 16, 32x32,
-            batch 64, 2 CPU cores) the weight step took 1.58x a fixed network
-            of the same ops, 1.39x lowered, and with both steps lowered the
-            bilevel step ran 4.72x faster than `"darts"` instead of 3.81x;
-            but tracing took 449 s instead of ~100 s and each lowered step
-            holds ~6 GB of host memory (`benchmarks/bench_eoinas.py`). At
-            small sizes lowered is slower. Worth it for long searches (the
+            its tensors: at the paper's search size lowered cases give a
+            faster step for a much longer trace and several GB of host
+            memory per lowered step; at small sizes lowered is slower
+            (benchmarks/RESULTS.md). Worth it for long searches (the
             paper's is ~62,000 steps), not for a few minutes on CPU. When
             either lowering is on, the two steps are traced separately
             instead of sharing one trace.

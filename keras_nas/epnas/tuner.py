@@ -255,14 +255,10 @@ class EPNASTuner(SearchTuner):
             (`shared_multipliers`, `keras_nas.epnas.ScaledSGD`).
             The paper scales one rate for the whole network (`1.0`, its
             literal reading), and a child then first loses part of what it
-            inherited at the 10x rate and needs 2-4 epochs to get it back.
-            Measured side by side in benchmarks/bench_epnas.py (2026-11-26,
-            18 runs): `0.2` brings kept, rescaled and pooling-removed
-            children to their from-scratch accuracy in a tenth to a third
-            of the from-scratch time (median over all runs 0.28 against
-            0.33 at one rate), but children with an inserted conv then
-            mostly stay 0.01-0.02 below it (1/6 reach it, 3/6 at one rate),
-            so a search would rank them lower. Defaults to `1.0`.
+            inherited at the 10x rate and needs epochs to get it back; a
+            lower rate recovers it sooner but leaves children with an
+            inserted conv a little below their from-scratch accuracy
+            (benchmarks/RESULTS.md). Defaults to `1.0`.
         shared_shrink: float in (0, 1]. With prediction and a dictionary,
             the trainable weights a child reads from the dictionary start
             at `shared_shrink * shared + shared_noise * fresh` ("shrink and
@@ -272,14 +268,9 @@ class EPNASTuner(SearchTuner):
             child started from its parent's weights settles near the
             parent: a deeper child (an inserted conv), 0.02-0.04 more
             accurate than its parent from scratch, then stays ~0.01 below
-            its from-scratch accuracy and a search ranks it too low.
-            Measured in benchmarks/bench_epnas.py (2026-11-26, 18 runs):
-            with `0.7` / `0.01`, `prediction_decay_epochs=3` and batch x2 /
-            rate x2.5 every child reached its from-scratch accuracy, in a
-            median 0.21 of the from-scratch time (inserted-conv children
-            0.18-0.41; the literal reading 0.35, one child never), and the
-            prediction runs ranked the 6 children as training from scratch
-            does (Kendall's tau 1.0, against 0.2 before). Defaults to `1.0`.
+            its from-scratch accuracy and a search ranks it too low; shrink
+            and perturb lets every child reach its own accuracy sooner
+            (benchmarks/RESULTS.md). Defaults to `1.0`.
         shared_noise: float >= 0. See `shared_shrink`. Defaults to `0.0`.
         prediction_decay_epochs: int or None. Epochs over which the
             prediction run's learning rate decays to `min_learning_rate`

@@ -54,13 +54,15 @@ def test_tiny_search_end_to_end_and_resume(tmp_path):
     for key in ("stage_depths", "params", "macs", "val_accuracy", "memory_mb", "latency_ms", "emissions", "depth"):
         assert candidate[key] is not None
     assert candidate["depth"] == 2 * sum(candidate["stage_depths"]) + 2
-    assert 0.0 <= results["ensemble"]["test_accuracy"] <= 1.0
+    # One candidate: the ensemble is that network, so it predicts as best_model.keras does.
+    assert results["ensemble"]["members"] == [candidate["trial_id"]]
     for name in ("best_model.keras", "stage_depths.png", "accuracy_vs_macs.png", "preprocessing.json"):
         assert (out / name).exists()
     model = keras.saving.load_model(str(out / "best_model.keras"))
     assert model.output_shape == (None, 10)
     assert_only_owned(out)
     checked = check_results_contract(out)
+    assert results["ensemble"]["test_accuracy"] == pytest.approx(checked["best"]["test_accuracy"])
     assert checked["best"]["val_accuracy"] == max(c["val_accuracy"] for c in results["candidates"])
     assert checked["best"]["architecture"] == "resnet:" + ",".join(map(str, checked["best"]["stage_depths"]))
 
