@@ -210,35 +210,36 @@ def plot_genotype(genotype, path, title=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    # An arc diagram: the nodes on one line in DARTS' order, each node's first
+    # input arcing above the line and its second below, so no edge crosses a
+    # node and every op name sits alone at the top of its own arc.
+    fig, axes = plt.subplots(2, 1, figsize=(10, 7.5))
     for ax, kind in zip(axes, ("normal", "reduce")):
         pairs = getattr(genotype, kind)
         concat = getattr(genotype, f"{kind}_concat")
         steps = len(pairs) // 2
-        pos = {0: (0.0, 0.75), 1: (0.0, 0.25)}
-        for i in range(steps):
-            pos[i + 2] = (0.3 + 0.45 * i / max(steps - 1, 1), 0.9 - 0.8 * i / max(steps - 1, 1))
-        out = (1.05, 0.5)
-        labels = {0: "$c_{k-2}$", 1: "$c_{k-1}$"}
-        for node, (op, source) in enumerate(pairs):
-            target = node // 2 + 2
-            (x0, y0), (x1, y1) = pos[source], pos[target]
-            ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                        arrowprops={"arrowstyle": "->", "color": "0.3", "shrinkA": 14, "shrinkB": 14})
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.02 * (1 if node % 2 else -1), op, fontsize=8,
-                    ha="center", color="tab:blue")
-        for i in concat:
-            x0, y0 = pos[i]
-            ax.annotate("", xy=out, xytext=(x0, y0),
-                        arrowprops={"arrowstyle": "->", "color": "0.75", "shrinkA": 14, "shrinkB": 14})
-        for node, (x, y) in pos.items():
-            color = "lightgreen" if node < 2 else "lightblue"
-            ax.text(x, y, labels.get(node, str(node - 2)), ha="center", va="center",
-                    bbox={"boxstyle": "round", "fc": color})
-        ax.text(*out, "$c_{k}$", ha="center", va="center", bbox={"boxstyle": "round", "fc": "khaki"})
-        ax.set_xlim(-0.15, 1.2)
-        ax.set_ylim(0, 1)
+        names = ["$c_{k-2}$", "$c_{k-1}$"] + [str(i) for i in range(steps)] + ["$c_k$"]
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_ylim(-1.6, 1.6)
         ax.axis("off")
+        fig.canvas.draw()  # the axes' display transform is final from here on
+        to_display, to_data = ax.transData.transform, ax.transData.inverted().transform
+        for edge, (op, source) in enumerate(pairs):
+            target = edge // 2 + 2
+            rad = -0.45 if edge % 2 == 0 else 0.45  # negative: above the line (left to right)
+            ax.annotate("", xy=(target, 0), xytext=(source, 0),
+                        arrowprops={"arrowstyle": "-|>", "color": "0.35", "shrinkA": 11, "shrinkB": 11,
+                                    "connectionstyle": f"arc3,rad={rad}"})
+            # The apex of matplotlib's arc3 curve: midpoint + rad/2 * (dy, -dx), in display units.
+            (x0, y0), (x1, y1) = to_display((source, 0)), to_display((target, 0))
+            apex = to_data(((x0 + x1) / 2 + rad / 2 * (y1 - y0), (y0 + y1) / 2 - rad / 2 * (x1 - x0)))
+            ax.text(*apex, op, fontsize=8, ha="center", va="bottom" if rad < 0 else "top", color="tab:blue",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9})
+        for node, name in enumerate(names):
+            color = "lightgreen" if node < 2 else ("khaki" if node == len(names) - 1 else "lightblue")
+            ax.text(node, 0, name, ha="center", va="center", fontsize=10, bbox={"boxstyle": "round", "fc": color})
+        ax.text(len(names) - 1, -0.35, "concat of " + ", ".join(str(i - 2) for i in concat), ha="center",
+                va="top", fontsize=8, color="0.35")
         ax.set_title(f"{kind} cell")
     if title:
         fig.suptitle(title)

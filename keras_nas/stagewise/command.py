@@ -144,13 +144,21 @@ def _plots(out, models, num_stages):
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     path = sorted((m for m in models if m["role"] in ("initial", "candidate")), key=lambda m: m["iteration"])
+    # Grouped bars, one per stage: equal depths stay visible (lines would lie on top of each other).
+    width = 0.8 / num_stages
     for s in range(num_stages):
-        ax.plot([m["iteration"] for m in path], [m["stage_depths"][s] for m in path], marker="o", label=f"stage {s}")
-    ax.set_xlabel("iteration")
+        xs = [m["iteration"] + (s - (num_stages - 1) / 2) * width for m in path]
+        bars = ax.bar(xs, [m["stage_depths"][s] for m in path], width, label=f"stage {s + 1}")
+        ax.bar_label(bars, fontsize=7)
+    ax.set_xticks([m["iteration"] for m in path], [f"{m['iteration']}\n" + ",".join(map(str, m["stage_depths"]))
+                                                     for m in path], fontsize=8)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylim(0, max(max(m["stage_depths"]) for m in path) * 1.25 + 0.5)  # room for the labels and legend
+    ax.set_xlabel("iteration (depths of A)")
     ax.set_ylabel("modules in stage")
-    ax.set_title("Stage depth per iteration")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    ax.set_title("Stage depths of A per iteration")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
     io.save_figure(fig, os.path.join(out, "stage_depths.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
