@@ -271,16 +271,11 @@ class _Clock:
 
 def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=None, multipliers=None,
          restore_best=False):
-    import keras
+    """Trains a child as `EPNASTuner` does (`keras_nas.epnas.prediction`), with an epoch clock."""
+    from keras_nas.epnas.prediction import child_callbacks, compile_child, rebatch
 
-    from keras_nas import training
-
-    if batch_scale > 1:
-        batch = next(iter(train))[0].shape[0]
-        train = train.unbatch().batch(batch * batch_scale).prefetch(2)
-    model.compile(optimizer=training.make_optimizer("nesterov", schedule(0), 0.9, 1e-4, clipnorm=5.0,
-                                                    learning_rate_multipliers=multipliers),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train = rebatch(train, batch_scale)
+    compile_child(model, schedule(0), momentum=0.9, weight_decay=1e-4, clipnorm=5.0, multipliers=multipliers)
     # Trace the train and test steps first (one batch each), then restore the weights and zero the
     # optimizer: graph tracing, the same fixed cost for both runs, is kept out of the timings.
     weights = model.get_weights()
@@ -293,11 +288,9 @@ def _fit(model, train, validation, epochs, schedule, batch_scale=1, early_stop=N
         variable.assign(variable.numpy() * 0)
     model.reset_metrics()
     clock = _Clock()
-    callbacks = [keras.callbacks.LearningRateScheduler(schedule), clock]
-    if early_stop or restore_best:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                                       patience=early_stop or epochs,
-                                                       restore_best_weights=restore_best))
+    schedule_callback, *stopping = child_callbacks(schedule, early_stop or (epochs if restore_best else None),
+                                                   restore_best=restore_best)
+    callbacks = [schedule_callback, clock, *stopping]
     model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     return clock.points
 
@@ -392,7 +385,7 @@ def prediction_speedup(dataset, out, args):
     from keras_nas.epnas.parameter_store import ParameterStore
     from keras_nas.epnas.space import KINDS, SCALES, EPNASSpace
     from keras_nas.training import sgdr_learning_rate
-    from keras_nas.epnas.tuner import prediction_learning_rate, shared_multipliers, shrink_perturb_layers
+    from keras_nas.epnas.prediction import prediction_learning_rate, shared_multipliers, shrink_perturb_layers
 
     space = EPNASSpace("layers", channels=(16, 32, 64), max_layers=8)
     n = space.partitions

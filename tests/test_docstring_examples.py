@@ -25,8 +25,8 @@ EXAMPLES = [
     ("keras_nas.cnas.taylor", "minibatch_term"),
     ("keras_nas.cnas.taylor", "channel_importance"),
     ("keras_nas.training", "sgdr_learning_rate"),
-    ("keras_nas.epnas.tuner", "prediction_learning_rate"),
-    ("keras_nas.epnas.tuner", "shrink_perturb"),
+    ("keras_nas.epnas.prediction", "prediction_learning_rate"),
+    ("keras_nas.epnas.prediction", "shrink_perturb"),
 ]
 
 

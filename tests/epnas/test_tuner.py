@@ -121,7 +121,7 @@ def test_prediction_decay_epochs_end_the_decay_early(tmp_path):
 def test_shrink_perturb_moves_only_the_shared_trainable_weights():
     import numpy as np
 
-    from keras_nas.epnas.tuner import shrink_perturb, shrink_perturb_layers
+    from keras_nas.epnas.prediction import shrink_perturb, shrink_perturb_layers
 
     assert shrink_perturb(np.array([2.0, -4.0]), np.array([1.0, 10.0]), 0.5, 0.01) == pytest.approx([1.01, -1.9])
     space = EPNASSpace("layers", max_layers=4, channels=(16, 32))
@@ -149,7 +149,7 @@ def test_shrink_perturb_moves_only_the_shared_trainable_weights():
 
 
 def test_shared_multipliers_name_the_variables_of_the_shared_layers():
-    from keras_nas.epnas.tuner import shared_multipliers
+    from keras_nas.epnas.prediction import shared_multipliers
 
     space = EPNASSpace("layers", max_layers=4, channels=(16, 32))
 
@@ -226,7 +226,7 @@ def test_sharing_keys_follow_the_parent_positions(tmp_path):
 
 
 def test_prediction_learning_rate_decays_aggressively():
-    from keras_nas.epnas.tuner import prediction_learning_rate
+    from keras_nas.epnas.prediction import prediction_learning_rate
 
     # Paper (section 4.1): LR 0.5 with prediction, 10 epochs; l_min 0.001.
     exponential = [prediction_learning_rate(e, 0.5, 0.001, 10) for e in range(12)]
