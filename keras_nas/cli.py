@@ -56,6 +56,46 @@ def settings_argv(command, settings):
     return argv
 
 
+class Recipe:
+    """A paper's settings for one `keras-nas` command, as `recipes/` write them.
+
+    Args:
+        command: list of str. The command (`["search", "cnas"]`, `["train"]`).
+        settings: dict of str to dict. Named settings (flat option dicts).
+        default: str. The setting a bare `python recipes/<file>.py` runs.
+        extra: callable or None. `extra(settings, *positional)` turns the
+            script's positional arguments into more options (a genotype file,
+            a search folder).
+
+    Example:
+
+    >>> recipe = Recipe(["search", "cnas"], {"small": {"sparsity": 0.5}}, "small")
+    >>> recipe.argv(recipe.settings["small"], epochs=2)
+    ['search', 'cnas', '--sparsity', '0.5', '--epochs', '2']
+    """
+
+    def __init__(self, command, settings, default, extra=None):
+        self.command = list(command)
+        self.settings = settings
+        self.default = default
+        self.extra = extra
+
+    def argv(self, settings, **overrides):
+        """The `keras-nas` arguments of `settings` with `overrides` applied."""
+        return settings_argv(self.command, {**settings, **overrides})
+
+    def run(self, settings, **overrides):
+        """Runs the command; returns its exit code."""
+        return main(self.argv(settings, **overrides))
+
+    def main(self, script, argv):
+        """`python recipes/<script> [NAME]`: runs the named setting (exit code of the command), or prints the usage."""
+        name = argv[0] if argv else self.default
+        if name not in self.settings:
+            sys.exit(f"usage: python recipes/{script} [{'|'.join(self.settings)}]")
+        return self.run(self.settings[name])
+
+
 class _Version(argparse.Action):
     """`--version`: keras_nas' version with the versions a bug report needs (TensorFlow loads only here)."""
 

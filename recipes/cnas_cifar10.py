@@ -22,6 +22,8 @@ value; rho = 0.30 gives the paper's final size (4.6 M).
 
 import sys
 
+from keras_nas.cli import Recipe
+
 CNAS_R = {
     "dataset": "cifar10",  # sec. 3
     "augment": "standard",  # pad-4 crop + flip, the CIFAR-10 convention (not stated)
@@ -84,22 +86,9 @@ SETTINGS = {"cnas_r": CNAS_R, "cnas_w": CNAS_W, "cnas_r_cutout": CNAS_R_CUTOUT, 
             "cnas_r_alg1": CNAS_R_ALG1}
 
 
-def command(settings, method="cnas"):
-    """`keras-nas` arguments for a settings dict (see `keras_nas.cli.settings_argv`)."""
-    from keras_nas.cli import settings_argv
-
-    return settings_argv(["search", method], settings)
-
-
-def run(settings, **overrides):
-    """Runs the search with `overrides` applied; returns the CLI exit code."""
-    from keras_nas import cli
-
-    return cli.main(command({**settings, **overrides}))
+RECIPE = Recipe(["search", "cnas"], SETTINGS, "cnas_r")
+command, run = RECIPE.argv, RECIPE.run  # settings -> argument list; settings, **overrides -> exit code
 
 
 if __name__ == "__main__":
-    name = sys.argv[1] if len(sys.argv) > 1 else "cnas_r"
-    if name not in SETTINGS:
-        sys.exit(f"usage: python recipes/cnas_cifar10.py [{'|'.join(SETTINGS)}]")
-    sys.exit(run(SETTINGS[name]))
+    sys.exit(RECIPE.main("cnas_cifar10.py", sys.argv[1:]))

@@ -12,10 +12,12 @@ space; only the builder differs. Training settings are the NASNet ones of
 
 import sys
 
+from keras_nas.cli import Recipe
+
 try:
-    from recipes.cnas_cifar10 import CNAS_R, command
+    from recipes.cnas_cifar10 import CNAS_R
 except ImportError:  # run as `python recipes/cnas_densenet_bc.py`
-    from cnas_cifar10 import CNAS_R, command
+    from cnas_cifar10 import CNAS_R
 
 SMALL = {
     **CNAS_R,
@@ -37,15 +39,9 @@ LARGE = {
 SETTINGS = {"small": SMALL, "large": LARGE}
 
 
-def run(settings, **overrides):
-    """Runs the search with `overrides` applied; returns the CLI exit code."""
-    from keras_nas import cli
-
-    return cli.main(command({**settings, **overrides}))
+RECIPE = Recipe(["search", "cnas"], SETTINGS, "small")
+command, run = RECIPE.argv, RECIPE.run  # settings -> argument list; settings, **overrides -> exit code
 
 
 if __name__ == "__main__":
-    name = sys.argv[1] if len(sys.argv) > 1 else "small"
-    if name not in SETTINGS:
-        sys.exit(f"usage: python recipes/cnas_densenet_bc.py [{'|'.join(SETTINGS)}]")
-    sys.exit(run(SETTINGS[name]))
+    sys.exit(RECIPE.main("cnas_densenet_bc.py", sys.argv[1:]))

@@ -27,10 +27,9 @@ EVAL = {
 
 def command(genotype, settings, auxiliary=True):
     """`keras-nas train` arguments; the auxiliary tower has weight 0.4 (sec. 4.3)."""
-    argv = ["train", "--genotype", genotype]
-    for key, value in settings.items():
-        if value is not None:
-            argv += [f"--{key.replace('_', '-')}", str(value)]
+    from keras_nas.cli import settings_argv
+
+    argv = settings_argv(["train", "--genotype", genotype], settings)
     return argv + (["--auxiliary"] if auxiliary else [])
 
 

@@ -15,6 +15,8 @@ Nothing happens at import.
 
 import sys
 
+from keras_nas.cli import Recipe
+
 EOINAS = {
     "dataset": "cifar10",  # the search dataset (sec. 4.1)
     "batch_size": 64,  # GDAS / DARTS search batch size
@@ -58,22 +60,9 @@ SETTINGS = {
 }
 
 
-def command(settings):
-    """`keras-nas` arguments for a settings dict (see `keras_nas.cli.settings_argv`)."""
-    from keras_nas.cli import settings_argv
-
-    return settings_argv(["search", "eoinas"], settings)
-
-
-def run(settings, **overrides):
-    """Runs the search with `overrides` applied; returns the CLI exit code."""
-    from keras_nas import cli
-
-    return cli.main(command({**settings, **overrides}))
+RECIPE = Recipe(["search", "eoinas"], SETTINGS, "eoinas")
+command, run = RECIPE.argv, RECIPE.run  # settings -> argument list; settings, **overrides -> exit code
 
 
 if __name__ == "__main__":
-    name = sys.argv[1] if len(sys.argv) > 1 else "eoinas"
-    if name not in SETTINGS:
-        sys.exit(f"usage: python recipes/eoinas_cifar10_search.py [{'|'.join(SETTINGS)}]")
-    sys.exit(run(SETTINGS[name]))
+    sys.exit(RECIPE.main("eoinas_cifar10_search.py", sys.argv[1:]))

@@ -31,10 +31,9 @@ IMAGENET = {
 
 
 def command(genotype, settings):
-    argv = ["train", "--genotype", genotype]
-    for key, value in settings.items():
-        if value is not None:
-            argv += [f"--{key.replace('_', '-')}", str(value)]
+    from keras_nas.cli import settings_argv
+
+    argv = settings_argv(["train", "--genotype", genotype], settings)
     return argv + ["--auxiliary"]  # "auxiliary loss tower"
 
 

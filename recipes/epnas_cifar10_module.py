@@ -13,6 +13,8 @@ channels between stages). Nothing happens at import.
 
 import sys
 
+from keras_nas.cli import Recipe
+
 SCRATCH = {
     "dataset": "cifar10",  # 45K train / 5K validation images of 32x32 (Sec. 4.1)
     "validation_split": 0.1,  # 5,000 of the 50,000 training images rank the children
@@ -71,22 +73,9 @@ RANDOM = {**SCRATCH, "baseline": "random", "out": "runs/epnas_cifar10_module_ran
 SETTINGS = {"scratch": SCRATCH, "prediction": PREDICTION, "table5": TABLE5, "random": RANDOM}
 
 
-def command(settings):
-    """`keras-nas` arguments for a settings dict (see `keras_nas.cli.settings_argv`)."""
-    from keras_nas.cli import settings_argv
-
-    return settings_argv(["search", "epnas"], settings)
-
-
-def run(settings, **overrides):
-    """Runs the search with `overrides` applied; returns the CLI exit code."""
-    from keras_nas import cli
-
-    return cli.main(command({**settings, **overrides}))
+RECIPE = Recipe(["search", "epnas"], SETTINGS, "prediction")
+command, run = RECIPE.argv, RECIPE.run  # settings -> argument list; settings, **overrides -> exit code
 
 
 if __name__ == "__main__":
-    name = sys.argv[1] if len(sys.argv) > 1 else "prediction"
-    if name not in SETTINGS:
-        sys.exit(f"usage: python recipes/epnas_cifar10_module.py [{'|'.join(SETTINGS)}]")
-    sys.exit(run(SETTINGS[name]))
+    sys.exit(RECIPE.main("epnas_cifar10_module.py", sys.argv[1:]))

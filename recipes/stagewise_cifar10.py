@@ -12,6 +12,8 @@ turns one into the argument list and `run` runs it. Nothing happens at import.
 
 import sys
 
+from keras_nas.cli import Recipe
+
 RESIDUAL = {
     "dataset": "cifar10",  # the search dataset of Tables I-V (TFDS name)
     "augment": "standard",  # "horizontal random flip and random crop" (pad 4, crop 32)
@@ -60,22 +62,9 @@ TRANSFER = {
 SETTINGS = {"residual": RESIDUAL, "cell": CELL, "transfer": TRANSFER}
 
 
-def command(settings):
-    """`keras-nas` arguments for a settings dict (see `keras_nas.cli.settings_argv`)."""
-    from keras_nas.cli import settings_argv
-
-    return settings_argv(["search", "stagewise"], settings)
-
-
-def run(settings, **overrides):
-    """Runs the search with `overrides` applied; returns the CLI exit code."""
-    from keras_nas import cli
-
-    return cli.main(command({**settings, **overrides}))
+RECIPE = Recipe(["search", "stagewise"], SETTINGS, "residual")
+command, run = RECIPE.argv, RECIPE.run  # settings -> argument list; settings, **overrides -> exit code
 
 
 if __name__ == "__main__":
-    name = sys.argv[1] if len(sys.argv) > 1 else "residual"
-    if name not in SETTINGS:
-        sys.exit(f"usage: python recipes/stagewise_cifar10.py [{'|'.join(SETTINGS)}]")
-    sys.exit(run(SETTINGS[name]))
+    sys.exit(RECIPE.main("stagewise_cifar10.py", sys.argv[1:]))

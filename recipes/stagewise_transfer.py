@@ -73,10 +73,9 @@ def command(search_folder, target, **overrides):
         "out": os.path.join("runs", f"transfer_{target}"),
         **overrides,
     }
-    argv = ["train"]
-    for key, value in settings.items():
-        if value is not None:
-            argv += [f"--{key.replace('_', '-')}", str(value)]
+    from keras_nas.cli import settings_argv
+
+    argv = settings_argv(["train"], settings)
     return argv
 
 
