@@ -17,8 +17,7 @@ import sys
 MODULES = (
     "keras_nas.layers.factorized_reduce",
     "keras_nas.layers.folded_batch_normalization",
-    "keras_nas.engine.fit_checkpoint",
-    "keras_nas.engine.search_checkpoint",
+    "keras_nas.engine.checkpoint",
     "keras_nas.epnas.scaled_sgd",
     "keras_nas.eoinas.zero",
     "keras_nas.eoinas.drop_path",

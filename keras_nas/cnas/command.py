@@ -156,7 +156,7 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
     import keras
 
     from keras_nas import training
-    from keras_nas.engine.fit_checkpoint import FitCheckpoint
+    from keras_nas.engine.checkpoint import EpochCheckpoint
 
     directory = os.path.join(out, name)
     summary_path = os.path.join(directory, "done.json")
@@ -175,7 +175,7 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
             loss="sparse_categorical_crossentropy", metrics=["accuracy"],
             jit_compile=bool(getattr(args, "jit_compile", False)),
         )
-    checkpoint = FitCheckpoint(directory, state_fn=state_fn)
+    checkpoint = EpochCheckpoint(directory, state_fn=state_fn)
     with _scope(strategy):
         initial_epoch, extra = checkpoint.restore(model)
     if on_restore is not None:

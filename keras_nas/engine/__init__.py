@@ -8,7 +8,6 @@ _NAMES = {
     "OptionTypeError": "options",
     "SearchOracle": "search_oracle",
     "SearchTuner": "search_tuner",
-    "FitCheckpoint": "fit_checkpoint",
-    "SearchCheckpoint": "search_checkpoint",
+    "EpochCheckpoint": "checkpoint",
 }
 __getattr__, __dir__ = exports(__name__, _NAMES)

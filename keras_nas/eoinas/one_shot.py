@@ -160,7 +160,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
     import tensorflow as tf
 
     from keras_nas import eoinas, training
-    from keras_nas.engine.search_checkpoint import SearchCheckpoint
+    from keras_nas.engine.checkpoint import EpochCheckpoint
     from keras_nas.eoinas import darts
 
     validate_search_options(
@@ -188,8 +188,8 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
         # already runs only the sampled op.
         jit_compile=False,
     )
-    checkpoint = SearchCheckpoint(directory)
-    initial_epoch = checkpoint.restore(model)
+    checkpoint = EpochCheckpoint(directory, optimizers=("optimizer", "arch_optimizer"))
+    initial_epoch, _ = checkpoint.restore(model)
     pruning_log = os.path.join(directory, "pruning.json")
     callbacks = [
         keras.callbacks.LearningRateScheduler(lambda epoch: training.learning_rate_at(

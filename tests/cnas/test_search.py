@@ -11,7 +11,7 @@ import pytest
 from keras_nas import data as data_lib
 from keras_nas import cnas
 from keras_nas.cnas.channel_pruning import ChannelPruning
-from keras_nas.engine.fit_checkpoint import FitCheckpoint
+from keras_nas.engine.checkpoint import EpochCheckpoint
 from keras_nas.engine import options
 from keras_nas.cnas import command
 from keras_nas.cnas.nasnet_space import channel_nasnet
@@ -47,18 +47,18 @@ def test_checkpoint_restores_weights_masks_optimizer_and_epoch(synthetic, tmp_pa
     model, topology = _model(synthetic)
     graph = cnas.ChannelGraph(topology)
     callback = ChannelPruning(topology, 0.5, gamma=0.2, saliency_batches=2, saliency_data=synthetic.train, verbose=0)
-    checkpoint = FitCheckpoint(str(tmp_path), state_fn=lambda: {"iterations": callback.history})
+    checkpoint = EpochCheckpoint(str(tmp_path), state_fn=lambda: {"iterations": callback.history})
     model.fit(synthetic.train, epochs=2, callbacks=[callback, checkpoint], verbose=0)
     masks = cnas.read_masks(model, graph)
     keras.backend.clear_session()
     fresh, _ = _model(synthetic)
-    start, extra = FitCheckpoint(str(tmp_path)).restore(fresh)
+    start, extra = EpochCheckpoint(str(tmp_path)).restore(fresh)
     assert start == 2 and len(extra["iterations"]) == 2
     restored = cnas.read_masks(fresh, graph)
     assert all(np.array_equal(masks[n], restored[n]) for n in graph.edges)
     for a, b in zip(model.optimizer.variables, fresh.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert sorted(os.listdir(tmp_path)) == ["epoch2.optimizer.npz", "epoch2.weights.h5", "state.json"]
+    assert sorted(os.listdir(tmp_path)) == ["epoch0002.optimizer.npz", "epoch0002.weights.h5", "state.json"]
 
 
 def test_callbacks_get_config_round_trip(synthetic):
@@ -69,8 +69,8 @@ def test_callbacks_get_config_round_trip(synthetic):
     assert config["saliency_form"] == "reciprocal"
     again = ChannelPruning(**json.loads(json.dumps(config)))
     assert again.get_config() == config and again.graph.total_params == callback.graph.total_params
-    checkpoint = FitCheckpoint("runs/x")
-    assert FitCheckpoint(**checkpoint.get_config()).directory == "runs/x"
+    checkpoint = EpochCheckpoint("runs/x")
+    assert EpochCheckpoint(**checkpoint.get_config()).directory == "runs/x"
 
 
 def test_sgdr_restarts_at_t0_then_t0_times_tmul():

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_nas.eoinas.architecture_warmup import ArchitectureWarmup
 from keras_nas.eoinas.operation_pruning import OperationPruning
-from keras_nas.engine.search_checkpoint import SearchCheckpoint
+from keras_nas.engine.checkpoint import EpochCheckpoint
 from keras_nas.eoinas.temperature_schedule import TemperatureSchedule
 from keras_nas.eoinas.operation_pruning import (
     architecture_beta, is_pruning_epoch, operation_importance, prune_step)
@@ -101,7 +101,7 @@ def test_temperature_schedule_exponential_from_5():
     TemperatureSchedule(160, tau_max=5.0, tau_min=0.2, schedule="linear"),
     OperationPruning(20, 20, criterion="alpha", importance_lambda=0.3, log_path="x.json"),
     ArchitectureWarmup(20),
-    SearchCheckpoint("runs/x"),
+    EpochCheckpoint("runs/x", optimizers=("optimizer", "arch_optimizer")),
 ])
 def test_callback_get_config_round_trip(callback):
     config = callback.get_config()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nas.engine.search_checkpoint import SearchCheckpoint
+from keras_nas.engine.checkpoint import EpochCheckpoint
 from keras_nas.eoinas.supernet import BilevelSearchModel
 
 
@@ -82,14 +82,42 @@ def test_checkpoint_restores_search_state(tmp_path):
     model.train_step(_batch())
     model.live_reduce.assign(np.eye(4, dtype="float32")[[1, 2, 3, 0, 1]])
     model.temperature.assign(0.7)
-    checkpoint = SearchCheckpoint(str(tmp_path))
+    checkpoint = EpochCheckpoint(str(tmp_path), optimizers=("optimizer", "arch_optimizer"))
     checkpoint.set_model(model)
     checkpoint.on_epoch_end(4)
     fresh = _tiny()
-    assert SearchCheckpoint(str(tmp_path)).restore(fresh) == 5
+    assert EpochCheckpoint(str(tmp_path), optimizers=("optimizer", "arch_optimizer")).restore(fresh) == (5, {})
     for name in ("alpha_normal", "live_reduce", "op_counts", "op_accuracy", "temperature"):
         np.testing.assert_array_equal(getattr(fresh, name).numpy(), getattr(model, name).numpy())
     np.testing.assert_array_equal(fresh.optimizer.variables[-1].numpy(), model.optimizer.variables[-1].numpy())
+
+
+
+def test_a_search_checkpointed_before_the_single_checkpoint_callback_resumes(tmp_path):
+    # What SearchCheckpoint (keras_nas <= 0.2's EoiNAS checkpoint) left: search_state.json naming the pair.
+    import json
+
+    model = _tiny()
+    model.train_step(_batch())
+    model.temperature.assign(0.3)
+    model.save_weights(str(tmp_path / "search-0003.weights.h5"))
+    arrays = {f"opt{i}_{j}": v.numpy() for i, opt in enumerate((model.optimizer, model.arch_optimizer))
+              for j, v in enumerate(opt.variables)}
+    np.savez(str(tmp_path / "optimizers-0003.npz"), **arrays)
+    (tmp_path / "search_state.json").write_text(json.dumps(
+        {"epochs_done": 3, "weights": "search-0003.weights.h5", "optimizers": "optimizers-0003.npz", "logs": {}}))
+    fresh = _tiny()
+    checkpoint = EpochCheckpoint(str(tmp_path), optimizers=("optimizer", "arch_optimizer"))
+    assert checkpoint.restore(fresh) == (3, {})
+    assert float(fresh.temperature.numpy()) == pytest.approx(0.3)
+    for opt, restored in ((model.optimizer, fresh.optimizer), (model.arch_optimizer, fresh.arch_optimizer)):
+        for v, w in zip(opt.variables, restored.variables):
+            np.testing.assert_array_equal(v.numpy(), w.numpy())
+    # The next epoch writes the single format and removes the old pair.
+    checkpoint.set_model(fresh)
+    checkpoint.on_epoch_end(3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "epoch0004.optimizer.npz", "epoch0004.weights.h5", "search_state.json", "state.json"]
 
 
 def test_errors():
