@@ -18,59 +18,7 @@ functional `Case` ops) and `lowered-sampled`.
     PYTHONPATH=. python benchmarks/bench_eoinas.py --cells 8 --image-size 32 --batch 64 \
         --skip-bilevel --gdas-variants default,lowered  # the paper's size, part 2 (~12 min)
 
-At the paper's size each traced step holds ~6 GB of host memory (a
-lowered model traces two), so measure two or three variants per run.
-
-Lowered `Case` ops at the paper's search size (2026-11-26, 2 quiet CPU
-cores, the two commands above; wall / CPU time): gdas vs darts bilevel step
-4.72x / 4.84x (1042.4 vs 4922.3 ms; the default functional form measured
-3.81x, 1394.6 ms, the day before), tracing the lowered supernet's two steps
-449 s. Weight step against the fixed network 1.39x / 1.36x (default 1.58x /
-1.57x in the same run), forward+backward 1.36x / 1.33x (default 1.54x /
-1.55x). `--skip-bilevel --gdas-variants lowered-sampled --runs 6` (lowered
-and `update_unsampled_ops=False`): weight step 1.25x / 1.25x the fixed
-network, forward+backward 1.25x / 1.24x; part 1 of the same variant
-(`--skip-machinery --gdas-variants lowered-sampled --runs 4`): 4.45x /
-4.55x faster than darts (1141.4 vs 5075.6 ms) -- both targets met by one
-configuration at the paper's size (the 1.36x of the run before had
-two supernets' traces in memory, ~14 GB). A script outside the repo timing the lowered forward+backward
-directly gave 1.25x / 1.23x, the same with GDAS' straight-through gradient
-replaced by an identity (its reductions are pruned from the weight step).
-At small sizes lowered is slower (3 cells, C 4, 8x8, batch 4: weight step
-1.8x against 1.0x): the executor walks the untaken branches' nodes.
-
-Measured on 2 quiet CPU cores (2026-11-26, defaults; wall / CPU time):
-gdas vs darts bilevel step 3.84x / 3.92x (170.0 vs 653.6 ms wall), with
-`update_unsampled_ops=False` 3.89x / 4.13x (167.9 ms); the day before, the
-same code measured 3.97x / 3.94x and earlier code 4.06x and 4.18x: the
-figure sits at the 4x target within run-to-run noise (another quiet run:
-default 3.52x / 3.91x, `update_unsampled_ops=False` 3.84x / 4.13x, with
-also `lower_arch_case=True` 4.08x / 4.21x). Machinery (part 2):
-forward+backward 1.30x / 1.29x; full weight step 1.48x / 1.45x with the
-default update (SGD, clipping and weight decay also run over the 7
-unsampled ops' weights of every edge, as the 2019 PyTorch GDAS code does
-once they have a gradient) and 1.38x / 1.27x with
-`update_unsampled_ops=False` (SGD on the sampled ops only, as GDAS on
-PyTorch >= 2); a second quiet run of the latter alone against the fixed
-network gave 1.29x / 1.28x, and a loaded one 1.27x wall: at the 1.3x
-target within noise, the default update is not.
-At the paper's search size (2026-11-26, `--cells 8 --channels 16
---image-size 32 --batch 64`, quiet; part 1 and part 2 run separately):
-gdas vs darts 3.81x / 3.83x (1394.6 vs 5307.6 ms wall), the same with
-`update_unsampled_ops=False` (1396.7 ms: at this size the update is no
-longer what costs); machinery, full weight step 1.52x / 1.53x by default,
-1.43x / 1.46x with the sampled update, forward+backward 1.44x / 1.44x.
-What grows with the tensors is the functional `Case`: the same
-forward+backward with the edges' `Case` lowered (`lower_case=True`) is 1.28x / 1.26x the fixed network, but
-takes 221 s to trace instead of 87 s. A second experiment (small size):
-the architecture step with each sampled op's weights read through
-`stop_gradient` inside its branch (no weight gradients built, exact alpha
-gradient) gave 3.92x / 4.08x against 3.70x / 3.91x, traced in 121 s
-instead of 79 s. The first is now the `lowered` variant (figures above);
-the second is not in the library.
-Before the edges' `Case` ops were kept functional and the straight-through
-weight became a custom gradient: forward+backward 1.49x, full step 1.58x,
-and tracing the gdas supernet took 180 s instead of 70 s.
+Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
 """
 
 import argparse
