@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nas import data as data_lib
+from keras_nas import folding
 
 
 def _identity_preprocessing(model):
@@ -109,7 +110,6 @@ def export_saved_model(model, path, *, preprocessing=None, class_names=None, fol
     if not isinstance(fold_batch_norm, bool):
         raise TypeError(f"`fold_batch_norm` must be a bool. Received: fold_batch_norm={fold_batch_norm!r}")
     if fold_batch_norm:
-        from keras_nas import folding
 
         if folding.is_graph_model(model) and folding.foldable_pairs(model):
             model = folding.fold_batch_norms(model)

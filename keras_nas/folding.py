@@ -17,6 +17,7 @@ converter folds during conversion, not for SavedModels), hence this module.
 """
 
 import numpy as np
+from keras_nas.layers.folded_batch_normalization import FoldedBatchNormalization
 
 
 def _conv_classes():
@@ -138,8 +139,6 @@ def fold_batch_norms(model):
     True
     """
     import keras
-
-    from keras_nas.layers.folded_batch_normalization import FoldedBatchNormalization
 
     if not isinstance(model, keras.Model) or not is_graph_model(model):
         raise TypeError(

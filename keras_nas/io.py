@@ -11,6 +11,7 @@ import shutil
 import tempfile
 
 import numpy as np
+from keras_nas.engine.options import OptionError, OptionTypeError
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
@@ -136,7 +137,6 @@ def save_model(model, path):
 
 def check_keras_path(name, path):
     """`path` if it names an existing `.keras` file; `OptionError` naming `name` otherwise."""
-    from keras_nas.engine.options import OptionError, OptionTypeError
 
     if not isinstance(path, (str, os.PathLike)):
         raise OptionTypeError(f"`{name}` must be the path of a .keras file.", **{name: path})

@@ -5,6 +5,9 @@ a `check_<command>(args)` for the checks between options and a
 `run_<command>(args)`.
 """
 
+# The command line imports this module to list and check its options before TensorFlow loads, so
+# the functions that train import the TensorFlow-backed modules (and keras_nas' own) where they run.
+
 import json
 import os
 import re

@@ -79,7 +79,7 @@ def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clipnorm
                              f"Received: optimizer={name!r}")
         return keras.optimizers.Adam(**kwargs)
     if learning_rate_multipliers:
-        from keras_nas.epnas.scaled_sgd import ScaledSGD
+        from keras_nas.epnas.scaled_sgd import ScaledSGD  # EPNAS' optimizer; only EPNAS children ask for it
 
         return ScaledSGD(learning_rate_multipliers, momentum=momentum, nesterov=name == "nesterov", **kwargs)
     return keras.optimizers.SGD(momentum=momentum, nesterov=name == "nesterov", **kwargs)

@@ -4,6 +4,10 @@ import time
 
 import keras
 import numpy as np
+from keras_nas.cnas.channel_graph import ChannelGraph
+from keras_nas.cnas.progressive import zero_least_salient
+from keras_nas.cnas.sparse import mask_layers, read_masks, write_masks
+from keras_nas.cnas.taylor import SALIENCY_FORMS, channel_importance, saliency_function
 
 
 @keras.saving.register_keras_serializable(package="keras_nas")
@@ -58,8 +62,6 @@ class ChannelPruning(keras.callbacks.Callback):
     def __init__(self, topology, target_sparsity, gamma=0.1, saliency_batches=10, finetune_epochs=1,
                  saliency_data=None, strategy=None, verbose=1, saliency_form="taylor"):
         super().__init__()
-        from keras_nas.cnas.taylor import SALIENCY_FORMS
-        from keras_nas.cnas.channel_graph import ChannelGraph
 
         if not isinstance(target_sparsity, (int, float)) or not 0 < target_sparsity < 1:
             raise ValueError(f"`target_sparsity` must be in (0, 1). Received: target_sparsity={target_sparsity!r}")
@@ -100,14 +102,10 @@ class ChannelPruning(keras.callbacks.Callback):
         return int(np.floor(self.target_sparsity * self.graph.total_params))
 
     def _current(self):
-        from keras_nas.cnas.sparse import read_masks
 
         return read_masks(self.model, self.graph)
 
     def on_epoch_begin(self, epoch, logs=None):
-        from keras_nas.cnas.taylor import channel_importance, saliency_function
-        from keras_nas.cnas.sparse import mask_layers, write_masks
-        from keras_nas.cnas.progressive import zero_least_salient
 
         if epoch % self.finetune_epochs:
             return

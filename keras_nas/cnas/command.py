@@ -18,6 +18,9 @@ CIFAR-10 setting is `recipes/cnas_cifar10.py`, the DenseNet-BC space
 `recipes/cnas_densenet_bc.py`.
 """
 
+# The command line imports this module to list and check its options before TensorFlow loads, so
+# the functions that train import the TensorFlow-backed modules (and keras_nas' own) where they run.
+
 import math
 import os
 import time

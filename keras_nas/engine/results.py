@@ -20,7 +20,7 @@ import os
 import platform
 import sys
 
-from keras_nas import io
+from keras_nas import __version__, io
 
 BEST_KEYS = ("architecture", "params", "macs", "flops", "memory_mb", "latency_ms", "val_accuracy", "test_accuracy",
              "path")
@@ -40,11 +40,10 @@ def receipt(config, seeds):
     import keras_tuner
     import tensorflow as tf
 
-    import keras_nas
 
     gpus = tf.config.list_physical_devices("GPU")
     return {
-        "versions": {"keras_nas": keras_nas.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+        "versions": {"keras_nas": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                      "keras_tuner": keras_tuner.__version__},
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -62,7 +61,7 @@ def measure(path, dataset=None, latency=True):
     import keras
     import numpy as np
 
-    from keras_nas import costs
+    from keras_nas import costs  # TensorFlow: results.py is imported before the options are checked
 
     model = keras.saving.load_model(path, compile=False)
     report = costs.profile(model, latency=latency).to_dict()
@@ -96,8 +95,6 @@ def write(out, method, block, best=None, seeds=None):
         best: dict or None. From `best_block`; None when nothing was trained.
         seeds: list of int or None. Defaults to the config's `seed`.
     """
-    from keras_nas import __version__
-
     config = io.read_json(os.path.join(out, io.CONFIG_FILE), {})
     if seeds is None:
         seeds = [config["seed"]] if config.get("seed") is not None else []

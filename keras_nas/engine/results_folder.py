@@ -26,6 +26,7 @@ import socket
 
 from keras_nas import io
 from keras_nas.engine.options import OptionError
+from keras_nas import __version__
 
 LOCK_FILE = ".keras_nas.lock"
 MARKER = "keras_nas"
@@ -272,7 +273,6 @@ def open_folder(out, config, *, command, overwrite=False, ignored=(), added_defa
         `(resumed, lock)`: whether an earlier run is continued, and the
         `FolderLock` (None for a worker) to `release()` at the end.
     """
-    from keras_nas import __version__
 
     out = check_out(out, name)
     lock = None

@@ -3,6 +3,7 @@
 import atexit
 import os
 
+from keras_nas import io
 from keras_nas.engine import common_options, results_folder
 
 
@@ -102,8 +103,6 @@ def run_search(tuner, oracle, out, method, *args, **kwargs):
     each failed one failed, so nothing finished is lost and the user can see
     what went wrong.
     """
-    from keras_nas import io
-
     try:
         return tuner.search(*args, **kwargs)
     except RuntimeError as error:

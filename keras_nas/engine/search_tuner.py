@@ -6,6 +6,7 @@ import time
 
 import keras
 import keras_tuner
+from keras_nas import io
 
 
 class SearchTuner(keras_tuner.Tuner):
@@ -49,7 +50,6 @@ class SearchTuner(keras_tuner.Tuner):
         self._heartbeat_stop = None
 
     def reload(self):
-        from keras_nas import io
 
         io.read_json(self._get_tuner_fname())  # a damaged file is named (KerasTuner's json error is not)
         super().reload()

@@ -11,6 +11,9 @@ the operation importance indicator I (Eq. 7). `--edge-mode darts` runs the
 same supernet as a DARTS softmax mixture.
 """
 
+# The command line imports this module to list and check its options before TensorFlow loads, so
+# the functions that train import the TensorFlow-backed modules (and keras_nas' own) where they run.
+
 import os
 
 from keras_nas import io

@@ -13,6 +13,8 @@ convolutions have no bias, as in the DARTS reference code.
 import keras
 
 from keras_nas.eoinas.genotypes import PRIMITIVES  # noqa: F401
+from keras_nas.eoinas.zero import Zero
+from keras_nas.layers.factorized_reduce import FactorizedReduce
 
 
 def batch_norm(affine, name):
@@ -98,7 +100,6 @@ def pool(kind):
 
 def skip_connect(channels, strides, affine=True, name=None):
     """Identity, or `FactorizedReduce` when the edge halves the resolution."""
-    from keras_nas.layers.factorized_reduce import FactorizedReduce
 
     if strides == 1:
         return keras.layers.Identity(name=name)
@@ -106,7 +107,6 @@ def skip_connect(channels, strides, affine=True, name=None):
 
 
 def zero(channels, strides, affine=True, name=None):
-    from keras_nas.eoinas.zero import Zero
 
     return Zero(strides=strides, name=name)
 

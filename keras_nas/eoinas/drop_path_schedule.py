@@ -1,6 +1,7 @@
 """Raises the drop-path rate of every `DropPath` layer linearly over training."""
 
 import keras
+from keras_nas.eoinas.drop_path import DropPath
 
 
 @keras.saving.register_keras_serializable(package="keras_nas")
@@ -22,7 +23,6 @@ class DropPathSchedule(keras.callbacks.Callback):
         self.epochs = epochs
 
     def on_epoch_begin(self, epoch, logs=None):
-        from keras_nas.eoinas.drop_path import DropPath
 
         for layer in self.model._flatten_layers():
             if isinstance(layer, DropPath) and layer.built:

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 from keras import ops
+from keras_nas.eoinas import darts_ops
 
 EDGE_MODES = ("gdas", "darts", "gumbel_soft")
 
@@ -113,7 +114,6 @@ class GumbelEdge(keras.layers.Layer):
 
     def __init__(self, channels, strides=1, primitives=None, edge_mode="gdas", affine=False, **kwargs):
         super().__init__(**kwargs)
-        from keras_nas.eoinas import darts_ops
 
         primitives = list(darts_ops.PRIMITIVES if primitives is None else primitives)
         if edge_mode not in EDGE_MODES:

@@ -25,6 +25,7 @@ def _criterion(variant):
 
 def final_scores(model, variant, importance_lambda=0.5):
     """Per-cell-type scores the genotype is derived from (I for EoiNAS, beta otherwise)."""
+    # TensorFlow-backed: the command line imports this module for its options before TensorFlow loads.
     from keras_nas.eoinas.operation_pruning import alpha_scores, operation_importance
 
     state = model.search_state()
@@ -159,6 +160,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
     import keras
     import tensorflow as tf
 
+    # TensorFlow-backed (see `final_scores`).
     from keras_nas import eoinas, training
     from keras_nas.engine.checkpoint import EpochCheckpoint
     from keras_nas.eoinas import darts

@@ -4,6 +4,8 @@ import os
 
 import keras
 import numpy as np
+from keras_nas import io
+from keras_nas.eoinas.search_cell import cell_edges
 
 CRITERIA = ("importance", "alpha")
 
@@ -104,7 +106,6 @@ class OperationPruning(keras.callbacks.Callback):
         self.decisions = []
 
     def on_train_begin(self, logs=None):
-        from keras_nas import io
 
         # A resumed search continues the log it already wrote.
         if self.log_path and os.path.exists(self.log_path):
@@ -124,8 +125,6 @@ class OperationPruning(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not is_pruning_epoch(epoch + 1, self.warmup_epochs, self.interval):
             return
-        from keras_nas import io
-        from keras_nas.eoinas.search_cell import cell_edges
 
         model = self.model
         edges = cell_edges(model.steps)

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_nas.layers.factorized_reduce import FactorizedReduce
 from keras_nas.eoinas.gumbel_edge import GumbelEdge
+from keras_nas.eoinas import darts_ops
 
 
 def cell_edges(steps=4):
@@ -58,7 +59,6 @@ class SearchCell(keras.layers.Layer):
     def __init__(self, channels, reduction=False, reduction_prev=False, steps=4, multiplier=4,
                  primitives=None, edge_mode="gdas", **kwargs):
         super().__init__(**kwargs)
-        from keras_nas.eoinas import darts_ops
 
         if not 1 <= multiplier <= steps:
             raise ValueError(f"`multiplier` must be in [1, steps={steps}]. Received: multiplier={multiplier!r}")

@@ -3,6 +3,7 @@
 import os
 
 from keras_nas.engine.search_tuner import SearchTuner
+from keras_nas.eoinas.one_shot import check_search_kwargs, one_shot_search
 
 
 class EoiNASSeedTuner(SearchTuner):
@@ -33,7 +34,6 @@ class EoiNASSeedTuner(SearchTuner):
     """
 
     def __init__(self, oracle, search_kwargs=None, **kwargs):
-        from keras_nas.eoinas.one_shot import check_search_kwargs
 
         self.search_kwargs = check_search_kwargs(search_kwargs)
         super().__init__(oracle=oracle, **kwargs)
@@ -42,7 +42,6 @@ class EoiNASSeedTuner(SearchTuner):
         return os.path.join(self.project_dir, f"trial_{trial_id}", "search")
 
     def run_trial(self, trial, dataset, **kwargs):
-        from keras_nas.eoinas.one_shot import one_shot_search
 
         seed = int(trial.hyperparameters.get("seed"))
         directory = self.trial_search_dir(trial.trial_id)

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_nas.eoinas.gumbel_edge import EDGE_MODES, run_sampled
 from keras_nas.eoinas.search_cell import SearchCell, cell_edges
+from keras_nas.eoinas import darts_ops
 
 CELL_TYPES = ("normal", "reduce")
 # What `keras.optimizers.Optimizer.apply` does besides `update_step`.
@@ -147,7 +148,6 @@ class BilevelSearchModel(keras.Model):
                  arch_weight_decay=1e-3, grad_clip=5.0, temperature=5.0, lower_arch_case=False,
                  update_unsampled_ops=True, lower_weight_case=False, **kwargs):
         super().__init__(**kwargs)
-        from keras_nas.eoinas import darts_ops
 
         if edge_mode not in EDGE_MODES:
             raise ValueError(f"`edge_mode` must be one of {list(EDGE_MODES)}. Received: edge_mode={edge_mode!r}")

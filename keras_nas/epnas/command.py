@@ -14,6 +14,9 @@ and `recipes/epnas_cifar10_module.py` (15 episodes, 8 branches, 10 / 5 steps,
 20 epochs per child or 10 with prediction, Nesterov, SGDR).
 """
 
+# The command line imports this module to list and check its options before TensorFlow loads, so
+# the functions that train import the TensorFlow-backed modules (and keras_nas' own) where they run.
+
 import os
 
 from keras_nas import io

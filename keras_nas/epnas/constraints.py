@@ -7,6 +7,7 @@ interval or a malformed string raises a `ValueError` before anything trains.
 """
 
 import re
+from keras_nas.epnas.reward import soft_penalty
 
 # name in a constraint string -> CostReport attribute
 RESOURCES = {
@@ -102,7 +103,6 @@ def parse_constraints(texts):
 
 def constraint_report(usages, constraints, base=0.9):
     """Per constraint: usage, bounds, satisfied (hard, Eq. 1) and `V(U)` (Eq. 2)."""
-    from keras_nas.epnas.reward import soft_penalty
 
     report = []
     for c in constraints:

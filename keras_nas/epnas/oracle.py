@@ -9,6 +9,7 @@ from keras_nas.epnas.constraints import parse_constraints
 from keras_nas.epnas.policy import EPNASPolicy, returns_to_go, update_baseline
 from keras_nas.engine.search_oracle import SearchOracle, check_positive_int
 from keras_nas.epnas.space import SCALES, EPNASSpace
+from keras_nas.epnas.parameter_store import ParameterStore
 
 ENDED = ("COMPLETED", "FAILED", "INVALID")
 
@@ -204,7 +205,6 @@ class EPNASOracle(SearchOracle):
         if global_step in self.merged_steps:
             return
         if self.sharing_dir:
-            from keras_nas.epnas.parameter_store import ParameterStore
 
             ParameterStore(self.sharing_dir).consolidate(global_step)
         self.merged_steps.append(global_step)

@@ -5,6 +5,7 @@ import base64
 import keras
 import numpy as np
 import tensorflow as tf
+from keras_nas.epnas.space import SCALES, EPNASSpace
 
 _NEG = -1e9
 
@@ -79,7 +80,6 @@ class EPNASPolicy:
 
     ```python
     import numpy as np
-    from keras_nas.epnas.space import SCALES, EPNASSpace
 
     space = EPNASSpace("layers")
     arch = space.random_architecture(np.random.default_rng(0))

@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_nas.epnas.parameter_store import layer_key
 from keras_nas.training import sgdr_learning_rate
+from keras_nas import training
 
 PREDICTION_DECAYS = ("exponential", "cosine")
 CLASSIFIER = "predictions"  # the builder's classifier layer (its own dictionary key)
@@ -177,7 +178,6 @@ def compile_child(model, learning_rate, *, momentum=0.9, weight_decay=1e-4, clip
 
     `multipliers` are per-variable learning-rate multipliers (`shared_multipliers`).
     """
-    from keras_nas import training
 
     model.compile(
         optimizer=training.make_optimizer("nesterov", learning_rate, momentum, weight_decay, clipnorm=clipnorm,

@@ -49,6 +49,7 @@ import json
 import keras
 import numpy as np
 from keras import layers
+from keras_nas.epnas.morphism import init_identity_layer
 
 MODES = ("layers", "module")
 # Table 2
@@ -383,7 +384,6 @@ class EPNASSpace:
         (layer-by-layer search only: a module-search branch is not in series).
         `inputs`: a batch of training images for the batch-norm statistics.
         """
-        from keras_nas.epnas.morphism import init_identity_layer
 
         if self.mode != "layers":
             return 0

@@ -15,6 +15,7 @@ from keras_nas.epnas.prediction import (PREDICTION_DECAYS, child_callbacks, comp
 from keras_nas.epnas.morphism import INSERT_INITS
 from keras_nas.training import sgdr_learning_rate
 from keras_nas.engine.search_tuner import SearchTuner
+from keras_nas.epnas.parameter_store import ParameterStore
 
 MODEL = "model.keras"
 SUMMARY = "summary.json"
@@ -295,7 +296,6 @@ class EPNASTuner(SearchTuner):
         store = None
         multipliers = None
         if self.prediction and self.sharing_dir:
-            from keras_nas.epnas.parameter_store import ParameterStore
 
             store = ParameterStore(self.sharing_dir)
             key_map = self.sharing_key_map(values, architecture)

@@ -10,6 +10,9 @@ CPU on the bundled digits; the paper's CIFAR-10 setting is in
 + 100 final, SGD lr 0.01 x0.1 at epochs 100 and 150).
 """
 
+# The command line imports this module to list and check its options before TensorFlow loads, so
+# the functions that train import the TensorFlow-backed modules (and keras_nas' own) where they run.
+
 import argparse
 import os
 

@@ -2,6 +2,7 @@
 
 import keras
 from keras import layers
+from keras_nas.stagewise.resnet import _check_depths, _regularizer
 
 # NASNet-A cells (Zoph et al. 2018, Fig. 4); wiring as in Keras' NASNet
 # application. BN settings of the reference TF-slim CIFAR models
@@ -160,7 +161,6 @@ def stage_nasnet(
     model = stage_nasnet((2, 3, 2), filters=8, input_shape=(8, 8, 1))
     ```
     """
-    from keras_nas.stagewise.resnet import _check_depths, _regularizer
 
     depths = _check_depths(stage_cells)
     for arg, value in (("filters", filters), ("stem_multiplier", stem_multiplier)):
