@@ -5,7 +5,6 @@ import base64
 import keras
 import numpy as np
 import tensorflow as tf
-from keras_nas.epnas.space import SCALES, EPNASSpace
 
 _NEG = -1e9
 
@@ -80,6 +79,7 @@ class EPNASPolicy:
 
     ```python
     import numpy as np
+    from keras_nas.epnas.space import SCALES, EPNASSpace
 
     space = EPNASSpace("layers")
     arch = space.random_architecture(np.random.default_rng(0))

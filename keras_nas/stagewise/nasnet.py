@@ -2,7 +2,7 @@
 
 import keras
 from keras import layers
-from keras_nas.stagewise.resnet import _check_depths, _regularizer
+from keras_nas.stagewise.resnet import _check_classifier, _check_depths, _regularizer
 
 # NASNet-A cells (Zoph et al. 2018, Fig. 4); wiring as in Keras' NASNet
 # application. BN settings of the reference TF-slim CIFAR models
@@ -166,14 +166,7 @@ def stage_nasnet(
     for arg, value in (("filters", filters), ("stem_multiplier", stem_multiplier)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or any(not isinstance(d, int) or d < 1 for d in input_shape):
-        raise ValueError(
-            "`input_shape` must be (height, width, channels) of positive ints. "
-            f"Received: input_shape={input_shape!r}"
-        )
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}")
+    input_shape = _check_classifier(input_shape, num_classes)
     regularizer = _regularizer(l2_regularization)
 
     inputs = keras.Input(input_shape, name="images")

@@ -3,8 +3,6 @@
 import keras_tuner
 
 from keras_nas.engine.search_oracle import SearchOracle, check_positive_int
-from keras_nas.stagewise.resnet import stage_resnet
-from keras_nas.stagewise.tuner import StageWiseTuner
 
 ROLES = ("initial", "temporary", "candidate")
 
@@ -63,6 +61,8 @@ class StageWiseOracle(SearchOracle):
     Example:
 
     ```python
+    from keras_nas.stagewise.resnet import stage_resnet
+    from keras_nas.stagewise.tuner import StageWiseTuner
 
     oracle = StageWiseOracle(num_stages=3, initial_depth=2, delta=1, iterations=2)
     tuner = StageWiseTuner(oracle, build_model=lambda d: stage_resnet(d), directory="runs/sw")

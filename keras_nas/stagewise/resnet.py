@@ -27,6 +27,19 @@ def _check_depths(stage_depths):
     return depths
 
 
+def _check_classifier(input_shape, num_classes):
+    """`input_shape` as a tuple if it is (height, width, channels) of positive ints and `num_classes` >= 2."""
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or any(not isinstance(d, int) or d < 1 for d in input_shape):
+        raise ValueError(
+            "`input_shape` must be (height, width, channels) of positive ints. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}")
+    return input_shape
+
+
 def _regularizer(l2_regularization):
     if not isinstance(l2_regularization, (int, float)) or l2_regularization < 0:
         raise ValueError(
@@ -198,14 +211,7 @@ def stage_resnet(
             "`widths` must be a list of positive ints with one entry per stage "
             f"({len(depths)}). Received: widths={widths!r}"
         )
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or any(not isinstance(d, int) or d < 1 for d in input_shape):
-        raise ValueError(
-            "`input_shape` must be (height, width, channels) of positive ints. "
-            f"Received: input_shape={input_shape!r}"
-        )
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}")
+    input_shape = _check_classifier(input_shape, num_classes)
     regularizer = _regularizer(l2_regularization)
 
     inputs = keras.Input(input_shape, name="images")
