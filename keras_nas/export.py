@@ -41,8 +41,16 @@ def output_kind(model):
     """
     import keras
 
-    layer = model.get_layer(model.outputs[0]._keras_history[0].name) if hasattr(
-        model.outputs[0], "_keras_history") else model.layers[-1]
+    layer = model.outputs[0]._keras_history[0] if hasattr(model.outputs[0], "_keras_history") else model.layers[-1]
+    # Look through layers that pass their (first) input on: Identity, Dropout, a linear Activation, and
+    # layers that say so (`passes_first_input`, e.g. the EoiNAS auxiliary tap).
+    for _ in range(len(model.layers)):
+        passes = (getattr(layer, "passes_first_input", False) or isinstance(layer, (keras.layers.Identity,
+                  keras.layers.Dropout)) or (isinstance(layer, keras.layers.Activation)
+                                             and getattr(layer.activation, "__name__", "") == "linear"))
+        if not passes or not getattr(layer, "_inbound_nodes", None):
+            break
+        layer = keras.tree.flatten(layer._inbound_nodes[0].input_tensors)[0]._keras_history[0]
     if isinstance(layer, keras.layers.Softmax):
         return "probabilities"
     activation = getattr(layer, "activation", None)

@@ -22,6 +22,8 @@ class AuxiliaryTap(keras.layers.Layer):
     (2, 3)
     """
 
+    passes_first_input = True  # `keras_nas.export.output_kind` looks through it
+
     def call(self, inputs):
         main, _ = inputs
         return main
