@@ -502,6 +502,69 @@ def _stream_stats(stream, config):
     return mean, np.maximum(std, 1e-3)
 
 
+def _check_load_arguments(name, image_size, channels, batch_size, validation_split, test_split, cutout, seed,
+                          skip_unreadable_images, augment, input_shape, num_classes, num_examples):
+    """`load`'s arguments checked alone and together; returns `(image_size, augment_ops)`."""
+    if not isinstance(name, str) or not name.strip():
+        raise OptionTypeError("`name` must be a non-empty string.", name=name)
+    image_size = common_options.image_size_pair("image_size", image_size)
+    common_options.CHANNELS.check(channels)
+    common_options.BATCH_SIZE.check(batch_size)
+    common_options.VALIDATION_SPLIT.check(validation_split)
+    _TEST_SPLIT.check(test_split)
+    _CUTOUT.check(cutout)
+    common_options.SEED.check(seed)
+    common_options.SKIP_UNREADABLE.check(skip_unreadable_images)
+    augment_ops = common_options.augment_names("augment", augment)
+    if name != "synthetic" and any(
+        v is not None for v in (input_shape, num_classes, num_examples)
+    ):
+        raise OptionError("`input_shape`, `num_classes` and `num_examples` apply to name='synthetic' only.",
+                          name=name)
+    return image_size, augment_ops
+
+
+def _builtin_streams(name, input_shape, num_classes, num_examples, test_split, validation_split, seed):
+    """Streams of `digits` / `synthetic` with their counts and the training images (for statistics)."""
+    if name == "digits":
+        images, labels, class_names = _digits_arrays()
+    else:
+        input_shape = tuple(input_shape) if input_shape is not None else (32, 32, 3)
+        if len(input_shape) != 3 or not all(
+            isinstance(d, (int, np.integer)) and 1 <= d <= common_options.MAX_IMAGE_SIZE for d in input_shape
+        ):
+            raise OptionError(f"`input_shape` must be (height, width, channels) of ints in "
+                              f"[1, {common_options.MAX_IMAGE_SIZE}].", input_shape=input_shape)
+        num_classes = _NUM_CLASSES.check(10 if num_classes is None else num_classes)
+        num_examples = _NUM_EXAMPLES.check(512 if num_examples is None else num_examples)
+        images, labels, class_names = _synthetic_arrays(input_shape, num_classes, num_examples, seed)
+    pool_idx, test_idx = _split_indices(labels, test_split, seed=0)
+    train_rel, val_rel = _split_indices(labels[pool_idx], validation_split, seed)
+    train_idx, val_idx = pool_idx[train_rel], pool_idx[val_rel]
+    _check_split(labels, train_idx, val_idx, class_names, validation_split)
+    slices = lambda idx: tf.data.Dataset.from_tensor_slices((images[idx], labels[idx]))  # noqa: E731
+    counts = (len(train_idx), len(val_idx), len(test_idx))
+    return (slices(train_idx), slices(val_idx), slices(test_idx), images.shape[1:], len(class_names), class_names,
+            counts, images[train_idx])
+
+
+def _normalisation(train_s, train_images, source_shape, image_size, channels, class_names):
+    """`(config, mean, std)`: the preprocessing config and the per-channel statistics of the training split."""
+    source_channels = int(source_shape[-1])
+    height, width = image_size or (int(source_shape[0]), int(source_shape[1]))
+    out_channels = channels or source_channels
+    input_shape_ = (height, width, out_channels)
+    config = preprocessing_config(input_shape_, [0.0], [1.0], source_channels, class_names)
+    if train_images is not None:
+        unit = _resize_and_convert(train_images, (height, width), out_channels).numpy() / 255.0
+        mean, std = _stats(unit)
+    else:
+        mean, std = _stream_stats(train_s, config)
+    mean = np.broadcast_to(mean, (out_channels,))
+    std = np.broadcast_to(std, (out_channels,))
+    return preprocessing_config(input_shape_, mean, std, source_channels, class_names), mean, std
+
+
 def load(
     name="digits",
     *,
@@ -576,49 +639,16 @@ def load(
     >>> images.shape
     TensorShape([32, 16, 16, 1])
     """
-    if not isinstance(name, str) or not name.strip():
-        raise OptionTypeError("`name` must be a non-empty string.", name=name)
-    image_size = common_options.image_size_pair("image_size", image_size)
-    common_options.CHANNELS.check(channels)
-    common_options.BATCH_SIZE.check(batch_size)
-    common_options.VALIDATION_SPLIT.check(validation_split)
-    _TEST_SPLIT.check(test_split)
-    _CUTOUT.check(cutout)
-    common_options.SEED.check(seed)
-    common_options.SKIP_UNREADABLE.check(skip_unreadable_images)
-    augment_ops = common_options.augment_names("augment", augment)
-    if name != "synthetic" and any(
-        v is not None for v in (input_shape, num_classes, num_examples)
-    ):
-        raise OptionError("`input_shape`, `num_classes` and `num_examples` apply to name='synthetic' only.",
-                          name=name)
-
+    image_size, augment_ops = _check_load_arguments(
+        name, image_size, channels, batch_size, validation_split, test_split, cutout, seed, skip_unreadable_images,
+        augment, input_shape, num_classes, num_examples)
     seed = int(seed)
     num_train = num_validation = num_test = None
+    train_images = None
     if name in BUILTIN:
-        if name == "digits":
-            images, labels, class_names = _digits_arrays()
-        else:
-            input_shape = tuple(input_shape) if input_shape is not None else (32, 32, 3)
-            if len(input_shape) != 3 or not all(
-                isinstance(d, (int, np.integer)) and 1 <= d <= common_options.MAX_IMAGE_SIZE for d in input_shape
-            ):
-                raise OptionError(f"`input_shape` must be (height, width, channels) of ints in "
-                                  f"[1, {common_options.MAX_IMAGE_SIZE}].", input_shape=input_shape)
-            num_classes = _NUM_CLASSES.check(10 if num_classes is None else num_classes)
-            num_examples = _NUM_EXAMPLES.check(512 if num_examples is None else num_examples)
-            images, labels, class_names = _synthetic_arrays(
-                input_shape, num_classes, num_examples, seed
-            )
-        pool_idx, test_idx = _split_indices(labels, test_split, seed=0)
-        train_rel, val_rel = _split_indices(labels[pool_idx], validation_split, seed)
-        train_idx, val_idx = pool_idx[train_rel], pool_idx[val_rel]
-        _check_split(labels, train_idx, val_idx, class_names, validation_split)
-        num_train, num_validation, num_test = len(train_idx), len(val_idx), len(test_idx)
-        source_shape = images.shape[1:]
-        num_classes = len(class_names)
-        slices = lambda idx: tf.data.Dataset.from_tensor_slices((images[idx], labels[idx]))
-        train_s, val_s, test_s = slices(train_idx), slices(val_idx), slices(test_idx)
+        (train_s, val_s, test_s, source_shape, num_classes, class_names, (num_train, num_validation, num_test),
+         train_images) = _builtin_streams(name, input_shape, num_classes, num_examples, test_split,
+                                          validation_split, seed)
         cache = True
     elif os.path.isdir(name):
         train_s, val_s, test_s, source_shape, num_classes, class_names = _folder_streams(
@@ -631,20 +661,8 @@ def load(
         ) = _tfds_streams(name, data_dir, seed, validation_split)
         cache = False
 
-    source_channels = int(source_shape[-1])
-    height, width = image_size or (int(source_shape[0]), int(source_shape[1]))
-    out_channels = channels or source_channels
-    input_shape_ = (height, width, out_channels)
-    config = preprocessing_config(input_shape_, [0.0], [1.0], source_channels, class_names)
-    if name in BUILTIN:
-        unit = _resize_and_convert(images[train_idx], (height, width), out_channels).numpy() / 255.0
-        mean, std = _stats(unit)
-    else:
-        mean, std = _stream_stats(train_s, config)
-    mean = np.broadcast_to(mean, (out_channels,))
-    std = np.broadcast_to(std, (out_channels,))
-    config = preprocessing_config(input_shape_, mean, std, source_channels, class_names)
-
+    config, mean, std = _normalisation(train_s, train_images, source_shape, image_size, channels, class_names)
+    input_shape_, source_channels = tuple(config["image_size"]) + (config["channels"],), config["source_channels"]
     common = dict(batch_size=batch_size, cutout=cutout, seed=seed, cache=cache)
     return Dataset(
         name=name,
