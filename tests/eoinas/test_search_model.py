@@ -178,6 +178,7 @@ def test_sampled_update_equals_full_update_on_sampled_ops_and_leaves_others():
     assert int(sampled.optimizer.iterations.numpy()) == 2
 
 
+@pytest.mark.slow  # ~1 min: traces the opt-in lowered cases of both steps
 def test_lowered_case_steps_equal_functional_ones():
     # Lowered `Case` ops (Switch/Merge) in both steps' forward and backward
     # passes and in the per-edge update must train exactly like the default

@@ -35,6 +35,7 @@ def test_initial_networks_at_paper_size():
     assert round(sum(int(np.prod(w.shape)) for w in nasnet.trainable_weights) / 1e6, 1) == 3.3
 
 
+@pytest.mark.slow  # the same search as tests/stagewise/test_search.py, through the recipe
 def test_residual_recipe_runs_at_small_size(tmp_path):
     out = tmp_path / "residual"
     assert stagewise_cifar10.run(stagewise_cifar10.RESIDUAL, out=str(out), **SMALL) == 0
