@@ -139,6 +139,7 @@ def test_version_names_the_library_and_its_framework_versions(capsys):
     assert f"Keras {keras.__version__}" in out
 
 
+@pytest.mark.slow  # keeps the default suite within 15 minutes; `pytest -m slow` runs it
 def test_report_into_a_closed_pipe_stops_quietly(trained):
     # `keras-nas report runs/x | head -1`: the reader leaves early.
     process = subprocess.Popen([sys.executable, "-m", "keras_nas", "report", trained],

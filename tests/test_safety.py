@@ -239,6 +239,7 @@ def test_damaged_json_files_are_named(tmp_path, capsys):
     assert "preprocessing.json is not valid JSON" in _refused(["export", str(model)], capsys)
 
 
+@pytest.mark.slow  # keeps the default suite within 15 minutes; `pytest -m slow` runs it
 def test_damaged_search_state_is_named(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["search", "stagewise", "--out", str(out), *TINY_STAGEWISE, "--iterations", "1"]) == 0
@@ -295,6 +296,7 @@ def test_train_runs_of_different_architectures_get_their_own_folders():
                                                                      "genotype-DARTS_V2")}
 
 
+@pytest.mark.slow  # keeps the default suite within 15 minutes; `pytest -m slow` runs it
 def test_everything_a_search_writes_is_listed_as_keras_nas_own(tmp_path):
     out = tmp_path / "run"
     assert cli.main(["search", "stagewise", "--out", str(out), *TINY_STAGEWISE]) == 0

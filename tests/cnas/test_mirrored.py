@@ -1,8 +1,10 @@
 """The CNAS saliency step and one pruning iteration under MirroredStrategy (2 logical CPUs)."""
 
+import pytest
 from tests.engine.test_mirrored_strategy import run_under_strategy
 
 
+@pytest.mark.slow  # keeps the default suite within 15 minutes; `pytest -m slow` runs it
 def test_taylor_saliency_under_mirrored_strategy_equals_single_device():
     out = run_under_strategy(
         """

@@ -104,6 +104,7 @@ def test_chief_and_two_workers_run_every_trial_once(tmp_path):
     assert {e.rsplit("-", 1)[1] for e in ends} == {"worker0", "worker1"}
 
 
+@pytest.mark.slow  # keeps the default suite within 15 minutes; `pytest -m slow` runs it
 def test_killed_worker_trial_is_finished_by_another(tmp_path):
     (tmp_path / "log").mkdir()
     port = _free_port()

@@ -1,3 +1,4 @@
+import pytest
 """One training step under MirroredStrategy over two logical CPU devices.
 
 Logical devices must be configured before TensorFlow starts, hence a fresh
@@ -54,6 +55,7 @@ def test_plain_training_loop_under_mirrored_strategy():
     assert "CHANGED True" in out
 
 
+@pytest.mark.slow  # keeps the default suite within 15 minutes; `pytest -m slow` runs it
 def test_eoinas_bilevel_step_under_mirrored_strategy():
     # Both updates of Algorithm 1 (weights by SGD, alpha by Adam) aggregate
     # across replicas; each replica's sampled ops add to C^e.

@@ -127,7 +127,7 @@ def test_errors():
         BilevelSearchModel(cells=2)
 
 
-@pytest.mark.parametrize("lower_arch_case", [False, True])
+@pytest.mark.parametrize("lower_arch_case", [False, pytest.param(True, marks=pytest.mark.slow)])  # lowered: opt-in, ~25 s
 def test_compiled_bilevel_step_updates_weights_and_alpha_either_case_form(lower_arch_case):
     model = _tiny(lower_arch_case=lower_arch_case)
     assert model.get_config()["lower_arch_case"] is lower_arch_case

@@ -35,6 +35,7 @@ def _data():
     return data.load("synthetic", input_shape=(8, 8, 1), num_classes=3, num_examples=48, batch_size=16)
 
 
+@pytest.mark.slow  # keeps the default suite within 15 minutes; `pytest -m slow` runs it
 def test_search_trains_three_networks_and_reports_importance(tmp_path):
     ds, builds = _data(), []
     oracle, tuner = _setup(tmp_path, builds)
