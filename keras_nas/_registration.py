@@ -44,25 +44,38 @@ def register():
 
 
 class _AfterKeras(importlib.abc.MetaPathFinder):
-    """Finds `keras` as usual, then runs `register()` once its module has loaded."""
+    """Finds `keras` as usual, then runs `register()` once its module has loaded.
+
+    The finder stays in place until Keras has really been executed: a
+    `find_spec` that does not load the module (TensorFlow probes for Keras
+    that way when it is imported first) must not use it up.
+    """
+
+    _finding = False
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "keras":
+        if fullname != "keras" or self._finding:
             return None
-        sys.meta_path.remove(self)
-        spec = None
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            spec = find(fullname, path, target) if find else None
-            if spec is not None:
-                break
+        self._finding = True
+        try:
+            spec = None
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None) if finder is not self else None
+                spec = find(fullname, path, target) if find else None
+                if spec is not None:
+                    break
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
         loader = spec.loader
         original = loader.exec_module
+        finder = self
 
         def exec_module(module):
             original(module)
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
             register()
 
         loader.exec_module = exec_module

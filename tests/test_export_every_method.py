@@ -8,6 +8,7 @@ process gives the same probabilities.
 
 import keras
 import numpy as np
+import pytest
 
 from keras_nas import cnas, data, export, stagewise
 from keras_nas.eoinas import darts
@@ -84,8 +85,13 @@ def test_training_only_parts_do_not_reach_the_served_graph(tmp_path):
     np.testing.assert_allclose(first.numpy().sum(axis=-1), 1.0, rtol=1e-5)
 
 
-def test_every_final_model_loads_after_a_plain_import_keras_nas(tmp_path):
-    """A fresh process that imports only keras_nas (no layer module) loads every method's model with Keras."""
+@pytest.mark.parametrize("first_import", ["import keras", "import tensorflow"])
+def test_every_final_model_loads_after_a_plain_import_keras_nas(tmp_path, first_import):
+    """A fresh process that imports only keras_nas (no layer module) loads every method's model with Keras.
+
+    Also when TensorFlow is imported before Keras (TensorFlow probes for Keras
+    without loading it; `keras-nas export` once failed on CNAS models so).
+    """
     import json
     import subprocess
     import sys
@@ -102,6 +108,7 @@ def test_every_final_model_loads_after_a_plain_import_keras_nas(tmp_path):
     script = (
         "import json, numpy as np\n"
         "import keras_nas\n"
+        f"{first_import}\n"
         "import keras\n"
         "x = np.load('inputs.npy')\n"
         f"print(json.dumps({{n: np.asarray(keras.saving.load_model(n + '.keras')(x, training=False)).tolist() "
