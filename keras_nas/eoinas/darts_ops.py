@@ -51,19 +51,21 @@ def _depthwise(kernel_size, strides, dilation, name):
     return layers
 
 
+def _relu_depthwise_pointwise_bn(channels, kernel_size, strides, dilation, affine, suffix=""):
+    """The DARTS unit both conv ops repeat: ReLU, depthwise, pointwise 1x1, BN."""
+    return [keras.layers.ReLU(name=f"relu{suffix}"),
+            *_depthwise(kernel_size, strides, dilation, f"depthwise{suffix}"),
+            keras.layers.Conv2D(channels, 1, use_bias=False, name=f"pointwise{suffix}"),
+            batch_norm(affine, f"bn{suffix}")]
+
+
 def sep_conv(kernel_size):
     """DARTS `SepConv`: (ReLU, depthwise, pointwise, BN) twice; stride on the first."""
 
     def factory(channels, strides, affine=True, name=None):
         return keras.Sequential(
-            [keras.layers.ReLU(name="relu_1"),
-             *_depthwise(kernel_size, strides, 1, "depthwise_1"),
-             keras.layers.Conv2D(channels, 1, use_bias=False, name="pointwise_1"),
-             batch_norm(affine, "bn_1"),
-             keras.layers.ReLU(name="relu_2"),
-             *_depthwise(kernel_size, 1, 1, "depthwise_2"),
-             keras.layers.Conv2D(channels, 1, use_bias=False, name="pointwise_2"),
-             batch_norm(affine, "bn_2")],
+            _relu_depthwise_pointwise_bn(channels, kernel_size, strides, 1, affine, "_1")
+            + _relu_depthwise_pointwise_bn(channels, kernel_size, 1, 1, affine, "_2"),
             name=name,
         )
 
@@ -75,12 +77,7 @@ def dil_conv(kernel_size):
 
     def factory(channels, strides, affine=True, name=None):
         return keras.Sequential(
-            [keras.layers.ReLU(name="relu"),
-             *_depthwise(kernel_size, strides, 2, "depthwise"),
-             keras.layers.Conv2D(channels, 1, use_bias=False, name="pointwise"),
-             batch_norm(affine, "bn")],
-            name=name,
-        )
+            _relu_depthwise_pointwise_bn(channels, kernel_size, strides, 2, affine), name=name)
 
     return factory
 

@@ -85,13 +85,16 @@ def _padding_shortcut(x, filters, strides, name):
     return x
 
 
-def apply_basic_block(x, filters, strides, shortcut, regularizer, name):
-    """Two 3x3 convolutions with an identity (or downsampling) shortcut."""
-    y = _conv(filters, 3, strides, f"{name}_conv1", regularizer)(x)
-    y = _bn(f"{name}_bn1")(y)
-    y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = _conv(filters, 3, 1, f"{name}_conv2", regularizer)(y)
-    y = _bn(f"{name}_bn2")(y)
+def _conv_bn(x, filters, kernel_size, strides, regularizer, name, index, relu=True):
+    """`{name}_conv{index}` -> `{name}_bn{index}` (-> `{name}_relu{index}`)."""
+    x = _conv(filters, kernel_size, strides, f"{name}_conv{index}", regularizer)(x)
+    x = _bn(f"{name}_bn{index}")(x)
+    return layers.ReLU(name=f"{name}_relu{index}")(x) if relu else x
+
+
+def _add_shortcut(x, y, strides, shortcut, regularizer, name):
+    """`relu(shortcut(x) + y)`; the shortcut is the identity unless the shape changes."""
+    filters = y.shape[-1]
     if strides > 1 or x.shape[-1] != filters:
         if shortcut == "projection":
             x = _conv(filters, 1, strides, f"{name}_shortcut_conv", regularizer)(x)
@@ -102,25 +105,19 @@ def apply_basic_block(x, filters, strides, shortcut, regularizer, name):
     return layers.ReLU(name=f"{name}_out")(x)
 
 
+def apply_basic_block(x, filters, strides, shortcut, regularizer, name):
+    """Two 3x3 convolutions with an identity (or downsampling) shortcut."""
+    y = _conv_bn(x, filters, 3, strides, regularizer, name, 1)
+    y = _conv_bn(y, filters, 3, 1, regularizer, name, 2, relu=False)
+    return _add_shortcut(x, y, strides, shortcut, regularizer, name)
+
+
 def apply_bottleneck_block(x, filters, strides, shortcut, regularizer, name):
     """1x1 reduce, 3x3, 1x1 expand (x4) with a projection shortcut (option B)."""
-    out_filters = filters * _EXPANSION
-    y = _conv(filters, 1, strides, f"{name}_conv1", regularizer)(x)
-    y = _bn(f"{name}_bn1")(y)
-    y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = _conv(filters, 3, 1, f"{name}_conv2", regularizer)(y)
-    y = _bn(f"{name}_bn2")(y)
-    y = layers.ReLU(name=f"{name}_relu2")(y)
-    y = _conv(out_filters, 1, 1, f"{name}_conv3", regularizer)(y)
-    y = _bn(f"{name}_bn3")(y)
-    if strides > 1 or x.shape[-1] != out_filters:
-        if shortcut == "projection":
-            x = _conv(out_filters, 1, strides, f"{name}_shortcut_conv", regularizer)(x)
-            x = _bn(f"{name}_shortcut_bn")(x)
-        else:
-            x = _padding_shortcut(x, out_filters, strides, f"{name}_shortcut")
-    x = layers.Add(name=f"{name}_add")([x, y])
-    return layers.ReLU(name=f"{name}_out")(x)
+    y = _conv_bn(x, filters, 1, strides, regularizer, name, 1)
+    y = _conv_bn(y, filters, 3, 1, regularizer, name, 2)
+    y = _conv_bn(y, filters * _EXPANSION, 1, 1, regularizer, name, 3, relu=False)
+    return _add_shortcut(x, y, strides, shortcut, regularizer, name)
 
 
 def stage_resnet(
