@@ -300,8 +300,7 @@ def run(args):
 
     check(args)
     out = args.out
-    strategy = common.setup_runtime(args)
-    dataset = common.load_data(args)
+    strategy, dataset = common.start(args)
     build = builder(args, dataset.input_shape, dataset.num_classes)
     keras.utils.set_random_seed(args.seed)
     with _scope(strategy):

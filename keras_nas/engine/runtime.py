@@ -52,6 +52,12 @@ def check_trained(count, what, records=None, out=None):
                        "--overwrite.")
 
 
+def start(args):
+    """`(strategy, dataset)` of a checked run: the runtime first (the strategy must exist
+    before any tensor does), then the data."""
+    return setup_runtime(args), load_data(args)
+
+
 def setup_runtime(args):
     """Applies the scale-out options; returns the distribution strategy or None.
 

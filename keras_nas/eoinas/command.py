@@ -74,8 +74,7 @@ def run(args):
     check(args)
     search_kwargs = check_search_kwargs(_search_kwargs(args))
     out = args.out
-    strategy = common.setup_runtime(args)
-    dataset = common.load_data(args)
+    strategy, dataset = common.start(args)
     option_list = OPTIONS + common_options.SEARCH_OPTIONS
     config = common.run_config(args, "eoinas", option_list)
     resumed = common.open_results(args, "keras-nas search eoinas", config, option_list,

@@ -343,9 +343,8 @@ def run(args):
     constraints = check(args)
     method = "random" if args.baseline == "random" else "epnas"
     out = args.out
-    strategy = common.setup_runtime(args)
+    strategy, dataset = common.start(args)
     space = make_space(args)
-    dataset = common.load_data(args)
     # Fail before training on an input the space cannot carry.
     space.build(space.random_architecture(np.random.default_rng(0)), dataset.input_shape, dataset.num_classes)
     resumed = common.open_results(args, "keras-nas search epnas", run_config(args),

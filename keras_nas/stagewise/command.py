@@ -285,8 +285,7 @@ def run(args):
 
     check(args)
     out = args.out
-    strategy = common.setup_runtime(args)
-    dataset = common.load_data(args)
+    strategy, dataset = common.start(args)
     build = builder(args, dataset.input_shape, dataset.num_classes)
     # Fail before training on an architecture the input cannot carry.
     build([args.m0] * args.stages)
