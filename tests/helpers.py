@@ -11,11 +11,13 @@ def assert_only_owned(out):
     assert not stray, f"{out} holds entries keras_nas does not list as its own: {stray}"
 
 
-def check_results_contract(out):
+def check_results_contract(out, *, beats_chance_by):
     """results.json of `out` has the contract's top level, and `best` describes best_model.keras itself.
 
     Returns results.json. The test accuracy is recomputed by evaluating
-    best_model.keras on the test split of the run's own data settings.
+    best_model.keras on the test split of the run's own data settings, and it
+    must exceed chance (1 / classes) by `beats_chance_by`: a search that
+    learned nothing fails here.
     """
     import json
 
@@ -46,4 +48,7 @@ def check_results_contract(out):
         correct += int(np.sum(np.argmax(model(images, training=False), axis=-1) == np.asarray(labels)))
         total += len(labels)
     assert best["test_accuracy"] == correct / total
+    chance = 1.0 / dataset.num_classes
+    assert best["test_accuracy"] >= chance + beats_chance_by, (
+        f"test accuracy {best['test_accuracy']:.3f} is not {beats_chance_by} above chance ({chance:.3f})")
     return results

@@ -58,4 +58,4 @@ def test_layers_recipe_runs_at_small_size(tmp_path):
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     assert results["children_trained"] == 2
-    check_results_contract(out)
+    check_results_contract(out, beats_chance_by=0.25)

@@ -10,7 +10,7 @@ from keras_nas import cli
 from keras_nas.stagewise.resnet import stage_resnet
 from tests.helpers import assert_only_owned, check_results_contract
 
-TINY = ["--epochs", "1", "--iterations", "1", "--m0", "1", "--verbose", "0", "--importance-samples", "64"]
+TINY = ["--epochs", "3", "--iterations", "1", "--m0", "1", "--verbose", "0", "--importance-samples", "64"]
 
 
 def _run(tmp_path, *extra, out="run"):
@@ -61,7 +61,7 @@ def test_tiny_search_end_to_end_and_resume(tmp_path):
     model = keras.saving.load_model(str(out / "best_model.keras"))
     assert model.output_shape == (None, 10)
     assert_only_owned(out)
-    checked = check_results_contract(out)
+    checked = check_results_contract(out, beats_chance_by=0.2)
     assert results["ensemble"]["test_accuracy"] == pytest.approx(checked["best"]["test_accuracy"])
     assert checked["best"]["val_accuracy"] == max(c["val_accuracy"] for c in results["candidates"])
     assert checked["best"]["architecture"] == "resnet:" + ",".join(map(str, checked["best"]["stage_depths"]))
