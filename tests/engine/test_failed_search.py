@@ -20,7 +20,7 @@ def test_eoinas_seeds_that_diverge_are_failed_trials_with_reasons(tmp_path):
                "--max-failures", "2"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "keras-nas: search stopped: Number of consecutive failures exceeded the limit of 2" in result.stderr
+    assert "keras-nas: stopped: Number of consecutive failures exceeded the limit of 2" in result.stderr
     # KerasTuner prints each failed trial's traceback as it goes; ours ends the output.
     assert result.stderr.strip().splitlines()[-1] == "(set KERAS_NAS_DEBUG=1 for the traceback)"
     with open(os.path.join(out, "results.json")) as f:
