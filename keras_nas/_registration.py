@@ -70,12 +70,11 @@ class _AfterKeras(importlib.abc.MetaPathFinder):
             return spec
         loader = spec.loader
         original = loader.exec_module
-        finder = self
 
         def exec_module(module):
             original(module)
-            if finder in sys.meta_path:
-                sys.meta_path.remove(finder)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             register()
 
         loader.exec_module = exec_module
