@@ -94,7 +94,7 @@ def test_stagewise_resumes_after_kill(tmp_path):
 
 def test_eoinas_resumes_from_its_last_epoch_after_kill(tmp_path):
     out = str(tmp_path / "run")
-    state = os.path.join(out, "tuner", "trial_0", "search", "search_state.json")
+    state = os.path.join(out, "tuner", "trial_0", "search", "state.json")  # engine.checkpoint.STATE_FILE
 
     def two_epochs_done():
         try:
