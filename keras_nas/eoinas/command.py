@@ -37,7 +37,7 @@ OPTIONS = SEARCH_OPTIONS + (
     Option("auxiliary_weight", 0.4, "auxiliary head loss weight; 0 = no head", low=0, paper=0.4, group=EVAL),
 )
 # Settings added after results folders were written without them, with the value those runs had.
-ADDED_DEFAULTS = {"update_unsampled_ops": True, "lower_weight_case": False, "lower_arch_case": False,
+ADDED_DEFAULTS = {"update_unsampled_ops": True, "lower_weight_case": False, "lower_arch_case": False, "executor": "auto",
                   "skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
                   "jit_compile": False}
 
@@ -57,6 +57,9 @@ def check(args):
     if not args.update_unsampled_ops and args.strategy == "mirrored":
         raise OptionError("`update_unsampled_ops=False` runs on one replica only.", update_unsampled_ops=False,
                           strategy=args.strategy)
+    if args.executor == "ops" and (args.strategy == "mirrored" or args.mixed_precision):
+        raise OptionError("`executor='ops'` runs without a distribution strategy, in float32; use 'graph' or "
+                          "'auto'.", executor="ops", strategy=args.strategy, mixed_precision=args.mixed_precision)
 
 
 def _search_kwargs(args):

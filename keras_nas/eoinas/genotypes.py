@@ -24,6 +24,10 @@ PRIMITIVES = (
     "dil_conv_3x3",
     "dil_conv_5x5",
 )
+# How an edge mixes its ops (`keras_nas.eoinas.gumbel_edge.GumbelEdge`) and how the supernet's step runs
+# (`keras_nas.eoinas.supernet.BilevelSearchModel`); here, with the op names, so the options need no TensorFlow.
+EDGE_MODES = ("gdas", "darts", "gumbel_soft")
+EXECUTORS = ("auto", "ops", "graph")
 
 Genotype = collections.namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
 

@@ -4,8 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 from keras_nas.eoinas import darts_ops
-
-EDGE_MODES = ("gdas", "darts", "gumbel_soft")
+from keras_nas.eoinas.genotypes import EDGE_MODES
 
 try:  # pragma: no cover - depends on the TensorFlow version
     from tensorflow.python.ops.control_flow_switch_case import _indexed_case_helper
@@ -37,6 +36,27 @@ def run_sampled(index, branches, lower=False):
         except TypeError:  # pragma: no cover - signature changed
             pass
     return tf.switch_case(index, branches)
+
+
+def build_by_shape(layer, input_shape):
+    """Builds `layer` from `input_shape` alone; returns its output shape.
+
+    A `Sequential` is built layer by layer from `compute_output_shape`
+    instead of its own symbolic pass through every layer (a Functional model
+    per op: most of the supernet's build time), and then calls its layers in
+    turn. Same variables, same names, same weights file.
+    """
+    input_shape = tuple(input_shape)
+    if isinstance(layer, keras.Sequential) and not layer.built:
+        shape = input_shape
+        with keras.name_scope(layer.name, caller=layer):  # the variable paths `Sequential.build` gives
+            for sub in layer.layers:
+                shape = build_by_shape(sub, shape)
+        layer.built = True
+        return shape
+    if not layer.built:
+        layer.build(input_shape)
+    return tuple(layer.compute_output_shape(input_shape))
 
 
 @tf.custom_gradient
@@ -133,8 +153,7 @@ class GumbelEdge(keras.layers.Layer):
         # Every op is built here, outside `tf.switch_case`: variables cannot be
         # created inside a branch of a traced conditional.
         for op in self.candidate_ops:
-            if not op.built:
-                op.build(inputs_shape)
+            build_by_shape(op, inputs_shape)
 
     def call(self, inputs, edge_weights, edge_index=None, training=None, lower_case=False):
         if self.edge_mode == "gdas":

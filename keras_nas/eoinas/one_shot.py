@@ -14,9 +14,9 @@ import time
 from keras_nas import io
 from keras_nas.engine import options
 from keras_nas.engine.options import Option, OptionError
+from keras_nas.eoinas.genotypes import EDGE_MODES, EXECUTORS
 
 VARIANTS = ("eoinas", "gop", "gdas")
-EDGE_MODES = ("gdas", "darts", "gumbel_soft")
 
 
 def _criterion(variant):
@@ -62,11 +62,15 @@ SEARCH_OPTIONS = (
     Option("update_unsampled_ops", True, "gdas: also apply momentum and weight decay to the ops an edge did not "
            "sample (2019 GDAS code); --no-update-unsampled-ops updates the sampled ops only (GDAS on PyTorch >= "
            "2), faster; one replica only", group=SEARCH),
-    Option("lower_weight_case", False, "gdas: run the weight step's sampled ops as lowered Switch/Merge instead "
-           "of functional Case ops: faster steps at the paper's size, minutes longer to trace; for long searches",
-           group=SEARCH),
-    Option("lower_arch_case", False, "gdas: the same for the architecture step (skips the unused weight "
-           "gradients)", group=SEARCH),
+    Option("executor", "auto", "ops: the step's loop runs eagerly over small compiled op functions, only "
+           "sampled ops run (first step in seconds); graph: the whole step as one traced graph (minutes to "
+           "trace; for --strategy mirrored and --mixed-precision); auto: ops where it can run, else graph",
+           choices=EXECUTORS, group=SEARCH),
+    Option("lower_weight_case", False, "graph executor, gdas: run the weight step's sampled ops as lowered "
+           "Switch/Merge instead of functional Case ops: faster graph steps at the paper's size, minutes longer "
+           "to trace", group=SEARCH),
+    Option("lower_arch_case", False, "graph executor, gdas: the same for the architecture step (skips the unused "
+           "weight gradients)", group=SEARCH),
 )
 
 
@@ -81,6 +85,10 @@ def validate_search_options(**values):
     if values["min_learning_rate"] > values["learning_rate"]:
         raise OptionError("`min_learning_rate` must be <= `learning_rate`.",
                           min_learning_rate=values["min_learning_rate"], learning_rate=values["learning_rate"])
+    for name in ("lower_weight_case", "lower_arch_case"):
+        if values[name] and values["executor"] == "ops":
+            raise OptionError(f"`{name}=True` shapes the one-graph step: it needs `executor='graph'` or 'auto'.",
+                              **{name: True}, executor="ops")
     for name in ("update_unsampled_ops", "lower_weight_case", "lower_arch_case"):
         if values[name] != (name == "update_unsampled_ops") and values["edge_mode"] != "gdas":
             raise OptionError(f"`{name}={values[name]}` needs `edge_mode='gdas'` (the other modes run every op).",
@@ -146,7 +154,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
                     min_learning_rate=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
                     arch_learning_rate=3e-4, arch_weight_decay=1e-3, importance_lambda=0.5, tau_max=5.0,
                     tau_min=0.1, tau_schedule="exponential", update_unsampled_ops=True, lower_weight_case=False,
-                    lower_arch_case=False, verbose=2):
+                    lower_arch_case=False, executor="auto", verbose=2):
     """One EoiNAS search (Algorithm 1) in `directory`; resumes from its checkpoint.
 
     Defaults are the paper's CIFAR-10 settings (sec. 4.2). Writes
@@ -171,7 +179,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
         min_learning_rate=min_learning_rate, arch_learning_rate=arch_learning_rate,
         importance_lambda=importance_lambda, tau_max=tau_max, tau_min=tau_min,
         update_unsampled_ops=update_unsampled_ops, lower_weight_case=lower_weight_case,
-        lower_arch_case=lower_arch_case)
+        lower_arch_case=lower_arch_case, executor=executor)
     done = io.read_json(os.path.join(directory, "search.json"))
     if done is not None:
         return done
@@ -181,7 +189,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
         cells=cells, channels=init_channels, num_classes=dataset.num_classes, input_shape=dataset.input_shape,
         edge_mode=edge_mode, weight_decay=weight_decay, arch_weight_decay=arch_weight_decay,
         grad_clip=grad_clip, temperature=tau_max, update_unsampled_ops=update_unsampled_ops,
-        lower_weight_case=lower_weight_case, lower_arch_case=lower_arch_case,
+        lower_weight_case=lower_weight_case, lower_arch_case=lower_arch_case, executor=executor,
     )
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_nas.layers.factorized_reduce import FactorizedReduce
-from keras_nas.eoinas.gumbel_edge import GumbelEdge
+from keras_nas.eoinas.gumbel_edge import GumbelEdge, build_by_shape
 from keras_nas.eoinas import darts_ops
 
 
@@ -88,8 +88,8 @@ class SearchCell(keras.layers.Layer):
 
     def build(self, inputs_shape, edge_weights_shape=None, edge_index_shape=None):
         s0_shape, s1_shape = inputs_shape
-        self.preprocess0.build(tuple(s0_shape))
-        self.preprocess1.build(tuple(s1_shape))
+        build_by_shape(self.preprocess0, s0_shape)
+        build_by_shape(self.preprocess1, s1_shape)
         node_shape = tuple(s1_shape[:-1]) + (self.channels,)
         for (source, _), edge in zip(cell_edges(self.steps), self.edges):
             edge.build(node_shape)

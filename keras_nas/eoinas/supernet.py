@@ -4,7 +4,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_nas.eoinas.gumbel_edge import EDGE_MODES, run_sampled
+from keras_nas.eoinas.genotypes import EDGE_MODES, EXECUTORS
+from keras_nas.eoinas.gumbel_edge import run_sampled
+from keras_nas.eoinas.op_functions import OpFunctions
 from keras_nas.eoinas.search_cell import SearchCell, cell_edges
 from keras_nas.eoinas import darts_ops
 
@@ -59,6 +61,20 @@ def architecture_weights(alpha, live, temperature, edge_mode, training=True):
         return probs, index
     hard = tf.one_hot(index, tf.shape(alpha)[-1], dtype=probs.dtype)
     return hard - tf.stop_gradient(probs) + probs, index
+
+
+def _plain_momentum_sgd(optimizer):
+    """Keras SGD with momentum and nothing `apply` adds around `update_step`."""
+    return (type(optimizer) is keras.optimizers.SGD and optimizer.momentum > 0
+            and not any(getattr(optimizer, a, None) for a in _APPLY_EXTRAS))
+
+
+class _OpsState:
+    """What the "ops" executor keeps between steps: the weight list, zero gradients, the compiled update."""
+
+    def __init__(self):
+        self.variables = None  # (weights, weights outside the edges, position of each weight)
+        self.zeros = {}  # shape -> zero tensor, the gradient of a weight that did not run
 
 
 @keras.saving.register_keras_serializable(package="keras_nas")
@@ -134,6 +150,20 @@ class BilevelSearchModel(keras.Model):
             `zero_grad()` sets gradients to `None` and SGD skips those
             weights; faster (`benchmarks/bench_eoinas.py`). Single replica
             only. Defaults to `True`.
+        executor: str. How a training step runs. `"ops"`: the step's loop
+            over cells and edges runs eagerly, as in the PyTorch GDAS code,
+            and each op runs as a small compiled function shared by every
+            edge with that op and input shape
+            (`keras_nas.eoinas.op_functions`): only sampled ops run, nothing
+            large is traced, so the first step comes in seconds; one host
+            read of the sampled indices per forward pass (PyTorch GDAS reads
+            one per edge); the architecture step's backward pass skips the
+            weight gradients. `"graph"`: the whole bilevel step is one traced
+            graph with a `Case` op per edge (minutes and gigabytes to trace
+            at the paper's size; needed for `tf.distribute` with several
+            replicas and mixed precision, and where `lower_*_case` apply).
+            `"auto"` (default): `"ops"` on one replica with float32
+            compute, else `"graph"`. Measured: benchmarks/RESULTS.md.
         **kwargs: `name`.
 
     Example:
@@ -146,7 +176,7 @@ class BilevelSearchModel(keras.Model):
     def __init__(self, cells=8, channels=16, num_classes=10, input_shape=(32, 32, 3), edge_mode="gdas",
                  primitives=None, steps=4, multiplier=4, stem_multiplier=3, weight_decay=3e-4,
                  arch_weight_decay=1e-3, grad_clip=5.0, temperature=5.0, lower_arch_case=False,
-                 update_unsampled_ops=True, lower_weight_case=False, **kwargs):
+                 update_unsampled_ops=True, lower_weight_case=False, executor="auto", **kwargs):
         super().__init__(**kwargs)
 
         if edge_mode not in EDGE_MODES:
@@ -166,6 +196,11 @@ class BilevelSearchModel(keras.Model):
             if value and edge_mode != "gdas":
                 raise ValueError(f"`{name}=True` needs `edge_mode='gdas'` (the other modes have no sampled op). "
                                  f"Received: edge_mode={edge_mode!r}")
+        if executor not in EXECUTORS:
+            raise ValueError(f"`executor` must be one of {list(EXECUTORS)}. Received: executor={executor!r}")
+        if executor == "ops" and (lower_arch_case or lower_weight_case):
+            raise ValueError("`lower_arch_case` / `lower_weight_case` shape the one-graph step: they need "
+                             "`executor='graph'` (or 'auto'). Received: executor='ops'")
         primitives = list(darts_ops.PRIMITIVES if primitives is None else primitives)
         unknown = [p for p in primitives if p not in darts_ops.OPS]
         if unknown:
@@ -186,6 +221,12 @@ class BilevelSearchModel(keras.Model):
         self.lower_arch_case = lower_arch_case
         self.lower_weight_case = lower_weight_case
         self.update_unsampled_ops = update_unsampled_ops
+        self.executor = executor
+        # The executor `compile` chose ("ops" or "graph"); None before compile.
+        self.active_executor = None
+        self.op_functions = OpFunctions()
+        # Plain-Python state of the "ops" executor, out of Keras' variable tracking.
+        self._ops_state = _OpsState()
         self.num_edges = len(cell_edges(steps))
 
         stem_channels = stem_multiplier * channels
@@ -230,9 +271,22 @@ class BilevelSearchModel(keras.Model):
             part: tf.function(lambda x, y, part=part: self._forward_backward(x, y, part), reduce_retracing=True)
             for part in ("all", "weights", "arch")
         }
-        # Build every variable now, eagerly, so nothing is created inside a
-        # traced conditional later.
-        self(np.zeros((1,) + self.image_shape, "float32"), training=False)
+        # Every variable now, from the shapes (no symbolic pass through the
+        # 896 ops), so nothing is created inside a traced conditional later.
+        self.build((None,) + self.image_shape)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        self.stem_conv.build(shape)
+        shape = self.stem_conv.compute_output_shape(shape)
+        self.stem_bn.build(shape)
+        s0 = s1 = shape
+        for cell in self.cell_layers:
+            cell.build([s0, s1])
+            s0, s1 = s1, cell.compute_output_shape([s0, s1])
+        self.global_pool.build(s1)
+        self.classifier.build(self.global_pool.compute_output_shape(s1))
+        self.built = True
 
     @staticmethod
     def reduction_indices(cells):
@@ -279,7 +333,133 @@ class BilevelSearchModel(keras.Model):
         return probs, {kind: samples[kind][1] for kind in CELL_TYPES}
 
     def call(self, inputs, training=None):
+        if self._runs_ops():
+            samples = self._sample_ops()
+            return self._ops_forward(inputs, samples, training=bool(training), weight_gradients=False)[0]
         return self.forward(inputs, training=training)[0]
+
+    # -- the "ops" executor ----------------------------------------------
+
+    def _runs_ops(self):
+        return self.active_executor == "ops" and tf.executing_eagerly()
+
+    def _sample_ops(self):
+        """`{kind: (edge weights, index tensor, index on the host)}`: one host read for both cell types."""
+        samples = {kind: architecture_weights(self.alphas[kind], self.lives[kind], self.temperature, self.edge_mode)
+                   for kind in CELL_TYPES}
+        host = tf.stack([samples[kind][1] for kind in CELL_TYPES]).numpy().tolist()
+        return {kind: samples[kind] + (host[i],) for i, kind in enumerate(CELL_TYPES)}
+
+    def _ops_forward(self, x, samples, training, weight_gradients=True):
+        """The forward pass of `forward`, op by op through `self.op_functions`; returns `(probs, ops run)`."""
+        functions = self.op_functions
+        s0 = s1 = functions.call((self.stem_conv, self.stem_bn), x, training, weight_gradients)
+        ran = []
+        for cell in self.cell_layers:
+            edge_weights, _, index = samples["reduce" if cell.reduction else "normal"]
+            states = [functions.call(cell.preprocess0, s0, training, weight_gradients),
+                      functions.call(cell.preprocess1, s1, training, weight_gradients)]
+            k = 0
+            for i in range(cell.steps):
+                total = None
+                for j in range(i + 2):
+                    edge = cell.edges[k]
+                    if self.edge_mode == "gdas":
+                        op = edge.candidate_ops[index[k]]
+                        ran.append(op)
+                        y = functions.call(op, states[j], training, weight_gradients,
+                                           straight_through=(edge_weights, k, index[k]))
+                    else:
+                        ran.extend(edge.candidate_ops)
+                        y = functions.call_mixture(edge.candidate_ops, states[j], edge_weights, k, training,
+                                                   weight_gradients)
+                    total = y if total is None else total + y
+                    k += 1
+                states.append(total)
+            s0, s1 = s1, tf.concat(states[-cell.multiplier:], axis=-1)
+        probs = functions.call((self.global_pool, self.classifier), s1, training, weight_gradients)
+        return probs, ran
+
+    def _zeros_like(self, variable):
+        shape = tuple(variable.shape)
+        if shape not in self._ops_state.zeros:
+            self._ops_state.zeros[shape] = tf.zeros(shape, variable.dtype)
+        return self._ops_state.zeros[shape]
+
+    def _ops_weight_step(self, x, y):
+        """`weight_step` with the "ops" executor: gradients of the weights that ran, then the same update."""
+        samples = self._sample_ops()
+        with tf.GradientTape() as tape:
+            probs, ran = self._ops_forward(x, samples, training=True)
+            loss = self._loss(y, probs)
+        if self._ops_state.variables is None:  # walking ~7,000 layers for their variables costs; they do not change
+            weights = self.weight_variables
+            others, _ = self._edge_groups(weights)
+            self._ops_state.variables = (weights, [weights[i] for i in others], {id(v): i for i, v in enumerate(weights)})
+        weights, others, position = self._ops_state.variables
+        used = others + [v for op in ran for v in self.op_functions.weight_variables(op)]
+        grads = tape.gradient(loss, [v.value for v in used])
+        grads = [self._zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, used)]
+        index = {kind: samples[kind][1] for kind in CELL_TYPES}
+        if not self.update_unsampled_ops:
+            # Only what ran is clipped, decayed and updated (see `_sampled_update`).
+            factor = clip_factor(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads]), self.grad_clip)
+            learning_rate = self.optimizer.learning_rate
+            for g, v in zip(grads, used):
+                self.optimizer.update_step(g * factor + self.weight_decay * v, v, learning_rate)
+            self.optimizer.iterations.assign_add(1)
+            return probs, loss, index
+        # Every weight is updated, the unsampled ops' with a zero gradient (as the graph step does), in one
+        # compiled function over all of them.
+        full = [None] * len(weights)
+        for g, v in zip(grads, used):
+            full[position[id(v)]] = g
+        factor = clip_factor(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads]), self.grad_clip)
+        if _plain_momentum_sgd(self.optimizer):
+            self._momentum_sgd_update(full, weights, factor)
+        else:
+            # Any other optimizer: its own `apply` on every weight (unsampled ones with a zero gradient).
+            full = [self._zeros_like(v) if g is None else g for g, v in zip(full, weights)]
+            self.optimizer.apply([g * factor + self.weight_decay * v for g, v in zip(full, weights)], weights)
+        return probs, loss, index
+
+    def _momentum_sgd_update(self, grads, weights, factor):
+        """Keras SGD's momentum update of every weight, one fused TensorFlow op each, eagerly.
+
+        `ResourceApplyKerasMomentum` is Keras SGD's `update_step` (m = m *
+        momentum - lr * g; w += m, or the Nesterov form) in one kernel; with
+        L2 added to the clipped gradient (PyTorch `SGD(weight_decay)`), and
+        `g = 0` for the ops that did not run, as the one-graph step does. In a
+        compiled function the 1,400 updates of the paper's supernet took
+        longer to trace than every op of the network.
+        """
+        optimizer = self.optimizer
+        momentums = optimizer.momentums
+        learning_rate = tf.cast(optimizer.learning_rate, "float32")
+        momentum = tf.constant(optimizer.momentum, "float32")
+        decay = tf.constant(self.weight_decay, "float32")
+        decayed_rate = learning_rate * decay
+        for i, (g, v) in enumerate(zip(grads, weights)):
+            if g is None:  # an op that did not run: only weight decay, lr * (0 + wd * w) = (lr * wd) * w
+                rate, step = decayed_rate, v.value.value()
+            else:
+                rate, step = learning_rate, g * factor + v.value.value() * decay
+            tf.raw_ops.ResourceApplyKerasMomentum(
+                var=v.value.handle, accum=momentums[i].value.handle, lr=rate, grad=step,
+                momentum=momentum, use_nesterov=optimizer.nesterov)
+        optimizer.iterations.assign_add(1)
+
+    def _ops_arch_step(self, x, y):
+        """The forward/backward pass of `arch_step` with the "ops" executor: alpha's gradient only."""
+        arch = self.arch_variables
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([v.value for v in arch])
+            samples = self._sample_ops()
+            probs, _ = self._ops_forward(x, samples, training=True, weight_gradients=False)
+            loss = self._loss(y, probs)
+        grads = tape.gradient(loss, [v.value for v in arch])
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, arch)]
+        return probs, loss, grads, {kind: samples[kind][1] for kind in CELL_TYPES}
 
     # -- training --------------------------------------------------------
 
@@ -289,11 +469,27 @@ class BilevelSearchModel(keras.Model):
         The learning rate of `optimizer` is what an LR scheduler callback
         changes (cosine 0.025 -> 0.001).
         """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        compute_float32 = keras.config.dtype_policy().compute_dtype == "float32"
+        executor = self.executor
+        distributed = tf.distribute.has_strategy()
+        if executor == "auto":
+            executor = "ops" if not distributed and compute_float32 and not (
+                self.lower_arch_case or self.lower_weight_case) else "graph"
+        if executor == "ops" and (distributed or not compute_float32):
+            raise ValueError("`executor='ops'` runs outside tf.distribute in float32; use 'graph' (or 'auto') for "
+                             f"a distribution strategy or mixed precision. Received: {replicas} replica(s) under "
+                             f"{type(tf.distribute.get_strategy()).__name__}, compute dtype "
+                             f"{keras.config.dtype_policy().compute_dtype}")
+        self.active_executor = executor
+        if executor == "ops":
+            # The step's Python loop runs eagerly; its pieces are compiled (`keras_nas.eoinas.op_functions`).
+            kwargs["run_eagerly"] = True
+            kwargs.pop("jit_compile", None)
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.025, momentum=0.9)
         if arch_optimizer is None:
             arch_optimizer = keras.optimizers.Adam(learning_rate=3e-4, beta_1=0.5, beta_2=0.999)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if not self.update_unsampled_ops and replicas > 1:
             raise ValueError("`update_unsampled_ops=False` runs on one replica only (its per-edge update "
                              f"cannot aggregate across replicas). Received: {replicas} replicas")
@@ -308,6 +504,7 @@ class BilevelSearchModel(keras.Model):
                                  f"`weight_decay` and `grad_clip`). Received: {extras}")
         super().compile(optimizer=optimizer, **kwargs)
         self.arch_optimizer = arch_optimizer
+        self._ops_state = _OpsState()
         # Built eagerly: with `update_unsampled_ops=False` the weight update
         # runs inside the edges' `Case` ops, where the optimizer could not
         # create its slots.
@@ -356,6 +553,8 @@ class BilevelSearchModel(keras.Model):
 
     def weight_step(self, x, y):
         """SGD on the weights (Algorithm 1 line 3)."""
+        if self._runs_ops():
+            return self._ops_weight_step(x, y)
         probs, loss, grads, index = self._run_forward_backward(x, y, "weights")
         weights = self.weight_variables
         if not self.update_unsampled_ops:
@@ -418,7 +617,10 @@ class BilevelSearchModel(keras.Model):
 
     def arch_step(self, x, y):
         """Adam on alpha (Algorithm 1 line 4), skipped while `arch_enabled` is 0."""
-        probs, loss, grads, index = self._run_forward_backward(x, y, "arch")
+        if self._runs_ops():
+            probs, loss, grads, index = self._ops_arch_step(x, y)
+        else:
+            probs, loss, grads, index = self._run_forward_backward(x, y, "arch")
         arch = self.arch_variables
         # Warm-up (Algorithm 1, first 20 epochs) freezes alpha through a
         # variable, so switching it on does not re-trace the step. Not a
@@ -491,4 +693,5 @@ class BilevelSearchModel(keras.Model):
             "lower_arch_case": self.lower_arch_case,
             "update_unsampled_ops": self.update_unsampled_ops,
             "lower_weight_case": self.lower_weight_case,
+            "executor": self.executor,
         }

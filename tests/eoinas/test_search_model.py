@@ -238,3 +238,49 @@ def test_update_unsampled_ops_errors():
                                primitives=["skip_connect", "sep_conv_3x3"], update_unsampled_ops=False)
     with pytest.raises(ValueError, match=r"needs an optimizer without .*Received: \{'clipnorm': 1.0\}"):
         model.compile(optimizer=keras.optimizers.SGD(0.1, clipnorm=1.0))
+
+
+def _noise_free_sample(alpha, live, temperature, edge_mode, training=True):
+    # `architecture_weights` without the Gumbel noise: both executors sample the same ops.
+    from keras_nas.eoinas.supernet import masked_logits
+
+    probs = tf.nn.softmax(masked_logits(alpha, live) / temperature, axis=-1)
+    index = tf.argmax(probs, axis=-1, output_type=tf.int32)
+    hard = tf.one_hot(index, tf.shape(alpha)[-1], dtype=probs.dtype)
+    return hard - tf.stop_gradient(probs) + probs, index
+
+
+@pytest.mark.parametrize("update_unsampled_ops", [True, False])
+def test_ops_executor_trains_exactly_like_the_one_graph_step(monkeypatch, update_unsampled_ops):
+    from keras_nas.eoinas import supernet
+
+    monkeypatch.setattr(supernet, "architecture_weights", _noise_free_sample)
+    graph = _tiny(executor="graph", update_unsampled_ops=update_unsampled_ops, grad_clip=0.05)
+    ops = _tiny(executor="ops", update_unsampled_ops=update_unsampled_ops, grad_clip=0.05)
+    assert (graph.active_executor, ops.active_executor) == ("graph", "ops")
+    rng = np.random.default_rng(0)
+    for a, b in zip(graph.weights, ops.weights):
+        value = a.numpy()
+        if a.path.endswith(("alpha_normal", "alpha_reduce")):
+            value = rng.normal(size=value.shape).astype("float32")
+            a.assign(value)
+        b.assign(value)
+    step = tf.function(graph.train_step)
+    for _ in range(2):
+        batch = _batch()
+        logs_graph, logs_ops = step(batch), ops.train_step(batch)
+        np.testing.assert_allclose(float(logs_ops["loss"]), float(logs_graph["loss"]), rtol=1e-5)
+    for a, b in zip(graph.trainable_variables, ops.trainable_variables):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
+    np.testing.assert_array_equal(ops.op_counts.numpy(), graph.op_counts.numpy())
+    np.testing.assert_allclose(ops.op_accuracy.numpy(), graph.op_accuracy.numpy())
+    assert not np.allclose(ops.alpha_normal.numpy(), rng.normal(size=(5, 4)))
+    # Every op ran through a function shared by its kind and shape: far fewer traces than op calls.
+    assert 0 < ops.op_functions.functions_used < 40
+
+
+def test_executor_errors():
+    with pytest.raises(ValueError, match="`executor` must be one of"):
+        BilevelSearchModel(executor="eager")
+    with pytest.raises(ValueError, match="need `executor='graph'`"):
+        BilevelSearchModel(executor="ops", lower_arch_case=True)

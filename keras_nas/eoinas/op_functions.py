@@ -1,0 +1,325 @@
+"""The supernet's layers as small compiled functions of their input and weights.
+
+The eager step of `BilevelSearchModel(executor="ops")` runs only each
+edge's sampled op, as the PyTorch GDAS code does, but calls it through one
+`tf.function` per op *kind and input shape*, shared by every edge holding
+that op: the weights are arguments of the function, not captures. A search
+network of 8 cells x 14 edges x 8 ops then needs a few dozen small traces
+instead of one graph of all 896 ops and their `Case` branches (which took
+minutes and gigabytes to trace: benchmarks/RESULTS.md).
+
+The body of each function is plain TensorFlow written from the layers'
+configs (ReLU, convolutions, pooling, BatchNormalization, FactorizedReduce,
+Zero, Identity, pooling + Dense head), not the layers' Keras `call`, so a
+trace is cheap and BatchNormalization runs as TensorFlow's fused kernel.
+The values are the layers' own: same padding, strides and dilation; batch
+statistics in training. One difference, written down: the fused kernel
+updates the moving variance with the Bessel-corrected batch variance, as
+PyTorch's `BatchNorm2d` (the DARTS/GDAS reference) does, where the Keras
+layer uses the biased one; the normalisation itself is the same.
+
+Keras has no public way to call a layer with weights passed in at this cost
+(`Layer.stateless_call` runs the layer's own Python `call`, whose tracing
+costs ~10x more per op, and keeps BatchNormalization unfused), hence this.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_nas.eoinas.gumbel_edge import straight_through
+from keras_nas.eoinas.zero import Zero
+from keras_nas.layers.factorized_reduce import FactorizedReduce
+
+
+def leaves(layer):
+    """The layers `layer` applies, in order: a `Sequential` (or list) is opened, recursively."""
+    if isinstance(layer, (list, tuple)):
+        return [leaf for item in layer for leaf in leaves(item)]
+    if isinstance(layer, keras.Sequential):
+        return leaves(list(layer.layers))
+    return [layer]
+
+
+def _check_channels_last(layer):
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise ValueError(f"Only channels_last layers run as op functions. Received: {layer.name!r} "
+                         f"with data_format={layer.data_format!r}")
+
+
+def describe(layer):
+    """Hashable description of one leaf layer: what its function computes, without names or weights."""
+    _check_channels_last(layer)
+    if isinstance(layer, keras.layers.ReLU):
+        if layer.max_value is not None or float(layer.negative_slope) or float(layer.threshold):
+            raise ValueError(f"Only a plain ReLU runs as an op function. Received: {layer.get_config()}")
+        return ("relu",)
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return ("depthwise", tuple(layer.kernel_size), tuple(layer.strides), layer.padding,
+                tuple(layer.dilation_rate), layer.use_bias)
+    if isinstance(layer, keras.layers.Conv2D):
+        if layer.groups != 1 or layer.activation not in (None, keras.activations.linear):
+            raise ValueError(f"Only a plain Conv2D runs as an op function. Received: {layer.name!r}")
+        return ("conv", tuple(layer.kernel_size), tuple(layer.strides), layer.padding,
+                tuple(layer.dilation_rate), layer.use_bias)
+    if isinstance(layer, keras.layers.BatchNormalization):
+        if layer.axis not in (-1, 3, [-1], [3]):
+            raise ValueError(f"Only a last-axis BatchNormalization runs as an op function. Received: {layer.axis}")
+        return ("bn", float(layer.momentum), float(layer.epsilon), layer.center, layer.scale)
+    if isinstance(layer, keras.layers.MaxPooling2D):
+        return ("max_pool", tuple(layer.pool_size), tuple(layer.strides), layer.padding)
+    if isinstance(layer, keras.layers.AveragePooling2D):
+        return ("avg_pool", tuple(layer.pool_size), tuple(layer.strides), layer.padding)
+    if isinstance(layer, keras.layers.Identity):
+        return ("identity",)
+    if isinstance(layer, Zero):
+        return ("zero", layer.strides)
+    if isinstance(layer, FactorizedReduce):
+        return ("factorized_reduce",) + describe(layer.bn)
+    if isinstance(layer, keras.layers.GlobalAveragePooling2D):
+        if layer.keepdims:
+            raise ValueError("Only GlobalAveragePooling2D(keepdims=False) runs as an op function.")
+        return ("global_pool",)
+    if isinstance(layer, keras.layers.Dense):
+        activation = keras.activations.serialize(layer.activation)
+        activation = activation if isinstance(activation, str) else activation.get("config", activation)
+        if activation not in ("softmax", "linear"):
+            raise ValueError(f"Only a linear or softmax Dense runs as an op function. Received: {activation!r}")
+        return ("dense", activation, layer.use_bias)
+    raise ValueError(f"No op function for a {type(layer).__name__} layer ({layer.name!r}).")
+
+
+def _bn_variables(bn):
+    """(trainable, statistics) variables of a BatchNormalization, in call order."""
+    trainable = ([bn.gamma] if bn.scale else []) + ([bn.beta] if bn.center else [])
+    return trainable, [bn.moving_mean, bn.moving_variance]
+
+
+def variables(layer_leaves):
+    """`(weights, statistics)`: the Keras variables the function of `layer_leaves` takes, in order."""
+    weights, stats = [], []
+    for layer in layer_leaves:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
+            weights += [layer.kernel] + ([layer.bias] if layer.use_bias else [])
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            w, s = _bn_variables(layer)
+            weights += w
+            stats += s
+        elif isinstance(layer, FactorizedReduce):
+            w, s = _bn_variables(layer.bn)
+            weights += [layer.conv_1.kernel, layer.conv_2.kernel] + w
+            stats += s
+    return weights, stats
+
+
+def _batch_norm(spec, x, weights, stats, new_stats, training):
+    _, momentum, epsilon, center, scale = spec
+    channels = x.shape[-1]
+    gamma = weights.pop(0) if scale else tf.ones((channels,), x.dtype)
+    beta = weights.pop(0) if center else tf.zeros((channels,), x.dtype)
+    mean, variance = stats.pop(0), stats.pop(0)
+    # PyTorch's momentum 0.1 is Keras' 0.9: the new statistics weigh 1 - momentum.
+    y, new_mean, new_variance = tf.compat.v1.nn.fused_batch_norm(
+        x, gamma, beta, mean=mean, variance=variance, epsilon=epsilon, is_training=training,
+        exponential_avg_factor=1.0 - momentum if training else 1.0)
+    if training:
+        new_stats += [new_mean, new_variance]
+    return y
+
+
+def _conv(spec, x, weights, depthwise):
+    _, _, strides, padding, dilation, use_bias = spec
+    kernel = weights.pop(0)
+    if depthwise:
+        y = tf.nn.depthwise_conv2d(x, kernel, strides=(1,) + strides + (1,), padding=padding.upper(),
+                                   dilations=dilation)
+    else:
+        y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding.upper(), dilations=dilation)
+    return tf.nn.bias_add(y, weights.pop(0)) if use_bias else y
+
+
+def apply(specs, x, weights, stats, training):
+    """Runs the leaves described by `specs` on `x`; returns `(y, new statistics)`.
+
+    `weights` and `stats` are tensors in the order of `variables`; in training
+    the new moving statistics come back in the order of `stats`.
+    """
+    weights, stats, new_stats = list(weights), list(stats), []
+    for spec in specs:
+        kind = spec[0]
+        if kind == "relu":
+            x = tf.nn.relu(x)
+        elif kind in ("conv", "depthwise"):
+            x = _conv(spec, x, weights, depthwise=kind == "depthwise")
+        elif kind == "bn":
+            x = _batch_norm(spec, x, weights, stats, new_stats, training)
+        elif kind in ("max_pool", "avg_pool"):
+            pool = tf.nn.max_pool2d if kind == "max_pool" else tf.nn.avg_pool2d
+            x = pool(x, spec[1], spec[2], spec[3].upper())
+        elif kind == "zero":
+            x = tf.zeros_like(x[:, ::spec[1], ::spec[1], :])
+        elif kind == "factorized_reduce":
+            # As `FactorizedReduce.call`: ReLU, two stride-2 1x1 convs, the second one pixel off.
+            x = tf.nn.relu(x)
+            shifted = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
+            k1, k2 = weights.pop(0), weights.pop(0)
+            x = tf.concat([tf.nn.conv2d(x, k1, 2, "VALID"), tf.nn.conv2d(shifted, k2, 2, "VALID")], axis=-1)
+            x = _batch_norm(spec[1:], x, weights, stats, new_stats, training)
+        elif kind == "global_pool":
+            x = tf.reduce_mean(x, axis=[1, 2])
+        elif kind == "dense":
+            x = tf.matmul(x, weights.pop(0))
+            if spec[2]:
+                x = tf.nn.bias_add(x, weights.pop(0))
+            if spec[1] == "softmax":
+                x = tf.nn.softmax(x)
+        # "identity": x as it is
+    return x, new_stats
+
+
+# (specs, input shape, training, weight gradients, op index, mixture) -> [tf.function, concrete function]
+_FUNCTIONS = {}
+
+
+class _Traced:
+    """A callable without `__code__`: TensorFlow's retracing warning then counts each function apart.
+
+    (It counts closures of one `def` together, and each of ours is traced
+    once, for its own kind and shape.)
+    """
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+
+class OpFunctions:
+    """Compiled functions of the supernet's layers, one per layer kind, input shape and use.
+
+    `call(layer, x, ...)` reads the layer's variables, calls the function for
+    its kind and input shape (traced at first use) and writes the new
+    BatchNormalization statistics back in training. Under a `GradientTape`
+    the gradient reaches the variables read (and `x`); with
+    `weight_gradients=False` the function stops the gradient at the weights,
+    so its backward pass computes only what the architecture step needs.
+
+    `straight_through=(edge_weights, edge, op_index)` sends the output through
+    `keras_nas.eoinas.gumbel_edge.straight_through` (GDAS: the gradient
+    reaches every alpha of the edge); `call_mixture` runs every op of an
+    edge and sums them weighted by `edge_weights[edge]` (DARTS,
+    Gumbel-softmax).
+
+    Example:
+
+    >>> functions = OpFunctions()
+    >>> y = functions.call(model.stem_conv, images, training=True)
+    >>> functions.functions_used  # one per kind, shape and use so far
+    1
+    """
+
+    def __init__(self):
+        # The compiled functions depend on the layers' kinds and shapes only (the variables are arguments),
+        # so every supernet in the process shares them: the next EoiNAS seed traces nothing.
+        self._functions = _FUNCTIONS
+        self._used = set()
+        self._descriptions = {}
+        self._constants = {}
+
+    @property
+    def functions_used(self):
+        """Compiled functions this instance has used (each traced once, by whichever instance came first)."""
+        return len(self._used)
+
+    def _describe(self, parts):
+        """`(specs, counts, weight variables, statistic variables)` of `parts` (lists of layers)."""
+        key = tuple(tuple(id(layer) for layer in part) for part in parts)
+        if key not in self._descriptions:
+            part_leaves = [leaves(list(part)) for part in parts]
+            var_lists = [variables(part) for part in part_leaves]
+            weights = [v for w, _ in var_lists for v in w]
+            stats = [v for _, s in var_lists for v in s]
+            self._descriptions[key] = (
+                # The variables' shapes too: a convolution's output channels are its kernel's.
+                (tuple(tuple(describe(leaf) for leaf in part) for part in part_leaves),
+                 tuple(tuple(v.shape) for v in weights + stats)),
+                tuple((len(w), len(s)) for w, s in var_lists),
+                weights,
+                stats,
+            )
+        return self._descriptions[key]
+
+    def _constant(self, value):
+        if value not in self._constants:
+            self._constants[value] = tf.constant(value, tf.int32)
+        return self._constants[value]
+
+    def _function(self, specs, counts, shape, training, weight_gradients, op_index, mixture):
+        # The input shape is part of the key: each function is traced once.
+        key = (specs, shape, training, weight_gradients, op_index, mixture)
+        self._used.add(key)
+        if key in self._functions:
+            return self._functions[key]
+
+        specs = specs[0]
+
+        def run(x, edge_weights, edge, weight_vars, stat_vars):
+            # The variables come in as arguments (traced by shape and dtype, so every edge with this op
+            # and shape shares the trace); the new statistics are assigned here, in the function.
+            weights = [w.read_value() for w in weight_vars]
+            if not weight_gradients:
+                weights = [tf.stop_gradient(w) for w in weights]
+            stats = [v.read_value() for v in stat_vars]
+            outputs, new_stats, w_at, s_at = [], [], 0, 0
+            for part, (n_weights, n_stats) in zip(specs, counts):
+                y, new = apply(part, x, weights[w_at:w_at + n_weights], stats[s_at:s_at + n_stats], training)
+                outputs.append(y)
+                new_stats += new
+                w_at, s_at = w_at + n_weights, s_at + n_stats
+            for v, value in zip(stat_vars, new_stats):
+                v.assign(value)
+            if mixture:
+                row = tf.cast(edge_weights[edge], outputs[0].dtype)
+                return tf.add_n([row[i] * out for i, out in enumerate(outputs)])
+            if op_index is not None:
+                return straight_through(outputs[0], edge_weights[edge], tf.constant(op_index, tf.int32))
+            return outputs[0]
+
+        self._functions[key] = [tf.function(_Traced(run), autograph=False), None]
+        return self._functions[key]
+
+    def _run(self, parts, x, training, weight_gradients, edge_weights, edge, op_index, mixture):
+        specs, counts, weight_vars, stat_vars = self._describe(parts)
+        entry = self._function(specs, counts, tuple(x.shape), bool(training), bool(weight_gradients), op_index,
+                               mixture)
+        args = (x, self._constant(0) if edge_weights is None else edge_weights, self._constant(edge),
+                [v.value for v in weight_vars], [v.value for v in stat_vars])
+        if entry[1] is None:
+            # Called as a concrete function from then on: a third of the call overhead of `tf.function`.
+            entry[1] = entry[0].get_concrete_function(*args)
+        return entry[1](*args)
+
+    def call(self, layers, x, training, weight_gradients=True, straight_through=None):
+        """Applies `layers` (a layer, a `Sequential`, or a tuple of layers run in order) to `x`.
+
+        Args:
+            layers: the layer(s).
+            x: input tensor.
+            training: bool. Batch statistics (and their update) or moving ones.
+            weight_gradients: bool. Whether a tape can differentiate the
+                weights (False: only `x` and the edge weights).
+            straight_through: `(edge_weights, edge, op_index)` or None.
+        """
+        parts = (tuple(layers) if isinstance(layers, (list, tuple)) else (layers,),)
+        edge_weights, edge, op_index = straight_through or (None, 0, None)
+        return self._run(parts, x, training, weight_gradients, edge_weights, edge, op_index, False)
+
+    def call_mixture(self, ops_, x, edge_weights, edge, training, weight_gradients=True):
+        """`sum_i edge_weights[edge, i] * ops_[i](x)`, one compiled function for the edge."""
+        parts = tuple((op,) for op in ops_)
+        return self._run(parts, x, training, weight_gradients, edge_weights, edge, None, True)
+
+    def weight_variables(self, layers):
+        """The trainable variables `call(layers, ...)` reads (for the gradient)."""
+        parts = (tuple(layers) if isinstance(layers, (list, tuple)) else (layers,),)
+        return self._describe(parts)[2]
