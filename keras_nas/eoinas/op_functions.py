@@ -137,6 +137,13 @@ def _conv(spec, x, weights, depthwise):
     return tf.nn.bias_add(y, weights.pop(0)) if use_bias else y
 
 
+def _strided_dilated_depthwise(spec, following):
+    """A stride-1 "same" depthwise conv of dilation 2 and odd kernel, followed by a 1x1 max-pool of stride 2."""
+    return (spec[0] == "depthwise" and spec[2] == (1, 1) and spec[3] == "same" and spec[4] == (2, 2)
+            and all(k % 2 for k in spec[1]) and following is not None
+            and following[:3] == ("max_pool", (1, 1), (2, 2)))
+
+
 def apply(specs, x, weights, stats, training):
     """Runs the leaves described by `specs` on `x`; returns `(y, new statistics)`.
 
@@ -144,9 +151,18 @@ def apply(specs, x, weights, stats, training):
     the new moving statistics come back in the order of `stats`.
     """
     weights, stats, new_stats = list(weights), list(stats), []
-    for spec in specs:
+    specs = list(specs)
+    while specs:
+        spec = specs.pop(0)
         kind = spec[0]
-        if kind == "relu":
+        if _strided_dilated_depthwise(spec, specs[0] if specs else None):
+            # A dilation-2 depthwise conv subsampled by 2 (how `darts_ops` writes PyTorch's strided dilated
+            # conv) reads only the even pixels: the same values as a plain conv on the subsampled input,
+            # at a quarter of the work.
+            specs.pop(0)
+            x = _conv(("depthwise", spec[1], (1, 1), "same", (1, 1), spec[5]), x[:, ::2, ::2, :], weights,
+                      depthwise=True)
+        elif kind == "relu":
             x = tf.nn.relu(x)
         elif kind in ("conv", "depthwise"):
             x = _conv(spec, x, weights, depthwise=kind == "depthwise")
@@ -176,7 +192,7 @@ def apply(specs, x, weights, stats, training):
     return x, new_stats
 
 
-# (specs, input shape, training, weight gradients, op index, mixture) -> [tf.function, concrete function]
+# (specs, input shapes, training, weight gradients, op index, mixture) -> [tf.function, concrete function]
 _FUNCTIONS = {}
 
 
@@ -197,9 +213,9 @@ class _Traced:
 class OpFunctions:
     """Compiled functions of the supernet's layers, one per layer kind, input shape and use.
 
-    `call(layer, x, ...)` reads the layer's variables, calls the function for
-    its kind and input shape (traced at first use) and writes the new
-    BatchNormalization statistics back in training. Under a `GradientTape`
+    `call(layer, x, ...)` calls the function for the layer's kind and input
+    shape (traced at first use) with the layer's variables as arguments; in
+    training it assigns the new BatchNormalization statistics. Under a `GradientTape`
     the gradient reaches the variables read (and `x`); with
     `weight_gradients=False` the function stops the gradient at the weights,
     so its backward pass computes only what the architecture step needs.
@@ -254,9 +270,10 @@ class OpFunctions:
             self._constants[value] = tf.constant(value, tf.int32)
         return self._constants[value]
 
-    def _function(self, specs, counts, shape, training, weight_gradients, op_index, mixture):
-        # The input shape is part of the key: each function is traced once.
-        key = (specs, shape, training, weight_gradients, op_index, mixture)
+    def _function(self, specs, counts, shapes, training, weight_gradients, op_index, mixture):
+        # The input shapes are part of the key: each function is traced once, then called as one concrete
+        # function.
+        key = (specs, shapes, training, weight_gradients, op_index, mixture)
         self._used.add(key)
         if key in self._functions:
             return self._functions[key]
@@ -290,10 +307,10 @@ class OpFunctions:
 
     def _run(self, parts, x, training, weight_gradients, edge_weights, edge, op_index, mixture):
         specs, counts, weight_vars, stat_vars = self._describe(parts)
-        entry = self._function(specs, counts, tuple(x.shape), bool(training), bool(weight_gradients), op_index,
-                               mixture)
-        args = (x, self._constant(0) if edge_weights is None else edge_weights, self._constant(edge),
-                [v.value for v in weight_vars], [v.value for v in stat_vars])
+        edge_weights = self._constant(0) if edge_weights is None else edge_weights
+        entry = self._function(specs, counts, (tuple(x.shape), tuple(edge_weights.shape)), bool(training),
+                               bool(weight_gradients), op_index, mixture)
+        args = (x, edge_weights, self._constant(edge), [v.value for v in weight_vars], [v.value for v in stat_vars])
         if entry[1] is None:
             # Called as a concrete function from then on: a third of the call overhead of `tf.function`.
             entry[1] = entry[0].get_concrete_function(*args)

@@ -392,39 +392,42 @@ class BilevelSearchModel(keras.Model):
         with tf.GradientTape() as tape:
             probs, ran = self._ops_forward(x, samples, training=True)
             loss = self._loss(y, probs)
-        if self._ops_state.variables is None:  # walking ~7,000 layers for their variables costs; they do not change
+        if self._ops_state.variables is None:  # walking ~7,000 layers for their variables costs; kept
             weights = self.weight_variables
             others, _ = self._edge_groups(weights)
-            self._ops_state.variables = (weights, [weights[i] for i in others], {id(v): i for i, v in enumerate(weights)})
+            self._ops_state.variables = (weights, [weights[i] for i in others],
+                                         {id(v): i for i, v in enumerate(weights)})
         weights, others, position = self._ops_state.variables
         used = others + [v for op in ran for v in self.op_functions.weight_variables(op)]
         grads = tape.gradient(loss, [v.value for v in used])
         grads = [self._zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, used)]
         index = {kind: samples[kind][1] for kind in CELL_TYPES}
+        # The clip norm of every gradient is that of the ones that ran (the others are zero).
+        factor = clip_factor(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads]), self.grad_clip)
         if not self.update_unsampled_ops:
             # Only what ran is clipped, decayed and updated (see `_sampled_update`).
-            factor = clip_factor(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads]), self.grad_clip)
+            if _plain_momentum_sgd(self.optimizer):
+                self._momentum_sgd_update([(g, position[id(v)]) for g, v in zip(grads, used)], weights, factor)
+                return probs, loss, index
             learning_rate = self.optimizer.learning_rate
             for g, v in zip(grads, used):
                 self.optimizer.update_step(g * factor + self.weight_decay * v, v, learning_rate)
             self.optimizer.iterations.assign_add(1)
             return probs, loss, index
-        # Every weight is updated, the unsampled ops' with a zero gradient (as the graph step does), in one
-        # compiled function over all of them.
+        # Every weight is updated, the unsampled ops' with a zero gradient, as the one-graph step does.
         full = [None] * len(weights)
         for g, v in zip(grads, used):
             full[position[id(v)]] = g
-        factor = clip_factor(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads]), self.grad_clip)
         if _plain_momentum_sgd(self.optimizer):
-            self._momentum_sgd_update(full, weights, factor)
+            self._momentum_sgd_update(list(zip(full, range(len(weights)))), weights, factor)
         else:
             # Any other optimizer: its own `apply` on every weight (unsampled ones with a zero gradient).
             full = [self._zeros_like(v) if g is None else g for g, v in zip(full, weights)]
             self.optimizer.apply([g * factor + self.weight_decay * v for g, v in zip(full, weights)], weights)
         return probs, loss, index
 
-    def _momentum_sgd_update(self, grads, weights, factor):
-        """Keras SGD's momentum update of every weight, one fused TensorFlow op each, eagerly.
+    def _momentum_sgd_update(self, updates, weights, factor):
+        """Keras SGD's momentum update of `weights[i]` for each `(gradient or None, i)` of `updates`, eagerly.
 
         `ResourceApplyKerasMomentum` is Keras SGD's `update_step` (m = m *
         momentum - lr * g; w += m, or the Nesterov form) in one kernel; with
@@ -439,7 +442,8 @@ class BilevelSearchModel(keras.Model):
         momentum = tf.constant(optimizer.momentum, "float32")
         decay = tf.constant(self.weight_decay, "float32")
         decayed_rate = learning_rate * decay
-        for i, (g, v) in enumerate(zip(grads, weights)):
+        for g, i in updates:
+            v = weights[i]  # its momentum is `momentums[i]`: the optimizer was built on `weight_variables`
             if g is None:  # an op that did not run: only weight decay, lr * (0 + wd * w) = (lr * wd) * w
                 rate, step = decayed_rate, v.value.value()
             else:

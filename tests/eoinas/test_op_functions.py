@@ -72,7 +72,7 @@ def test_edges_of_one_op_and_shape_share_one_trace_across_supernets():
             functions.call(edge.candidate_ops[4], x, training=True, straight_through=(h, k % 2, 4))
         assert functions.functions_used == 1
     assert len(op_functions._FUNCTIONS) == before + 1
-    (function, _), = [v for k, v in op_functions._FUNCTIONS.items() if k[1] == (2, 6, 7, 4)]
+    (function, _), = [v for k, v in op_functions._FUNCTIONS.items() if k[1][0] == (2, 6, 7, 4)]
     assert function.experimental_get_tracing_count() == 1
     functions.call(edge.candidate_ops[4], tf.random.normal((2, 3, 3, 4)), training=True)
     assert functions.functions_used == 2
@@ -105,3 +105,15 @@ def test_unsupported_layers_are_named():
     with pytest.raises(ValueError, match="No op function for a LSTM layer"):
         describe(keras.layers.LSTM(2, name="lstm"))
     assert describe(FactorizedReduce(4))[0] == "factorized_reduce"
+
+
+@pytest.mark.parametrize("size", [7, 8])
+@pytest.mark.parametrize("name", ["dil_conv_3x3", "dil_conv_5x5"])
+def test_strided_dilated_conv_reads_the_even_pixels_at_any_size(name, size):
+    # The op function convolves the subsampled input (a quarter of the work); the values are the layer's.
+    op = darts_ops.make_op(name, 3, 2, affine=False)
+    x = tf.random.normal((2, size, size, 3), seed=4)
+    op.build(x.shape)
+    y = OpFunctions().call(op, x, training=False)
+    assert y.shape == op(x, training=False).shape
+    np.testing.assert_allclose(y.numpy(), op(x, training=False).numpy(), rtol=1e-5, atol=1e-5)

@@ -284,3 +284,19 @@ def test_executor_errors():
         BilevelSearchModel(executor="eager")
     with pytest.raises(ValueError, match="need `executor='graph'`"):
         BilevelSearchModel(executor="ops", lower_arch_case=True)
+
+
+def test_auto_executor_is_ops_alone_and_the_graph_under_a_distribution_strategy():
+    config = dict(cells=3, channels=2, num_classes=3, input_shape=(4, 4, 1), steps=1, multiplier=1,
+                  primitives=["skip_connect", "sep_conv_3x3"])
+    alone = BilevelSearchModel(**config)
+    alone.compile()
+    assert alone.active_executor == "ops" and alone.run_eagerly
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        mirrored = BilevelSearchModel(**config)
+        mirrored.compile()
+        assert mirrored.active_executor == "graph" and not mirrored.run_eagerly
+        forced = BilevelSearchModel(executor="ops", **config)
+        with pytest.raises(ValueError, match="`executor='ops'` runs outside tf.distribute in float32"):
+            forced.compile()
