@@ -1,4 +1,8 @@
-"""EoiNAS/GDAS supernet speed, measured side by side in one run (CPU by default).
+"""EoiNAS/GDAS supernet speed of the one-graph step, measured side by side in one run (CPU by default).
+
+Every step here is one traced graph (`tf.function` of the step:
+`BilevelSearchModel(executor="graph")`'s path). The default `ops` executor,
+its start-up and memory, beside PyTorch GDAS: `benchmarks/bench_supernet.py`.
 
 1. One bilevel training step (weight step + architecture step) of the same
    supernet in `gdas` mode (only the sampled op of each edge runs) and in
