@@ -45,7 +45,10 @@ TINY = ["--cells", "3", "--init-channels", "4", "--epochs", "3", "--warmup-epoch
 @pytest.mark.slow
 def test_search_end_to_end_resume_train_and_export(tmp_path):
     out = str(tmp_path / "eoinas")
-    assert cli.main(["search", "eoinas", "--out", out, "--seeds", "2", *TINY]) == 0
+    # The derived network trains 3 epochs: after TINY's 1, its test accuracy ranged 0.30-0.62 over seeds
+    # with either executor, too wide for a margin that means something.
+    command = ["search", "eoinas", "--out", out, "--seeds", "2", *TINY, "--eval-epochs", "3"]
+    assert cli.main(command) == 0
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     assert len(results["trials"]) == 2
@@ -62,7 +65,7 @@ def test_search_end_to_end_resume_train_and_export(tmp_path):
     assert len(decisions) == 2 * 2 * 14
     mtime = os.path.getmtime(os.path.join(trial_dir, "search.json"))
     # The same command resumes: finished searches are not redone.
-    assert cli.main(["search", "eoinas", "--out", out, "--seeds", "2", *TINY]) == 0
+    assert cli.main(command) == 0
     assert os.path.getmtime(os.path.join(trial_dir, "search.json")) == mtime
     assert cli.main(["export", os.path.join(out, "best_model.keras"), "--out", str(tmp_path / "served")]) == 0
     assert cli.main(["train", "--genotype", os.path.join(out, "genotype.json"), "--cells", "3",
