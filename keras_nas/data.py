@@ -1,4 +1,4 @@
-"""Datasets for every search: bundled digits, synthetic images, TFDS, image folders.
+"""Datasets for every search: bundled digits (plain and cluttered), synthetic images, TFDS, image folders.
 
 `load(name)` returns a `Dataset`: batched, prefetched `tf.data` pipelines of
 `(float32 image normalised per channel, int32 label)` for training, validation
@@ -19,7 +19,7 @@ from keras_nas.engine import common_options
 from keras_nas.engine.common_options import AUGMENT_PRESETS, AUGMENTATIONS  # noqa: F401
 from keras_nas.engine.options import Option, OptionError, OptionTypeError
 
-BUILTIN = ("digits", "synthetic")
+BUILTIN = ("digits", "digits-cluttered", "synthetic")
 # Share of the examples held out as test set when a source has no test split.
 _TEST_FRACTION = 0.2
 _TEST_SPLIT = Option("test_split", _TEST_FRACTION, "held-out test share", low=0, high=1, low_open=True,
@@ -171,6 +171,57 @@ def _digits_arrays():
     images = digits.images.astype("float32")[..., None] * (255.0 / 16.0)
     labels = digits.target.astype("int32")
     return images, labels, [str(c) for c in digits.target_names]
+
+
+# `digits-cluttered` (see `load`): each bundled 8x8 digit upscaled to 14x14, rotated, placed at random on a
+# 24x24 canvas with fragments of other digits and Gaussian noise, several renderings per digit. The settings
+# are those of the cluttered task of benchmarks/bench_epnas.py (part 2), where small CNNs need many epochs.
+CLUTTERED = dict(canvas=24, digit=14, renderings=6, clutter=2, fragment=7, noise=0.2, max_angle=15.0)
+_CLUTTERED_CACHE = {}
+
+
+def _render_cluttered(images, groups, canvas, digit, renderings, clutter, fragment, noise, max_angle):
+    """Renders `renderings` cluttered images of every digit, in [0, 1]; rows `i * renderings ...` are digit i.
+
+    Each digit's renderings come from its own random stream (seeded by its index), so they are the same
+    whatever split or seed a caller uses. Clutter fragments are cut from other digits of the same `groups`
+    value (test digits never appear in training images, not even as clutter).
+    """
+    from scipy import ndimage  # a dependency of scikit-learn
+
+    zoom = digit / images.shape[1]
+    big = np.clip(np.stack([ndimage.zoom(image, zoom, order=1) for image in images]), 0, 1)
+    members = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
+    out = np.zeros((len(images) * renderings, canvas, canvas, 1), "float32")
+    for i in range(len(images)):
+        rng = np.random.default_rng([20261203, i])
+        for r in range(renderings):
+            image = np.zeros((canvas, canvas), "float32")
+            for _ in range(clutter):
+                other = big[rng.choice(members[groups[i]])]
+                oy, ox = rng.integers(0, digit - fragment + 1, 2)
+                py, px = rng.integers(0, canvas - fragment + 1, 2)
+                window = image[py:py + fragment, px:px + fragment]
+                np.maximum(window, other[oy:oy + fragment, ox:ox + fragment], out=window)
+            turned = np.clip(ndimage.rotate(big[i], rng.uniform(-max_angle, max_angle), reshape=False, order=1), 0, 1)
+            py, px = rng.integers(0, canvas - digit + 1, 2)
+            window = image[py:py + digit, px:px + digit]
+            np.maximum(window, turned, out=window)
+            out[i * renderings + r, ..., 0] = np.clip(image + rng.normal(0.0, noise, image.shape), 0, 1)
+    return out
+
+
+def _cluttered_arrays(test_digits):
+    """`(images in [0, 255], labels, class_names)` of `digits-cluttered`, cached per test split."""
+    key = tuple(test_digits)
+    if key not in _CLUTTERED_CACHE:
+        images, labels, class_names = _digits_arrays()
+        groups = np.zeros(len(labels), "int32")
+        groups[list(test_digits)] = 1
+        rendered = _render_cluttered(images[..., 0] / 255.0, groups, **CLUTTERED) * 255.0
+        _CLUTTERED_CACHE.clear()
+        _CLUTTERED_CACHE[key] = (rendered, np.repeat(labels, CLUTTERED["renderings"]), class_names)
+    return _CLUTTERED_CACHE[key]
 
 
 def _synthetic_arrays(input_shape, num_classes, num_examples, seed):
@@ -525,8 +576,17 @@ def _check_load_arguments(name, image_size, channels, batch_size, validation_spl
 
 
 def _builtin_streams(name, input_shape, num_classes, num_examples, test_split, validation_split, seed):
-    """Streams of `digits` / `synthetic` with their counts and the training images (for statistics)."""
-    if name == "digits":
+    """Streams of the built-in datasets with their counts and the training images (for statistics)."""
+    if name == "digits-cluttered":
+        # Split the digits, then render: the renderings of one digit all fall in one split.
+        _, labels, _ = _digits_arrays()
+        pool, test_digits = _split_indices(labels, test_split, seed=0)
+        train_rel, val_rel = _split_indices(labels[pool], validation_split, seed)
+        images, labels, class_names = _cluttered_arrays(test_digits)
+        rows = lambda digits: (digits[:, None] * CLUTTERED["renderings"]  # noqa: E731
+                               + np.arange(CLUTTERED["renderings"])).ravel()
+        train_idx, val_idx, test_idx = rows(pool[train_rel]), rows(pool[val_rel]), rows(test_digits)
+    elif name == "digits":
         images, labels, class_names = _digits_arrays()
     else:
         input_shape = tuple(input_shape) if input_shape is not None else (32, 32, 3)
@@ -538,9 +598,10 @@ def _builtin_streams(name, input_shape, num_classes, num_examples, test_split, v
         num_classes = _NUM_CLASSES.check(10 if num_classes is None else num_classes)
         num_examples = _NUM_EXAMPLES.check(512 if num_examples is None else num_examples)
         images, labels, class_names = _synthetic_arrays(input_shape, num_classes, num_examples, seed)
-    pool_idx, test_idx = _split_indices(labels, test_split, seed=0)
-    train_rel, val_rel = _split_indices(labels[pool_idx], validation_split, seed)
-    train_idx, val_idx = pool_idx[train_rel], pool_idx[val_rel]
+    if name != "digits-cluttered":
+        pool_idx, test_idx = _split_indices(labels, test_split, seed=0)
+        train_rel, val_rel = _split_indices(labels[pool_idx], validation_split, seed)
+        train_idx, val_idx = pool_idx[train_rel], pool_idx[val_rel]
     _check_split(labels, train_idx, val_idx, class_names, validation_split)
     slices = lambda idx: tf.data.Dataset.from_tensor_slices((images[idx], labels[idx]))  # noqa: E731
     counts = (len(train_idx), len(val_idx), len(test_idx))
@@ -587,6 +648,14 @@ def load(
     Sources, by `name`:
     - `"digits"`: scikit-learn's bundled 8x8 handwritten digits (1,797 images,
       10 classes); no network needed. The default everywhere.
+    - `"digits-cluttered"`: a harder task made offline and deterministically
+      from the same digits: each digit upscaled to 14x14, rotated by up to
+      15 degrees, placed at random on a 24x24 canvas with two fragments of
+      other digits and Gaussian noise; 6 renderings per digit (10,782
+      images, 24x24x1). The digits are split before rendering, so no
+      validation or test image shows a training digit. Architectures
+      separate on it where on `"digits"` nearly all reach 96-98%
+      (benchmarks/RESULTS.md, "digits-cluttered").
     - `"synthetic"`: random images with one template per class (learnable),
       of shape `input_shape` (default `(32, 32, 3)`), `num_classes` (10) and
       `num_examples` (512).

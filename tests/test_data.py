@@ -36,6 +36,31 @@ def test_validation_split_is_seeded():
     assert not np.array_equal(a, c)
 
 
+def test_cluttered_digits_split_by_digit_and_same_for_every_seed():
+    d = data.load("digits-cluttered", batch_size=512)
+    renderings = data.CLUTTERED["renderings"]
+    assert d.input_shape == (24, 24, 1) and d.num_classes == 10
+    assert d.num_train + d.num_validation + d.num_test == 1797 * renderings
+    assert d.num_test == 360 * renderings
+    # Split by digit: each split holds whole blocks of one digit's renderings; no block is in two splits.
+    _, labels, _ = data._digits_arrays()
+    images, _, _ = data._cluttered_arrays(data._split_indices(labels, 0.2, seed=0)[1])
+    assert images.shape == (1797 * renderings, 24, 24, 1)
+    assert images.min() >= 0 and images.max() <= 255 and images.max() > 200
+    digit_of = {images[i].tobytes(): i // renderings for i in range(len(images))}
+    streams = data._builtin_streams("digits-cluttered", None, None, None, 0.2, 0.2, 0)[:3]
+    rows = [[digit_of[x.numpy().tobytes()] for x, _ in stream] for stream in streams]
+    blocks = [set(r) for r in rows]
+    assert all(len(r) == len(b) * renderings for r, b in zip(rows, blocks))
+    assert sum(len(b) for b in blocks) == 1797 and len(set.union(*blocks)) == 1797
+    # The test images do not depend on the seed (the validation split does).
+    raw = lambda ds: _all(ds.test)[0] * ds.std[0] + ds.mean[0]  # noqa: E731
+    other = data.load("digits-cluttered", batch_size=512, seed=1)
+    np.testing.assert_allclose(raw(d), raw(other), atol=1e-4)
+    np.testing.assert_array_equal(_all(d.test)[1], _all(other.test)[1])
+    assert not np.array_equal(_all(d.validation)[1], _all(other.validation)[1])
+
+
 def test_digits_resized_to_three_channels():
     d = data.load("digits", image_size=32, channels=3, batch_size=16)
     x, y = next(iter(d.train))

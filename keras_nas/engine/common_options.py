@@ -69,7 +69,7 @@ DATA = "data options"
 FOLDER = "results folder options"
 RUNTIME = "scale-out and runtime options"
 
-DATASET = Option("dataset", "digits", "digits (bundled), synthetic, a TFDS name such as cifar10, or a folder of "
+DATASET = Option("dataset", "digits", "digits (bundled), digits-cluttered (bundled, harder), synthetic, a TFDS name such as cifar10, or a folder of "
                  "images with one sub-folder per class", validate=_nonempty, group=DATA)
 DATA_DIR = Option("data_dir", None, "TFDS data folder (for TFDS datasets)", validate=_nonempty, group=DATA,
                   resume_free=True)
