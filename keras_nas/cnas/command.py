@@ -192,7 +192,7 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
             callbacks=[keras.callbacks.LearningRateScheduler(lr_fn), *callbacks, checkpoint,
                        keras.callbacks.TensorBoard(os.path.join(out, "logs", name), write_graph=False),
                        keras.callbacks.TerminateOnNaN()],
-            verbose=args.verbose,
+            verbose=args.verbose, shuffle=False,  # the tf.data pipeline shuffles each epoch itself
         )
     seconds = time.perf_counter() - start
     history = checkpoint.history
@@ -403,7 +403,8 @@ def run(args):
         baselines["random_pruning"] = {"params": done["params"], "val_accuracy": done["val_accuracy"],
                                        "test_accuracy": done["test_accuracy"]}
         for key, b in baselines.items():
-            print(f"[baseline] {key}: {b['params']:,} weights, test accuracy {b['test_accuracy']:.4f}", flush=True)
+            print(f"[baseline] {key}: {b['params']:,} weights ({b['params'] / final_params - 1:+.1%} against "
+                  f"W*), test accuracy {b['test_accuracy']:.4f}", flush=True)
 
     _plots(out, report, log, total, f"CNAS ({args.space}), rho = {args.sparsity}")
     training.plot_history(final_done["history"], os.path.join(out, "history.png"), title=f"{name} final model")
