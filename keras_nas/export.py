@@ -21,7 +21,9 @@ same input and outputs at the model's fixed image size; `tflite_predict` and
 `tflite_accuracy` run it through `tf.lite.Interpreter`.
 """
 
+import contextlib
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -184,6 +186,27 @@ QUANTIZATIONS = ("float16", "int8")
 CALIBRATION_EXAMPLES = 256
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """TFLite's C++ status lines ("fully_quantize: 0, ...", "Created TensorFlow Lite XNNPACK delegate") off fd 2.
+
+    They bypass Python and TF_CPP_MIN_LOG_LEVEL; errors still arrive as Python
+    exceptions. KERAS_NAS_DEBUG=1 keeps them.
+    """
+    if os.environ.get("KERAS_NAS_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _calibration_images(representative_data, limit):
     """Up to `limit` single images (`(1, H, W, C)` float32) from arrays, batches or `(images, labels)` pairs."""
     if isinstance(representative_data, np.ndarray) or tf.is_tensor(representative_data):
@@ -259,7 +282,8 @@ def tflite_bytes(model, *, preprocessing=None, class_names=None, quantize=None, 
             converter.representative_dataset = lambda: (
                 [image] for image in _calibration_images(representative_data, calibration_examples))
         try:
-            return converter.convert()
+            with _quiet_native_stderr():
+                return converter.convert()
         except Exception as error:  # the converter raises ConverterError, ValueError, RuntimeError
             if allow_select_tf_ops:
                 raise
@@ -344,9 +368,10 @@ def _interpreter(model):
     with warnings.catch_warnings():
         # TF 2.21 announces tf.lite.Interpreter's move to the ai_edge_litert package; it still ships in TF.
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-        if isinstance(model, (bytes, bytearray)):
-            return tf.lite.Interpreter(model_content=bytes(model))
-        return tf.lite.Interpreter(model_path=os.fspath(model))
+        with _quiet_native_stderr():
+            if isinstance(model, (bytes, bytearray)):
+                return tf.lite.Interpreter(model_content=bytes(model))
+            return tf.lite.Interpreter(model_path=os.fspath(model))
 
 
 def tflite_predict(model, images, batch_size=256):
@@ -367,7 +392,8 @@ def tflite_predict(model, images, batch_size=256):
     """
     runner = _interpreter(model).get_signature_runner("serving_default")
     images = np.asarray(images, dtype=np.float32)
-    parts = [runner(images=images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    with _quiet_native_stderr():  # the XNNPACK line comes at the first call
+        parts = [runner(images=images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 

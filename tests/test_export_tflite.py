@@ -128,3 +128,102 @@ def test_raw_batches_are_the_pixels_the_pipelines_normalise():
     np.testing.assert_allclose(data.preprocess(raw, d.preprocessing()).numpy(), images.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match=r"`split` must be one of \['test', 'train', 'validation'\]"):
         d.raw("tests")
+
+
+# -- the command line ------------------------------------------------------
+
+
+@pytest.fixture
+def results(tmp_path):
+    """A results folder as every method leaves it (untrained tiny model, digits)."""
+    from keras_nas import io
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    d = data.load("digits")
+    keras.utils.set_random_seed(0)
+    _tiny(d.input_shape).save(str(folder / "best_model.keras"))
+    io.write_preprocessing(str(folder), d)
+    io.atomic_write_json(str(folder / "config.json"), {"method": "train", "dataset": "digits", "seed": 0})
+    return folder
+
+
+def _refused(argv, capsys):
+    from keras_nas import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--quantize", "int8"], "`--quantize` applies to `--format` tflite only. Received: --quantize int8, "
+                             "--format savedmodel"),
+    (["--format", "tflite", "--quantize", "int4"], "`--quantize` must be one of ['float16', 'int8']. "
+                                                   "Received: --quantize int4"),
+    (["--format", "onnx"], "`--format` must be one of ['savedmodel', 'tflite']. Received: --format onnx"),
+    (["--format", "tflite", "--out", "m.bin"], "`--out` must be a file name ending in .tflite with `--format` "
+                                               "tflite. Received: --out m.bin"),
+])
+def test_cli_refuses_bad_export_options_in_one_line(extra, message, results, capsys):
+    before = sorted(os.listdir(results))
+    err = _refused(["export", str(results), *extra], capsys)
+    assert err == f"keras-nas: error: {message}\n"
+    assert sorted(os.listdir(results)) == before
+
+
+def test_cli_refuses_a_folder_without_a_best_model(tmp_path, capsys):
+    err = _refused(["export", str(tmp_path), "--format", "tflite"], capsys)
+    assert "`MODEL_OR_RESULTS` must be a .keras file or a results folder holding best_model.keras" in err
+
+
+def test_cli_never_overwrites_an_existing_tflite_file(results, capsys):
+    from keras_nas import cli
+
+    target = results / "best_model.tflite"
+    target.write_bytes(b"mine")
+    err = _refused(["export", str(results), "--format", "tflite"], capsys)
+    assert err == (f"keras-nas: error: `--out` exists; add `--overwrite` to replace it. Received: --out {target}\n")
+    assert target.read_bytes() == b"mine"
+    cli.main(["export", str(results), "--format", "tflite", "--overwrite"])
+    assert f"TFLite model (float32) written to {target} ({target.stat().st_size:,} bytes" in capsys.readouterr().out
+
+
+def test_cli_int8_export_of_a_results_folder_prints_size_and_both_accuracies(results, capsys):
+    import re
+
+    from keras_nas import cli
+
+    cli.main(["export", str(results), "--format", "tflite", "--quantize", "int8"])
+    out = capsys.readouterr().out
+    path = results / "best_model.int8.tflite"
+    assert f"TFLite model (int8) written to {path} ({path.stat().st_size:,} bytes" in out
+    found = re.search(r"test accuracy on digits \(TFLite interpreter\): float32 ([\d.]+) .*, int8 ([\d.]+)", out)
+    assert found, out
+    # The float TFLite model gives the Keras model's predictions: the same accuracy on the test split.
+    d = data.load("digits")
+    model = keras.saving.load_model(str(results / "best_model.keras"))
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert float(found.group(1)) == pytest.approx(model.evaluate(d.test, verbose=0)[1], abs=1e-4)
+    assert float(found.group(2)) == pytest.approx(export.tflite_accuracy(str(path), d.raw("test")), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_int8_keeps_the_test_accuracy_of_a_trained_digits_model_within_one_point(tmp_path):
+    from keras_nas import stagewise
+
+    d = data.load("digits")
+    model = stagewise.stage_resnet((1, 1, 1), block="basic", input_shape=d.input_shape, num_classes=10)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(d.train, epochs=15, verbose=0)
+    keras_accuracy = model.evaluate(d.test, verbose=0)[1]
+    assert keras_accuracy > 0.9  # a trained model, or the comparison says little
+    full = export.export_tflite(model, str(tmp_path / "f.tflite"), preprocessing=d.preprocessing())
+    int8 = export.export_tflite(model, str(tmp_path / "q.tflite"), preprocessing=d.preprocessing(),
+                                quantize="int8", representative_data=d.raw("train"))
+    float_accuracy = export.tflite_accuracy(full, d.raw("test"))
+    assert float_accuracy == pytest.approx(keras_accuracy, abs=1e-4)
+    assert abs(export.tflite_accuracy(int8, d.raw("test")) - float_accuracy) <= 0.01
