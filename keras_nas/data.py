@@ -68,6 +68,7 @@ class Dataset:
         num_validation=None,
         num_test=None,
         batch_size=None,
+        raw_streams=None,
     ):
         self.name = name
         self.train = train
@@ -83,6 +84,35 @@ class Dataset:
         self.num_validation = num_validation
         self.num_test = num_test
         self.batch_size = batch_size
+        self._raw_streams = dict(raw_streams or {})
+
+    def raw(self, split="test", batch_size=None):
+        """`(images, labels)` batches of `split` as a serving graph takes them.
+
+        Float32 pixels in [0, 255] with the source channels, resized to the
+        model's image size; not normalised, not augmented, not shuffled (what
+        an exported model is fed, e.g. to calibrate or score a TFLite model).
+
+        Args:
+            split: str. `"train"`, `"validation"` or `"test"`. Defaults to
+                `"test"`.
+            batch_size: int. Defaults to the dataset's batch size.
+
+        Example:
+
+        >>> images, labels = next(iter(load("digits", channels=3).raw("train", batch_size=4)))
+        >>> images.shape  # digits are grayscale: the source has 1 channel
+        TensorShape([4, 8, 8, 1])
+        """
+        if split not in self._raw_streams:
+            raise ValueError(f"`split` must be one of {sorted(self._raw_streams)}. Received: split={split!r}")
+        size = tuple(self.input_shape[:2])
+
+        def resize(image, label):
+            return _resize_and_convert(image[None], size, self.source_channels)[0], label
+
+        stream = self._raw_streams[split].map(resize, num_parallel_calls=tf.data.AUTOTUNE)
+        return stream.batch(batch_size or self.batch_size or 64).prefetch(tf.data.AUTOTUNE)
 
     def preprocessing(self):
         """What a serving graph needs to turn raw pixels into model inputs."""
@@ -748,4 +778,5 @@ def load(
         num_validation=num_validation,
         num_test=num_test,
         batch_size=batch_size,
+        raw_streams={"train": train_s, "validation": val_s, "test": test_s},
     )

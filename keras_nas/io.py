@@ -40,12 +40,21 @@ def to_jsonable(obj):
 
 def atomic_write_text(path, text):
     """Writes `text` to `path` through a temporary file and an atomic rename."""
+    _atomic_write(path, text, "w")
+
+
+def atomic_write_bytes(path, content):
+    """Writes `content` (bytes) to `path` through a temporary file and an atomic rename."""
+    _atomic_write(path, content, "wb")
+
+
+def _atomic_write(path, text, mode):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, mode) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

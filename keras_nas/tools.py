@@ -19,7 +19,8 @@ from keras_nas.eoinas.genotypes import check_genotype_name
 
 COMMANDS = {
     "train": "train one architecture from scratch",
-    "export": "export a .keras model as a SavedModel for TF Serving (a new version folder each time)",
+    "export": "export a .keras model (or a results folder's best model) as a SavedModel for TF Serving (a new "
+              "version folder each time) or a .tflite file (float32, float16 or int8)",
     "profile": "cost report of a .keras model",
     "report": "summarise a results folder",
 }
@@ -67,16 +68,42 @@ TRAIN = (
 ) + common_options.DATA_OPTIONS + common_options.FOLDER_OPTIONS
 _DATA_SOURCE = (common_options.DATASET, common_options.DATA_DIR, common_options.IMAGE_SIZE,
                 common_options.CHANNELS)
+EXPORT_FORMATS = ("savedmodel", "tflite")
+QUANTIZATIONS = ("float16", "int8")  # keras_nas.export.QUANTIZATIONS (that module loads TensorFlow)
+BEST_MODEL = "best_model.keras"
+
+
+def _model_or_results(name, value):
+    """A `.keras` file, or a results folder holding best_model.keras (returned as given)."""
+    if isinstance(value, str) and os.path.isdir(value):
+        if not os.path.isfile(os.path.join(value, BEST_MODEL)):
+            raise OptionError(f"`{name}` must be a .keras file or a results folder holding {BEST_MODEL}; that "
+                              f"folder has no {BEST_MODEL}.", **{name: value})
+        return value
+    return io.check_keras_path(name, value)
+
+
 EXPORT = (
-    _MODEL,
+    Option("model", None, "a saved .keras model, or a results folder (its best_model.keras)",
+           validate=_model_or_results, optional=False, metavar="MODEL_OR_RESULTS"),
+    Option("format", "savedmodel", "savedmodel (TF Serving) or tflite (devices; the model's fixed image size)",
+           choices=EXPORT_FORMATS),
+    Option("quantize", None, "--format tflite: float16 weights, or int8 (full-integer, calibrated on the training "
+           "split; prints test accuracy float vs quantized)", choices=QUANTIZATIONS),
     Option("preprocessing", None, "preprocessing.json (default: the one beside the model, else derived from "
            "--dataset)", validate=lambda name, value: _existing_file(name, value), metavar="FILE"),
     Option("fold_batch_norm", True, "fold BatchNormalization layers into the convolutions before them (same "
            "predictions, fewer ops to serve)"),
-    Option("out", None, "model base folder; each export adds a version folder 1, 2, ... in it (TF Serving's "
-           "layout; default <model folder>/saved_model)", validate=common_options.OUT.validate, metavar="DIR"),
-    Option("overwrite", False, "replace the newest version instead of adding one"),
-) + _DATA_SOURCE
+    Option("out", None, "savedmodel: model base folder; each export adds a version folder 1, 2, ... in it (TF "
+           "Serving's layout; default <model folder>/saved_model). tflite: the .tflite file (default <model "
+           "folder>/<model name>[.float16|.int8].tflite)", validate=common_options.OUT.validate, metavar="PATH"),
+    Option("overwrite", False, "savedmodel: replace the newest version instead of adding one; tflite: replace "
+           "the file"),
+    # Not "digits" by default: the dataset recorded in the results folder comes first.
+    Option("dataset", None, "dataset for int8 calibration and accuracy, or to derive the preprocessing (default: "
+           "the one in the results folder's config.json, else digits)", validate=common_options.DATASET.validate,
+           group=common_options.DATA),
+) + _DATA_SOURCE[1:]
 PROFILE = (
     _MODEL,
     Option("latency", False, "also time CPU inference at batch 1"),
@@ -87,7 +114,7 @@ REPORT = (
            optional=False),
 )
 OPTIONS = {"train": TRAIN, "export": EXPORT, "profile": PROFILE, "report": REPORT}
-POSITIONAL = {"export": {"model": "MODEL"}, "profile": {"model": "MODEL"}, "report": {"folder": "FOLDER"}}
+POSITIONAL = {"export": {"model": "MODEL_OR_RESULTS"}, "profile": {"model": "MODEL"}, "report": {"folder": "FOLDER"}}
 
 
 def _existing_file(name, value):
@@ -188,6 +215,13 @@ def run_train(args):
 
 
 def check_export(args):
+    if args.quantize is not None and args.format != "tflite":
+        raise OptionError("`quantize` applies to `format` tflite only.", quantize=args.quantize, format=args.format)
+    if os.path.isdir(args.model):
+        args.model = os.path.join(args.model, BEST_MODEL)
+    if args.format == "tflite":
+        _check_tflite_out(args)
+        return
     if args.out is None:
         args.out = os.path.join(os.path.dirname(os.path.abspath(args.model)), "saved_model")
     if os.path.exists(os.path.join(args.out, "saved_model.pb")):
@@ -195,6 +229,57 @@ def check_export(args):
                           "its version folders 1, 2, ... (TF Serving's layout).", out=args.out)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise OptionError("`out` must be a folder; a file of that name exists.", out=args.out)
+
+
+def _check_tflite_out(args):
+    if args.out is None:
+        stem = os.path.splitext(os.path.basename(args.model))[0]
+        suffix = f".{args.quantize}" if args.quantize else ""
+        args.out = os.path.join(os.path.dirname(os.path.abspath(args.model)), f"{stem}{suffix}.tflite")
+    if not args.out.endswith(".tflite"):
+        raise OptionError("`out` must be a file name ending in .tflite with `format` tflite.", out=args.out,
+                          names=("format",))
+    if os.path.isdir(args.out):
+        raise OptionError("`out` must be a file name; a folder of that name exists.", out=args.out)
+    if os.path.exists(args.out) and not args.overwrite:
+        raise OptionError("`out` exists; add `overwrite` to replace it.", out=args.out, names=("overwrite",))
+
+
+def _run_config(model_path):
+    """config.json beside a saved model or one folder up ({} if none): the run that made it."""
+    folder = os.path.dirname(os.path.abspath(model_path))
+    for candidate in (folder, os.path.dirname(folder)):
+        found = io.read_json(os.path.join(candidate, io.CONFIG_FILE))
+        if isinstance(found, dict) and "dataset" in found:
+            return found
+    return {}
+
+
+def export_dataset(args, preprocessing=None):
+    """The dataset of an export: `--dataset ...` as given, else the one the results folder's run used, else digits.
+
+    With `preprocessing`, its image shape must be the dataset's (calibration
+    and test images are fed to the exported model as they are).
+    """
+    from keras_nas.engine import runtime as common
+
+    names = ("dataset", "data_dir", "image_size", "channels", "seed", "validation_split", "skip_unreadable_images")
+    recorded = {} if args.dataset is not None else _run_config(args.model)
+    overrides = {name: recorded[name] for name in names if recorded.get(name) is not None}
+    for name in ("data_dir", "image_size", "channels"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    overrides.setdefault("dataset", args.dataset or "digits")
+    dataset = common.load_data(args, **overrides)
+    if preprocessing is not None:
+        want = (tuple(preprocessing["image_size"]), preprocessing["channels"], preprocessing["source_channels"])
+        got = (tuple(dataset.input_shape[:2]), dataset.input_shape[2], dataset.source_channels)
+        if want != got:
+            raise OptionError(f"`dataset` gives images of size {got[0]} with {got[2]} source channels ({got[1]} "
+                              f"model channels) but the model's preprocessing.json has {want[0]} with {want[2]} "
+                              f"({want[1]}); give the run's `dataset`, `image_size` and `channels`.",
+                              dataset=overrides["dataset"], names=("image_size", "channels"))
+    return dataset
 
 
 def versions(base):
@@ -209,7 +294,6 @@ def run_export(args):
     import shutil
 
     from keras_nas import export
-    from keras_nas.engine import runtime as common
 
     model = io.load_model(args.model, "model")
     if args.preprocessing:
@@ -217,7 +301,9 @@ def run_export(args):
     else:
         preprocessing = io.find_preprocessing(args.model)
         if preprocessing is None:
-            preprocessing = common.load_data(args).preprocessing()
+            preprocessing = export_dataset(args).preprocessing()
+    if args.format == "tflite":
+        return _run_export_tflite(args, model, preprocessing)
     existing = versions(args.out)
     replace = args.overwrite and bool(existing)
     if replace:
@@ -246,6 +332,32 @@ def run_export(args):
           f"  output `probabilities`, `class_ids`" + (", `class_names`" if preprocessing.get("class_names") else ""),
           flush=True)
     return {"path": path, "version": version}
+
+
+def _run_export_tflite(args, model, preprocessing):
+    from keras_nas import export
+
+    dataset = export_dataset(args, preprocessing) if args.quantize else None
+    representative = dataset.raw("train") if args.quantize == "int8" else None
+    export.export_tflite(model, args.out, preprocessing=preprocessing, quantize=args.quantize,
+                         representative_data=representative, fold_batch_norm=args.fold_batch_norm,
+                         overwrite=args.overwrite)
+    size = os.path.getsize(args.out)
+    kind = args.quantize or "float32"
+    report = {"path": args.out, "bytes": size, "quantize": args.quantize}
+    print(f"TFLite model ({kind}) written to {args.out} ({size:,} bytes, {size / 2**20:.2f} MiB)\n"
+          f"  input  `images`: float32 (batch, {preprocessing['image_size'][0]}, {preprocessing['image_size'][1]}, "
+          f"{preprocessing['source_channels']}) in [0, 255]\n"
+          f"  output `probabilities`, `class_ids`" + (", `class_names`" if preprocessing.get("class_names") else ""),
+          flush=True)
+    if args.quantize:
+        reference = export.tflite_bytes(model, preprocessing=preprocessing, fold_batch_norm=args.fold_batch_norm)
+        test = dataset.raw("test")
+        report["float32_test_accuracy"] = export.tflite_accuracy(reference, test)
+        report["test_accuracy"] = export.tflite_accuracy(args.out, test)
+        print(f"  test accuracy on {dataset.name} (TFLite interpreter): float32 {report['float32_test_accuracy']:.4f} "
+              f"({len(reference):,} bytes), {kind} {report['test_accuracy']:.4f}", flush=True)
+    return report
 
 
 # -- profile --------------------------------------------------------------

@@ -113,9 +113,11 @@ def test_every_subcommand_has_help_and_common_options():
             parser.parse_args([command, "--help"])
     args = parser.parse_args(["train", "--arch", "resnet:1,1,1"])
     assert args.dataset == "digits" and args.seed == 0
+    assert parser.parse_args(["profile", "m.keras"]).dataset == "digits"
+    # export: not given means the dataset recorded in the results folder (else digits).
+    assert parser.parse_args(["export", "m.keras"]).dataset is None
     for argv in (["export", "m.keras"], ["profile", "m.keras"]):
-        args = parser.parse_args(argv)
-        assert args.dataset == "digits" and args.model == "m.keras"
+        assert parser.parse_args(argv).model == "m.keras"
     assert parser.parse_args(["report", "d"]).folder == "d"
 
 
