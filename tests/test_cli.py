@@ -36,6 +36,12 @@ def test_train_writes_a_readable_results_folder(trained):
     assert_only_owned(trained)
     results = json.load(open(os.path.join(trained, "results.json")))
     assert len(results["history"]["loss"]) == 2
+    # The test numbers are best_model.keras' (the epoch of `val_accuracy`); the last epoch's are kept too.
+    best = keras.saving.load_model(os.path.join(trained, "best_model.keras"))
+    best.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    from keras_nas import data
+    assert results["test_accuracy"] == pytest.approx(best.evaluate(data.load("digits").test, verbose=0)[1])
+    assert 0 <= results["last_epoch_test_accuracy"] <= 1
     assert results["costs"]["params"] > 0 and results["costs"]["emissions"]["co2_kg"] >= 0
     config = json.load(open(os.path.join(trained, "config.json")))
     assert config["epochs"] == 2 and config["dataset"] == "digits"
