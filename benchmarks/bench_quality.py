@@ -108,7 +108,7 @@ def stagewise_seed(out, seed, settings):
     dataset = data.load(DATASET, seed=seed, image_size=IMAGE_SIZE)
     stages = len(depths)
     macs = {k: uniform_macs([k] * stages, dataset.input_shape, dataset.num_classes) for k in range(1, 9)}
-    below = max((k for k in macs if macs[k] <= found["best"]["macs"]), default=1)
+    below = max((k for k in macs if macs[k] < found["best"]["macs"]), default=1)
     above = min((k for k in macs if macs[k] > found["best"]["macs"]), default=8)
     epochs = settings["epochs"] + settings.get("final_epochs", defaults["final_epochs"])
     row = {"searched": {"test_accuracy": found["best"]["test_accuracy"], "macs": found["best"]["macs"],
@@ -116,7 +116,8 @@ def stagewise_seed(out, seed, settings):
     for arm, k in (("uniform_below", below), ("uniform_above", above)):
         folder = os.path.join(out, "stagewise", arm, f"seed_{seed}")
         path = os.path.join(folder, "summary.json")
-        if not os.path.exists(path):
+        architecture = "resnet:" + ",".join([str(k)] * stages)
+        if not os.path.exists(path) or _read(path)["architecture"] != architecture:
             keras.utils.set_random_seed(seed)
             model = stagewise.stage_resnet([k] * stages, input_shape=dataset.input_shape,
                                            num_classes=dataset.num_classes, l2_regularization=defaults["l2"])
@@ -125,7 +126,7 @@ def stagewise_seed(out, seed, settings):
             done = training.train_model(model, dataset, epochs=epochs, optimizer=defaults["optimizer"],
                                         learning_rate=defaults["learning_rate"], momentum=defaults["momentum"],
                                         weight_decay=0.0, schedule="step", verbose=0)
-            io.atomic_write_json(path, {"architecture": "resnet:" + ",".join([str(k)] * stages), "macs": macs[k],
+            io.atomic_write_json(path, {"architecture": architecture, "macs": macs[k],
                                  "params": model.count_params(), "test_accuracy": done["test_accuracy"]})
             keras.backend.clear_session()
         summary = _read(path)
