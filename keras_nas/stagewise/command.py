@@ -26,7 +26,9 @@ MODULES = ("residual", "cell")
 GROUP = "stage-wise options"
 # Settings added after results folders were written without them, with the value those runs had.
 ADDED_DEFAULTS = {"skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
-                  "jit_compile": False}
+                  "jit_compile": False, "max_params": None, "max_macs": None, "max_latency_ms": None}
+# --max-params / --max-macs / --max-latency-ms -> the oracle's budget names.
+BUDGET_OPTIONS = {"max_params": "params", "max_macs": "macs", "max_latency_ms": "latency_ms"}
 
 
 def _milestones(name, value):
@@ -62,6 +64,13 @@ OPTIONS = (
     Option("alpha", 0.5, "inf-FS mixing weight", low=0, high=1, paper=0.5, group=GROUP),
     Option("tokens", 6, "il-FS tokens", low=2, paper=6, group=GROUP),
     Option("filters", 8, "cell modules: filters F of stage 1", low=1, paper=32, group=GROUP),
+    Option("max_params", None, "budget: a stage stops growing when the candidate would have more parameters",
+           type=int, low=1, paper="none", group=GROUP, metavar="N"),
+    Option("max_macs", None, "budget: a stage stops growing when the candidate would need more MACs per image",
+           type=int, low=1, paper="none", group=GROUP, metavar="N"),
+    Option("max_latency_ms", None, "budget: a stage stops growing when the candidate's batch-1 CPU latency, "
+           "measured on this machine, would exceed it", type=float, low=0, low_open=True, paper="none",
+           group=GROUP, metavar="MS"),
     Option("donor", None, "weight transfer: a trained deeper .keras network of the same family",
            validate=lambda name, value: io.check_keras_path(name, value), paper="ResNet-110", group=GROUP,
            metavar="MODEL.keras"),
@@ -89,6 +98,47 @@ def check(args):
     if args.milestones and max(args.milestones) >= args.epochs + args.final_epochs:
         raise OptionError("`milestones` must lie within the training epochs (`epochs` + `final_epochs`).",
                           milestones=args.milestones, epochs=args.epochs, final_epochs=args.final_epochs)
+
+
+def budgets(args):
+    """`{resource: limit}` of the budgets given (`StageWiseOracle(budgets=)`)."""
+    return {resource: getattr(args, name) for name, resource in BUDGET_OPTIONS.items()
+            if getattr(args, name, None) is not None}
+
+
+def cost_function(build, measure_latency):
+    """`stage_depths -> {"params", "macs", "latency_ms"}` of the untrained network (cached per depths).
+
+    Latency (median batch-1 CPU time of `keras_nas.costs.measure_latency`)
+    is measured only when `measure_latency`; else it is 0.
+    """
+    from keras_nas import costs
+
+    cache = {}
+
+    def cost(depths):
+        key = tuple(int(d) for d in depths)
+        if key not in cache:
+            model = build(list(key))
+            report = costs.profile(model, latency=measure_latency)
+            cache[key] = {"params": int(report.params), "macs": int(report.macs),
+                          "latency_ms": float(report.latency_ms or 0.0)}
+        return dict(cache[key])
+
+    return cost
+
+
+def check_budgets(args, cost, architecture):
+    """The initial network must fit the budgets: else no candidate could."""
+    from keras_nas.stagewise.oracle import over_budget
+
+    limits = budgets(args)
+    exceeded = over_budget(cost([args.m0] * args.stages), limits) if limits else None
+    if exceeded:
+        resource, value, limit = exceeded
+        name = next(n for n, r in BUDGET_OPTIONS.items() if r == resource)
+        raise OptionError(f"`{name}` must leave room for the initial network {architecture} ({resource} "
+                          f"{value:,.6g}); lower `m0` or raise the budget.", **{name: limit, "m0": args.m0})
 
 
 def builder(args, input_shape, num_classes):
@@ -273,6 +323,16 @@ def summarize(tuner, oracle, dataset, out, latency=True):
             best["val_accuracy"], dataset, trial_id=best["trial_id"], stage_depths=best["stage_depths"])
     else:
         results["best"] = None
+    if oracle.budgets:
+        # Each budget: the limit, the value the search used to decide (latency measured on the untrained
+        # network during the search) and the value of best_model.keras measured now.
+        b = results["best"]
+        predicted = oracle.cost_fn(b["stage_depths"]) if b is not None and oracle.cost_fn else {}
+        results["budgets"] = {resource: {"target": limit, "predicted": predicted.get(resource),
+                                         "measured": None if b is None else b.get(resource),
+                                         "met": None if b is None or b.get(resource) is None
+                                         else b[resource] <= limit}
+                              for resource, limit in oracle.budgets.items()}
     if models:
         _plots(out, models, oracle.num_stages)
     return contract.write(out, "stagewise", results, results.pop("best"))
@@ -289,6 +349,9 @@ def run(args):
     build = builder(args, dataset.input_shape, dataset.num_classes)
     # Fail before training on an architecture the input cannot carry.
     build([args.m0] * args.stages)
+    cost = cost_function(build, measure_latency=args.max_latency_ms is not None) if budgets(args) else None
+    if cost is not None:
+        check_budgets(args, cost, architecture_spec(vars(args), [args.m0] * args.stages))
     if args.donor:
         check_donor(args.donor, args)
     option_list = OPTIONS + common_options.SEARCH_OPTIONS
@@ -305,7 +368,8 @@ def run(args):
     )
     oracle = StageWiseOracle(
         num_stages=args.stages, initial_depth=args.m0, delta=args.delta,
-        iterations=args.iterations, seed=args.seed, lease_seconds=args.lease_seconds,
+        iterations=args.iterations, budgets=budgets(args), cost_fn=cost, seed=args.seed,
+        lease_seconds=args.lease_seconds,
     )
     tuner = StageWiseTuner(
         oracle,
@@ -358,7 +422,9 @@ def run(args):
         print(
             f"iteration {d['iteration']}: A {d['previous_depths']} vs T {d['temporary_depths']}, "
             f"importance A {[round(v, 4) for v in d['importance_a']]} T "
-            f"{[round(v, 4) for v in d['importance_t']]} -> {d['stage_depths']}",
+            f"{[round(v, 4) for v in d['importance_t']]} -> {d['stage_depths']}"
+            + "".join(f"; stage {b['stage']} not grown: {b['resource']} {b['value']:,.6g} > budget {b['limit']:,.6g}"
+                      for b in d.get("blocked", [])),
             flush=True,
         )
     for c in results["candidates"]:
@@ -375,6 +441,9 @@ def run(args):
         b = results["best"]
         print(f"best candidate {b['architecture']}: val acc {b['val_accuracy']:.4f}, test acc "
               f"{b['test_accuracy']:.4f}, saved to {b['path']}", flush=True)
+    for resource, r in results.get("budgets", {}).items():
+        print(f"budget {resource} <= {r['target']:,.6g}: best model {r['measured']:,.6g} "
+              f"({'met' if r['met'] else 'NOT met'})", flush=True)
     print(f"{results['models_trained']} networks trained; results in {out}", flush=True)
     return results
 

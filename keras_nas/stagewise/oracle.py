@@ -26,6 +26,55 @@ def grow_stages(depths, importance_a, importance_t, delta):
     return [int(d) + (delta if g else 0) for d, g in zip(depths, grown)], grown
 
 
+BUDGETS = ("params", "macs", "latency_ms")
+
+
+def over_budget(cost, budgets):
+    """`(resource, value, limit)` of the first budget `cost` exceeds, or None. `budgets`: {resource: limit}."""
+    for resource in BUDGETS:
+        limit = budgets.get(resource)
+        if limit is not None and cost[resource] > limit:
+            return resource, cost[resource], limit
+    return None
+
+
+def grow_within_budget(depths, importance_a, importance_t, delta, cost_fn, budgets):
+    """A decision of Algorithm 1 that keeps the candidate within resource budgets.
+
+    The stages Algorithm 1 grows (`grow_stages`) are taken one at a time,
+    largest importance gain `alpha_T,i - alpha_A,i` first; a stage's growth
+    is kept only while the candidate stays within every budget (`cost_fn`
+    maps depths to `{"params", "macs", "latency_ms"}`), so a stage stops
+    growing when it would take the network over a budget. The paper has no
+    budgets; this is what "stop growing" means here.
+
+    Returns:
+        (new_depths, grown, blocked, cost): `blocked` lists
+        `{"stage", "resource", "value", "limit"}` of each growth refused,
+        `cost` is `cost_fn(new_depths)`.
+
+    Example:
+
+    >>> params = lambda d: {"params": 100 * sum(d), "macs": 0, "latency_ms": 0}
+    >>> grow_within_budget([2, 2], [0.5, 0.5], [0.9, 0.6], 1, params, {"params": 500})[:3]
+    ([3, 2], [True, False], [{'stage': 1, 'resource': 'params', 'value': 600, 'limit': 500}])
+    """
+    _, wanted = grow_stages(depths, importance_a, importance_t, delta)
+    order = sorted((i for i, g in enumerate(wanted) if g),
+                   key=lambda i: float(importance_a[i]) - float(importance_t[i]))
+    new_depths, grown, blocked = [int(d) for d in depths], [False] * len(depths), []
+    for i in order:
+        trial = list(new_depths)
+        trial[i] += delta
+        exceeded = over_budget(cost_fn(trial), budgets)
+        if exceeded is None:
+            new_depths, grown[i] = trial, True
+        else:
+            resource, value, limit = exceeded
+            blocked.append({"stage": i, "resource": resource, "value": value, "limit": limit})
+    return new_depths, grown, blocked, cost_fn(new_depths)
+
+
 class StageWiseOracle(SearchOracle):
     """Stage-wise depth search (Jordao et al. 2020, Algorithm 1) as a KerasTuner Oracle.
 
@@ -55,6 +104,13 @@ class StageWiseOracle(SearchOracle):
         delta: int. Growth step `delta`. Defaults to `2` (residual modules;
             the paper uses 1 for cells).
         iterations: int. `n`. Defaults to `5` (paper).
+        budgets: dict or None. Upper limits of the candidates,
+            `{"params": int, "macs": int, "latency_ms": float}` (any subset):
+            a stage stops growing when the candidate would exceed one
+            (`grow_within_budget`); the decisions say which. Needs `cost_fn`.
+        cost_fn: callable. `cost_fn(stage_depths) -> {"params", "macs",
+            "latency_ms"}` of the network of those depths (untrained), run
+            by the oracle (the chief in a distributed search).
         objective: KerasTuner objective. Defaults to `"val_accuracy"` (max).
         **kwargs: passed to `SearchOracle` (`lease_seconds`, `seed`, ...).
 
@@ -75,9 +131,17 @@ class StageWiseOracle(SearchOracle):
         initial_depth=6,
         delta=2,
         iterations=5,
+        budgets=None,
+        cost_fn=None,
         objective=None,
         **kwargs,
     ):
+        budgets = {k: v for k, v in (budgets or {}).items() if v is not None}
+        unknown = sorted(set(budgets) - set(BUDGETS))
+        if unknown:
+            raise ValueError(f"`budgets` may limit {list(BUDGETS)}. Received: budgets={budgets!r}")
+        if budgets and not callable(cost_fn):
+            raise ValueError(f"`budgets` need a `cost_fn(stage_depths)`. Received: cost_fn={cost_fn!r}")
         for name, value in (
             ("num_stages", num_stages),
             ("initial_depth", initial_depth),
@@ -96,6 +160,8 @@ class StageWiseOracle(SearchOracle):
         self.initial_depth = initial_depth
         self.delta = delta
         self.iterations = iterations
+        self.budgets = budgets
+        self.cost_fn = cost_fn
         # trial_id -> {"role", "iteration", "stage_depths"}
         self.plan = {}
         # one entry per finished decision (iteration k = index + 1)
@@ -139,9 +205,16 @@ class StageWiseOracle(SearchOracle):
         depths = self.architecture(k - 1)
         importance_a = self._importance(a_trial)
         importance_t = self._importance(t_trial)
-        new_depths, grown = grow_stages(depths, importance_a, importance_t, self.delta)
+        extra = {}
+        if self.budgets:
+            new_depths, grown, blocked, cost = grow_within_budget(depths, importance_a, importance_t, self.delta,
+                                                                  self.cost_fn, self.budgets)
+            extra = {"blocked": blocked, "cost": cost}
+        else:
+            new_depths, grown = grow_stages(depths, importance_a, importance_t, self.delta)
         self.decisions.append(
             {
+                **extra,
                 "iteration": k,
                 "a_trial": a_trial,
                 "t_trial": t_trial,
@@ -188,6 +261,7 @@ class StageWiseOracle(SearchOracle):
             initial_depth=self.initial_depth,
             delta=self.delta,
             iterations=self.iterations,
+            budgets=self.budgets,
             plan=self.plan,
             decisions=self.decisions,
             stopped_reason=self.stopped_reason,
@@ -197,6 +271,7 @@ class StageWiseOracle(SearchOracle):
     def set_state(self, state):
         super().set_state(state)
         settings = {k: state[k] for k in ("num_stages", "initial_depth", "delta", "iterations")}
+        settings["budgets"] = state.get("budgets", {})
         current = {k: getattr(self, k) for k in settings}
         if settings != current:
             raise ValueError(

@@ -4,7 +4,7 @@ import keras_tuner
 import pytest
 
 from keras_nas.stagewise.oracle import StageWiseOracle
-from keras_nas.stagewise.oracle import grow_stages
+from keras_nas.stagewise.oracle import grow_stages, grow_within_budget
 
 
 def _oracle(tmp_path, **kwargs):
@@ -32,6 +32,46 @@ def test_grow_stages_only_where_t_is_more_important():
     depths, grown = grow_stages([6, 6, 6], [0.9, 0.8, 0.7], [0.8, 0.9, 0.7], delta=2)
     assert depths == [6, 8, 6]
     assert grown == [False, True, False]  # ties do not grow (strict >)
+
+
+def _cost(depths):
+    # A hand-made cost: 100 params and 1,000 MACs per module, latency 0.5 ms per module of stage 2.
+    return {"params": 100 * sum(depths), "macs": 1000 * sum(depths), "latency_ms": 0.5 * depths[2]}
+
+
+def test_budget_stops_growth_largest_gain_first():
+    # Algorithm 1 grows stages 0, 1 and 2 (gains 0.1, 0.3, 0.2); 850 params leave room for 2 modules more than
+    # [2, 2, 2] = 600: stage 1 (largest gain) grows first, then stage 2, and stage 0 would reach 900.
+    depths, grown, blocked, cost = grow_within_budget([2, 2, 2], [0.5, 0.5, 0.5], [0.6, 0.8, 0.7], 1, _cost,
+                                                      {"params": 850})
+    assert depths == [2, 3, 3] and grown == [False, True, True]
+    assert blocked == [{"stage": 0, "resource": "params", "value": 900, "limit": 850}]
+    assert cost == {"params": 800, "macs": 8000, "latency_ms": 1.5}
+    # A latency budget blocks the stage that costs latency only.
+    depths, grown, blocked, _ = grow_within_budget([2, 2, 2], [0.5] * 3, [0.6] * 3, 2, _cost, {"latency_ms": 1.5})
+    assert depths == [4, 4, 2] and [b["stage"] for b in blocked] == [2]
+    # No budget reached: the same decision as Algorithm 1.
+    assert grow_within_budget([2, 2, 2], [0.5] * 3, [0.6, 0.4, 0.6], 1, _cost, {"macs": 10**6})[:2] == \
+        tuple(grow_stages([2, 2, 2], [0.5] * 3, [0.6, 0.4, 0.6], 1))
+
+
+def test_budgets_in_decisions_and_saved_state(tmp_path):
+    oracle = _oracle(tmp_path, iterations=1, delta=1, budgets={"params": 700, "macs": None}, cost_fn=_cost)
+    a0, t1 = oracle.create_trial("w0"), oracle.create_trial("w1")
+    _finish(oracle, a0, [0.5, 0.5, 0.5])
+    _finish(oracle, t1, [0.7, 0.6, 0.4])
+    assert _depths(oracle.create_trial("w0")) == [3, 2, 2]
+    (decision,) = oracle.decisions
+    assert decision["grown"] == [True, False, False] and decision["cost"]["params"] == 700
+    assert decision["blocked"] == [{"stage": 1, "resource": "params", "value": 800, "limit": 700}]
+    assert oracle.get_state()["budgets"] == {"params": 700}
+    other = _oracle(tmp_path, iterations=1, delta=1, budgets={"params": 800}, cost_fn=_cost)
+    with pytest.raises(ValueError, match="The saved search used"):
+        other.reload()
+    with pytest.raises(ValueError, match="`budgets` need a `cost_fn"):
+        StageWiseOracle(budgets={"params": 1})
+    with pytest.raises(ValueError, match="`budgets` may limit"):
+        StageWiseOracle(budgets={"flops": 1}, cost_fn=_cost)
 
 
 def test_algorithm_1_order_decisions_and_2n_plus_1_trials(tmp_path):

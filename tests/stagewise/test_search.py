@@ -26,6 +26,9 @@ def _run(tmp_path, *extra, out="run"):
         (["--module", "cell", "--block", "bottleneck"], "`--block` applies to `--module` residual only"),
         (["--max-failures", "2"], "`--max-failures` does not apply here: Algorithm 1 needs every network"),
         (["--alpha", "2"], "`--alpha` must be a float in [0, 1]. Received: --alpha 2"),
+        (["--max-params", "0"], "`--max-params` must be an int >= 1. Received: --max-params 0"),
+        (["--max-latency-ms", "-1"], "`--max-latency-ms` must be a float > 0"),
+        (["--max-params", "1000"], "`--max-params` must leave room for the initial network resnet:2,2,2 (params "),
     ],
 )
 def test_bad_options_fail_before_anything_is_written(tmp_path, capsys, options, message):
@@ -72,6 +75,22 @@ def test_tiny_search_end_to_end_and_resume(tmp_path):
     assert stamps == {p: os.path.getmtime(p) for p in out.glob("trials/trial_*/search_model.keras")}
     again = json.loads((out / "results.json").read_text())
     assert again["candidates"][0]["val_accuracy"] == candidate["val_accuracy"]
+
+
+def test_parameter_budget_stops_growth_and_is_reported(tmp_path, capsys):
+    from keras_nas import costs
+
+    # resnet:1,1,1 fits, and any deeper stage of the first candidate does not.
+    limit = costs.profile(stage_resnet((1, 1, 1), input_shape=(8, 8, 1), num_classes=10)).params + 1
+    assert _run(tmp_path, "--max-params", str(limit), "--epochs", "1") == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    (decision,) = results["decisions"]
+    assert decision["stage_depths"] == [1, 1, 1] and decision["cost"]["params"] == limit - 1
+    assert all(b["resource"] == "params" and b["value"] > limit for b in decision["blocked"])
+    assert results["budgets"]["params"] == {"target": limit, "predicted": limit - 1, "measured": limit - 1,
+                                            "met": True}
+    out = capsys.readouterr().out
+    assert f"budget params <= {limit:,}: best model {limit - 1:,} (met)" in out
 
 
 @pytest.mark.slow
