@@ -138,8 +138,11 @@ def stagewise_seed(out, seed, settings):
 
 
 def parameter_free(genotype, cell="normal"):
-    ops = [op for op, _ in genotype[cell]]
-    return sum(op in ("skip_connect", "max_pool_3x3", "avg_pool_3x3") for op in ops), len(ops)
+    """`(parameter-free ops, edges)` of a cell of a genotype's dict form (the collapse guard's count)."""
+    from keras_nas.eoinas.genotypes import genotype_from_dict, parameter_free_counts
+
+    counts = parameter_free_counts(genotype_from_dict(genotype))[cell]
+    return counts["total"], counts["edges"]
 
 
 def eoinas_seed(out, seed, settings):

@@ -28,6 +28,12 @@ EVAL = "training the derived network"
 OPTIONS = SEARCH_OPTIONS + (
     Option("seeds", 1, "searches with seeds --seed .. --seed + N - 1, one KerasTuner trial each", low=1, paper=4,
            group=SEARCH),
+    Option("limit_skip_connections", None, "keep at most K skip connections in the derived normal cell, the "
+           "weakest giving way to their next-best op (P-DARTS sec. 3.3; off by default)", type=int, low=0,
+           paper="off (P-DARTS: 2)", group=SEARCH, metavar="K"),
+    Option("collapse_skip_threshold", 2, "warn when the derived normal cell has more skip connections than this "
+           "(P-DARTS, DARTS+) or parameter-free ops on most edges", low=0, paper="2 (P-DARTS, DARTS+)",
+           group=SEARCH, resume_free=True),
     Option("eval_cells", 5, "cells", low=3, paper=20, group=EVAL),
     Option("eval_channels", 16, "channels C", low=1, paper=36, group=EVAL),
     Option("eval_epochs", 10, "epochs", low=1, paper=600, group=EVAL),
@@ -39,7 +45,7 @@ OPTIONS = SEARCH_OPTIONS + (
 # Settings added after results folders were written without them, with the value those runs had.
 ADDED_DEFAULTS = {"update_unsampled_ops": True, "lower_weight_case": False, "lower_arch_case": False, "executor": "auto",
                   "skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
-                  "jit_compile": False}
+                  "jit_compile": False, "limit_skip_connections": None}
 
 
 def upgrade_legacy_config(config):
@@ -71,7 +77,9 @@ def run(args):
     from keras_nas.eoinas.drop_path_schedule import DropPathSchedule
     from keras_nas.eoinas.seed_oracle import SeedOracle
     from keras_nas.engine import runtime as common
-    from keras_nas.eoinas import darts
+    import numpy as np
+
+    from keras_nas.eoinas import darts, genotypes
     from keras_nas.eoinas.seed_tuner import EoiNASSeedTuner
 
     check(args)
@@ -98,6 +106,19 @@ def run(args):
     best = completed[0]
     search = io.read_json(os.path.join(tuner.trial_search_dir(best.trial_id), "search.json"))
     genotype = darts.genotype_from_dict(search["genotype"])
+    collapse = {"threshold": args.collapse_skip_threshold, "searched": genotypes.parameter_free_counts(genotype)}
+    if args.limit_skip_connections is not None:
+        genotype, replaced = genotypes.limit_skip_connections(
+            np.array(search["scores"]["normal"], dtype="float64"), np.array(search["scores"]["reduce"], dtype="float64"),
+            args.limit_skip_connections)
+        collapse["skip_limit"] = {"limit": args.limit_skip_connections, "replaced": replaced,
+                                  "searched_genotype": search["genotype"]}
+        print(f"Skip connections limited to {args.limit_skip_connections} in the normal cell (P-DARTS): "
+              f"{len(replaced)} replaced", flush=True)
+    collapse["parameter_free"] = genotypes.parameter_free_counts(genotype)
+    collapse["warning"] = genotypes.collapse_warning(genotype, args.collapse_skip_threshold)
+    if collapse["warning"]:
+        print(f"Warning: {collapse['warning']}.", flush=True)
     darts.save_genotype(genotype, os.path.join(out, "genotype.json"))
     darts.plot_genotype(genotype, os.path.join(out, "genotype.png"),
                         title=f"EoiNAS ({args.variant}) best seed {search['seed']}")
@@ -119,6 +140,8 @@ def run(args):
         "edge_mode": args.edge_mode,
         "best_seed": search["seed"],
         "genotype": darts.genotype_to_dict(genotype),
+        "parameter_free": collapse.pop("parameter_free"),
+        "collapse": collapse,
         "trials": common.trial_records(oracle),
         "search": {k: search[k] for k in ("val_accuracy", "search_seconds", "pruning", "live_ops")},
         "final": result,

@@ -174,3 +174,79 @@ def derive_genotype(normal_scores, reduce_scores, primitives=PRIMITIVES, steps=4
 
     concat = list(range(2 + steps - multiplier, steps + 2))
     return Genotype(parse(normal_scores), concat, parse(reduce_scores), concat)
+
+
+# Ops without weights: a cell made of them learns nothing (the DARTS "collapse").
+PARAMETER_FREE = ("skip_connect", "max_pool_3x3", "avg_pool_3x3")
+# P-DARTS (Chen et al. 2019, sec. 3.3) and DARTS+ (Liang et al. 2019) treat more than 2 skip connections in the
+# normal cell as collapse; P-DARTS keeps at most M = 2 at derivation.
+COLLAPSE_SKIP_THRESHOLD = 2
+
+
+def parameter_free_counts(genotype):
+    """Per cell type, `{op: count}` of the parameter-free ops, their `total` and the cell's `edges`.
+
+    >>> parameter_free_counts(GENOTYPES["DARTS_V2"])["normal"]
+    {'skip_connect': 2, 'max_pool_3x3': 0, 'avg_pool_3x3': 0, 'total': 2, 'edges': 8}
+    """
+    counts = {}
+    for kind in ("normal", "reduce"):
+        ops = [op for op, _ in getattr(genotype, kind)]
+        counts[kind] = {op: ops.count(op) for op in PARAMETER_FREE}
+        counts[kind].update(total=sum(counts[kind].values()), edges=len(ops))
+    return counts
+
+
+def collapse_warning(genotype, skip_threshold=COLLAPSE_SKIP_THRESHOLD):
+    """One line saying how the normal cell collapsed, or None.
+
+    Collapsed: more than `skip_threshold` skip connections (P-DARTS /
+    DARTS+), or parameter-free ops on more than half of its edges.
+    """
+    normal = parameter_free_counts(genotype)["normal"]
+    found = []
+    if normal["skip_connect"] > skip_threshold:
+        found.append(f"{normal['skip_connect']} skip connections (more than {skip_threshold})")
+    if normal["total"] * 2 > normal["edges"]:
+        found.append(f"{normal['total']} of its {normal['edges']} ops parameter-free")
+    if not found:
+        return None
+    return (f"the derived normal cell has {' and '.join(found)}, the collapse DARTS-style searches are known for; "
+            f"try --limit-skip-connections {skip_threshold} (P-DARTS), more --warmup-epochs or a lower "
+            "--arch-learning-rate")
+
+
+def limit_skip_connections(normal_scores, reduce_scores, limit, primitives=PRIMITIVES, steps=4, multiplier=4):
+    """P-DARTS' derivation rule (sec. 3.3): at most `limit` skip connections in the normal cell.
+
+    While the cells derived from the scores (`derive_genotype`) have more
+    than `limit` skip connections in the normal cell, the derived skip
+    connection of the lowest score loses its skip op (score `-inf`) and the
+    cells are derived again, so that edge takes its next-best op, or the
+    node another input. The reduction cell is left as it is.
+
+    Returns:
+        `(genotype, replaced)`: `replaced` lists `{"node", "input", "score"}`
+        of each skip connection removed.
+
+    Example:
+
+    >>> scores = np.zeros((14, 8)); scores[:, PRIMITIVES.index("skip_connect")] = 1.0
+    >>> genotype, replaced = limit_skip_connections(scores, scores, 2)
+    >>> parameter_free_counts(genotype)["normal"]["skip_connect"]
+    2
+    """
+    primitives = list(primitives)
+    skip = primitives.index("skip_connect")
+    normal = np.array(normal_scores, dtype="float64")
+    rows = np.cumsum([0] + [i + 2 for i in range(steps)])  # first row of each node's edges
+    replaced = []
+    while True:
+        genotype = derive_genotype(normal, reduce_scores, primitives, steps, multiplier)
+        skips = [(normal[rows[g // 2] + j, skip], g // 2, j) for g, (op, j) in enumerate(genotype.normal)
+                 if op == "skip_connect"]
+        if len(skips) <= limit:
+            return genotype, replaced
+        score, node, source = min(skips)
+        normal[rows[node] + source, skip] = -np.inf
+        replaced.append({"node": int(node), "input": int(source), "score": float(score)})
