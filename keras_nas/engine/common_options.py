@@ -113,7 +113,11 @@ LEASE_SECONDS = Option("lease_seconds", 300.0, "a running trial whose worker sen
 DATA_OPTIONS = (DATASET, DATA_DIR, IMAGE_SIZE, CHANNELS, BATCH_SIZE, VALIDATION_SPLIT, AUGMENT, SKIP_UNREADABLE,
                 SEED)
 FOLDER_OPTIONS = (OUT, OVERWRITE, VERBOSE)
-RUNTIME_OPTIONS = (CHIEF, WORKER_ID, STRATEGY, MIXED_PRECISION, JIT_COMPILE, MAX_FAILURES, LEASE_SECONDS)
+DETERMINISTIC = Option("deterministic", False, "reproducible runs: TensorFlow's deterministic ops "
+                       "(tf.config.experimental.enable_op_determinism) and every random generator seeded from "
+                       "--seed; slower where an op has no fast deterministic kernel", group=RUNTIME)
+RUNTIME_OPTIONS = (CHIEF, WORKER_ID, STRATEGY, MIXED_PRECISION, JIT_COMPILE, DETERMINISTIC, MAX_FAILURES,
+                   LEASE_SECONDS)
 SEARCH_OPTIONS = DATA_OPTIONS + FOLDER_OPTIONS + RUNTIME_OPTIONS
 
 

@@ -33,6 +33,8 @@ def open_results(args, command, config, option_list, *, added_defaults=None, upg
     The folder's lock is released when the process ends.
     """
     ignored = {o.name for o in option_list if o.resume_free}
+    # Added to every command after results folders were written without it.
+    added_defaults = {"deterministic": False, **(added_defaults or {})}
     resumed, lock = results_folder.open_folder(
         args.out, config, command=command, overwrite=bool(getattr(args, "overwrite", False)), ignored=ignored,
         added_defaults=added_defaults, upgrade=upgrade, role=role())
@@ -79,6 +81,11 @@ def setup_runtime(args):
         os.environ["KERASTUNER_ORACLE_IP"] = host
         os.environ["KERASTUNER_ORACLE_PORT"] = port
         os.environ["KERASTUNER_TUNER_ID"] = worker_id
+    if getattr(args, "deterministic", False):
+        # Python's, NumPy's and TensorFlow's global generators from --seed; the data order, augmentation, Gumbel
+        # noise and policy sampling draw from generators seeded by --seed as well.
+        keras.utils.set_random_seed(int(getattr(args, "seed", 0)))
+        tf.config.experimental.enable_op_determinism()
     if getattr(args, "mixed_precision", False):
         keras.mixed_precision.set_global_policy("mixed_float16")
     if getattr(args, "strategy", "default") == "mirrored":
