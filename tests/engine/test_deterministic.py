@@ -3,8 +3,16 @@
 import json
 
 import pytest
+import tensorflow as tf
 
 from keras_nas import cli
+
+
+@pytest.fixture(autouse=True)
+def _op_determinism_off_afterwards():
+    # --deterministic turns TensorFlow's op determinism on for the process; the tests after these run without.
+    yield
+    tf.config.experimental.disable_op_determinism()
 
 # Keys whose values are wall-clock measurements or places, not results.
 VARYING = ("seconds", "latency", "emissions", "energy", "co2", "receipt", "path", "created", "date", "time",
