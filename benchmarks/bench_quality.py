@@ -248,6 +248,12 @@ def summarize(method, rows):
                if row[arm].get("normal_edges") else "")
             + (f" {row[arm]['params']:,} params" if row[arm].get("params") else "")
             for arm in arms))
+    if method == "epnas":
+        for arm in arms:
+            curves = [row[arm]["curve"] for row in rows.values()]
+            means = [statistics.fmean(c[k] for c in curves) for k in range(len(curves[0]))]
+            lines.append(f"  {arm}: mean best feasible reward after 1..{len(means)} children: "
+                         + " ".join(f"{m:.3f}" for m in means))
     stats = {arm: mean_std([row[arm][score] for row in rows.values()]) for arm in arms}
     own = OWN_ARM[method]
     for arm, (mean, std) in stats.items():
