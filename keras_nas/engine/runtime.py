@@ -34,7 +34,8 @@ def open_results(args, command, config, option_list, *, added_defaults=None, upg
     """
     ignored = {o.name for o in option_list if o.resume_free}
     # Added to every command after results folders were written without it.
-    added_defaults = {"deterministic": False, **(added_defaults or {})}
+    if any(o.name == "deterministic" for o in option_list):
+        added_defaults = {"deterministic": False, **(added_defaults or {})}
     resumed, lock = results_folder.open_folder(
         args.out, config, command=command, overwrite=bool(getattr(args, "overwrite", False)), ignored=ignored,
         added_defaults=added_defaults, upgrade=upgrade, role=role())
