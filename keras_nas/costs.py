@@ -23,6 +23,10 @@ same graph; the tests check that the two agree.
 Why by hand: Keras has no FLOP counter, and TensorFlow's profiler counts only
 ops that register statistics (no pooling max, no ReLU), reports no per-kind
 breakdown and no bytes moved; it serves as the cross-check instead.
+
+Latency: `measure_latency` times a model here and now; `predict_latency`
+sums a measured latency table (`keras_nas.latency`, `keras-nas
+latency-table`) over the model's blocks without running it.
 """
 
 import statistics
@@ -30,6 +34,8 @@ import time
 
 import numpy as np
 import tensorflow as tf
+
+from keras_nas.latency import model_keys, predict_latency  # noqa: F401 (the costs API: measured tables)
 
 _BYTES = 4  # float32
 

@@ -1,0 +1,673 @@
+"""Measured latency tables: what each block of a search space costs on this machine, and their sum for a model.
+
+A table is JSON, measured once per machine, runtime and input size:
+
+```
+{"space": "resnet", "device": {"platform", "cpu", "cpu_count"}, "runtime": "tflite", "threads": 1,
+ "versions": {"tensorflow", "keras", "keras_nas"}, "created": "2026-12-03T23:20:00Z",
+ "config": {"image_size": 32, "channels": 3, "num_classes": 10, ...}, "runs": 30, "warmup": 5,
+ "overhead_ms": 0.012, "entries": {key: median_ms}}
+```
+
+A key names a block kind and the shapes and settings that fix its cost,
+e.g. `resnet/basic|in=32x32x16|filters=16|stride=1|shortcut=padding` or
+`epnas/conv|type=conv2d|k=3|in=8x8x16|out=32`. Each entry is measured as a
+tiny Keras model holding only that block, at batch 1: the `tf` runtime calls a
+compiled `tf.function` (`threads` intra-op threads), the `tflite` runtime
+converts it to TFLite builtin ops and calls `tf.lite.Interpreter.invoke` with
+`num_threads=threads`; `warmup` calls, then the median of `runs` timed calls.
+
+Fixed overhead: every measured model pays a per-call cost that does not
+depend on its blocks (the function or interpreter call, fetching the
+output). It is measured once on an identity model at the network's input
+shape and stored as `overhead_ms`; each entry stores its block's median
+*minus* that overhead (at least 0), and `predict_latency` adds the overhead
+once: `predicted = overhead_ms + sum(entries[key] for each block)`.
+
+Spaces supported now: `resnet` (stage-wise ResNet with basic blocks,
+`keras_nas.stagewise.resnet`: stem, one entry per basic block
+stage/stride/filters/input shape, classifier head) and `epnas` (EPNAS
+layer-by-layer search, `keras_nas.epnas.space`, Table 2: one entry per conv
+(+ batch norm), activation, pooling, 1x1 alignment conv and add at every
+shape the space can produce, and the head). Another space plugs in by adding
+a `_Space` to `SPACES` (`entries` enumerates its keys with a builder each,
+`layer_key` names the key a built model's layer stands for); `nasnet`,
+`darts` and `cnas` are not done yet.
+"""
+
+import datetime
+import math
+import os
+import platform
+import re
+import statistics
+import time
+
+import numpy as np
+
+ALL_SPACES = ("resnet", "nasnet", "darts", "epnas", "cnas")
+RUNTIMES = ("tf", "tflite")
+TABLE_FIELDS = ("space", "device", "runtime", "threads", "versions", "created", "config", "overhead_ms", "entries")
+
+
+def key(kind, **fields):
+    """`'kind|a=1|b=2'`: a table key from a block kind and its fields (in the order given).
+
+    Example:
+
+    >>> key("resnet/head", **{"in": "8x8x64", "classes": 10})
+    'resnet/head|in=8x8x64|classes=10'
+    """
+    return "|".join([kind] + [f"{name}={value}" for name, value in fields.items()])
+
+
+def shape_text(shape):
+    """`(8, 8, 16)` (or a Keras shape with a batch None) -> `'8x8x16'`."""
+    dims = [int(d) for d in tuple(shape) if d is not None]
+    return "x".join(str(d) for d in dims)
+
+
+def _halve(size):
+    return math.ceil(size / 2)  # stride 2, padding "same"
+
+
+# -- measuring ------------------------------------------------------------
+
+
+def _set_tf_threads(threads):
+    import tensorflow as tf
+
+    current = (tf.config.threading.get_intra_op_parallelism_threads(),
+               tf.config.threading.get_inter_op_parallelism_threads())
+    if current == (threads, threads):
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise RuntimeError(f"TensorFlow's thread pools are already set up with {current[0]} threads, "
+                           f"not {threads}; measure the tf runtime in a fresh process.") from None
+
+
+def tflite_model_bytes(model):
+    """The model as a TFLite flatbuffer (builtin ops, float32), no preprocessing or serving outputs around it.
+
+    Converted as `keras_nas.export` converts (through a SavedModel of the
+    model's call; BatchNormalization folded by the converter), so a block's
+    entry and a whole network see the same conversion.
+    """
+    import shutil
+    import tempfile
+
+    import keras
+    import tensorflow as tf
+
+    from keras_nas import export
+
+    spec = tf.TensorSpec((1,) + tuple(model.inputs[0].shape[1:]), tf.float32, name="images")
+    folder = tempfile.mkdtemp(prefix="keras_nas-latency-")
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda x: model(x, training=False), input_signature=[spec])
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        with export._quiet_native_stderr():
+            return converter.convert()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _median_ms(call, runs, warmup):
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(statistics.median(times))
+
+
+def measure_model(model, *, runtime="tflite", threads=1, runs=30, warmup=5):
+    """Median latency (ms) of one batch-1 call of `model` with `runtime`: what one table entry measures.
+
+    Args:
+        model: a Keras model with one input of known shape.
+        runtime: str. `"tf"` (a compiled `tf.function`) or `"tflite"`
+            (TFLite interpreter). Defaults to `"tflite"`.
+        threads: int. Intra-op threads (tf) or interpreter `num_threads`.
+            Defaults to `1`.
+        runs: int. Timed calls. Defaults to `30`.
+        warmup: int. Untimed calls first. Defaults to `5`.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
+    >>> measure_model(model, runtime="tflite", runs=5) > 0
+    True
+    """
+    import tensorflow as tf
+
+    _check_measuring(runtime, threads, runs, warmup)
+    shape = (1,) + tuple(int(d) for d in model.inputs[0].shape[1:])
+    x = np.random.default_rng(0).standard_normal(shape).astype("float32")
+    if runtime == "tf":
+        _set_tf_threads(threads)
+        fn = tf.function(lambda t: model(t, training=False))
+        x = tf.constant(x)
+        return _median_ms(lambda: fn(x).numpy(), runs, warmup)
+    return _measure_tflite(tflite_model_bytes(model), x, threads, runs, warmup)
+
+
+def _measure_tflite(content, x, threads, runs, warmup):
+    import warnings
+
+    import tensorflow as tf
+
+    from keras_nas import export
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        with export._quiet_native_stderr():
+            interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads)
+            interpreter.allocate_tensors()
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+            interpreter.invoke()  # the XNNPACK line comes at the first call
+    return _median_ms(interpreter.invoke, runs, warmup)
+
+
+def _check_measuring(runtime, threads, runs, warmup):
+    if runtime not in RUNTIMES:
+        raise ValueError(f"`runtime` must be one of {list(RUNTIMES)}. Received: runtime={runtime!r}")
+    for name, value, low in (("threads", threads, 1), ("runs", runs, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
+
+
+# -- spaces -----------------------------------------------------------------
+
+
+def _layer_input_shape(layer):
+    inputs = layer.input
+    if isinstance(inputs, (list, tuple)):
+        inputs = inputs[0]
+    return tuple(inputs.shape[1:])
+
+
+class _Space:
+    """What a table needs of a search space: its keys (with a builder each) and a model's layers -> keys."""
+
+    name = None
+
+    def entries(self, image_size, channels, num_classes, **settings):
+        """`{key: build()}` for every block the space can produce at this input size."""
+        raise NotImplementedError
+
+    def layer_key(self, layer):
+        """The key `layer` stands for, None if it belongs to another layer's block; ValueError if foreign."""
+        raise NotImplementedError
+
+
+class _ResNetSpace(_Space):
+    """Stage-wise ResNets with basic blocks (`stage_resnet(..., block="basic")`, padding shortcuts)."""
+
+    name = "resnet"
+    SETTINGS = {"stages": 3}
+
+    def entries(self, image_size, channels, num_classes, stages=3):
+        from keras_nas.stagewise import resnet
+
+        widths = [resnet._CIFAR_WIDTHS[min(i, 2)] * 2 ** max(0, i - 2) for i in range(stages)]
+        size = image_size
+        table = {key("resnet/stem", **{"in": shape_text((size, size, channels))}, filters=widths[0]):
+                 (self._stem, (size, size, channels), widths[0])}
+        for s, filters in enumerate(widths):
+            shapes = [(size, size, widths[0], 1)] if s == 0 else [(size, size, widths[s - 1], 2)]
+            if s:
+                size = _halve(size)
+            shapes.append((size, size, filters, 1))
+            for h, w, c, stride in shapes:
+                table[self._block_key((h, w, c), filters, stride, "padding")] = (self._block, (h, w, c), filters,
+                                                                                 stride)
+        head_in = (size, size, widths[-1])
+        table[key("resnet/head", **{"in": shape_text(head_in)}, classes=num_classes)] = (self._head, head_in,
+                                                                                         num_classes)
+        return {k: _bind(*v) for k, v in table.items()}
+
+    @staticmethod
+    def _block_key(shape, filters, stride, shortcut):
+        return key("resnet/basic", **{"in": shape_text(shape)}, filters=filters, stride=stride, shortcut=shortcut)
+
+    @staticmethod
+    def _stem(shape, filters):
+        import keras
+
+        from keras_nas.stagewise import resnet
+
+        inputs = keras.Input(shape)
+        x = resnet._conv(filters, 3, 1, "stem_conv", None)(inputs)
+        x = resnet._bn("stem_bn")(x)
+        return keras.Model(inputs, keras.layers.ReLU(name="stem_relu")(x))
+
+    @staticmethod
+    def _block(shape, filters, stride):
+        import keras
+
+        from keras_nas.stagewise import resnet
+
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, resnet.apply_basic_block(inputs, filters, stride, "padding", None, "block"))
+
+    @staticmethod
+    def _head(shape, num_classes):
+        import keras
+
+        inputs = keras.Input(shape)
+        x = keras.layers.GlobalAveragePooling2D()(inputs)
+        return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+
+    def layer_key(self, layer):
+        name = layer.name
+        if name == "stem_pool":
+            raise ValueError("the latency tables cover basic-block ResNets only; this model has a bottleneck "
+                             "stem (stem_pool).")
+        if name == "stem_conv":
+            return key("resnet/stem", **{"in": shape_text(_layer_input_shape(layer))}, filters=layer.filters)
+        match = re.fullmatch(r"(stage\d+_block\d+)_(\w+)", name)
+        if match:
+            role = match.group(2)
+            if role == "conv1":
+                if tuple(layer.kernel_size) != (3, 3):
+                    raise ValueError(f"the latency tables cover basic-block ResNets only; layer {name!r} is a "
+                                     f"{layer.kernel_size} conv (a bottleneck block).")
+                shortcut = "projection" if self._has(layer, f"{match.group(1)}_shortcut_conv") else "padding"
+                return self._block_key(_layer_input_shape(layer), layer.filters, layer.strides[0], shortcut)
+            return None
+        if name == "head_pool":
+            return None
+        if name == "predictions":
+            return key("resnet/head", **{"in": shape_text(self._head_input)}, classes=layer.units)
+        if name.startswith("stem_"):
+            return None
+        raise ValueError(f"layer {name!r} is not part of a stage-wise ResNet (stem_*, stage<s>_block<b>_*, "
+                         "head_pool, predictions).")
+
+    def model_keys(self, model):
+        self._layers = {layer.name for layer in model.layers}
+        self._head_input = _layer_input_shape(model.get_layer("head_pool")) if "head_pool" in self._layers else ()
+        return _walk(self, model)
+
+    def _has(self, layer, name):
+        return name in self._layers
+
+
+class _EPNASSpace(_Space):
+    """EPNAS layer-by-layer search (Table 2): ops keyed by kind and shape (see the module doc)."""
+
+    name = "epnas"
+    SETTINGS = {}
+
+    def entries(self, image_size, channels, num_classes):
+        from keras_nas.epnas import space as epnas
+
+        sizes = [image_size]
+        while sizes[-1] > 1:
+            sizes.append(_halve(sizes[-1]))
+        node_channels = sorted({channels, *epnas.LAYER_CHANNELS})
+        conv_widths = sorted({*epnas.LAYER_CHANNELS, *(c // 2 for c in epnas.LAYER_CHANNELS)})
+        table = {}
+        for size in sizes:
+            for c in node_channels:
+                shape = (size, size, c)
+                for kind in ("conv2d", "dep-sep-conv2d"):
+                    for k in epnas.FILTER_WIDTHS:
+                        for out in conv_widths:
+                            table[self._conv_key(kind, k, shape, out)] = (self._conv, shape, kind, k, out)
+                for kind in ("MaxPool2d", "AvgPool2d"):
+                    for p in epnas.POOL_WIDTHS:
+                        table[self._pool_key(kind, p, shape)] = (self._pool, shape, kind, p)
+                table[key("epnas/add", **{"in": shape_text(shape)})] = (self._add, shape)
+                # Keyed by output shape, not stride: past 1x1 the space's levels keep counting, the shape not.
+                for level, target in enumerate(sizes[sizes.index(size):]):
+                    for out in node_channels:
+                        table[self._align_key(shape, (target, target, out))] = (self._align, shape, out, 2**level)
+            for c in conv_widths:
+                shape = (size, size, c)
+                for activation in epnas.ACTIVATIONS:
+                    table[self._act_key(activation, shape)] = (self._act, shape, activation)
+            for c in node_channels:
+                table[self._head_key((size, size, c), num_classes)] = (self._head, (size, size, c), num_classes)
+        return {k: _bind(*v) for k, v in table.items()}
+
+    # Keys
+    @staticmethod
+    def _conv_key(kind, k, shape, out):
+        return key("epnas/conv", type=kind, k=k, **{"in": shape_text(shape)}, out=out)
+
+    @staticmethod
+    def _pool_key(kind, p, shape):
+        return key("epnas/pool", type=kind, p=p, **{"in": shape_text(shape)})
+
+    @staticmethod
+    def _align_key(shape, out_shape):
+        return key("epnas/align", **{"in": shape_text(shape)}, out=shape_text(out_shape))
+
+    @staticmethod
+    def _act_key(activation, shape):
+        return key("epnas/act", act=activation, **{"in": shape_text(shape)})
+
+    @staticmethod
+    def _head_key(shape, num_classes):
+        return key("epnas/head", **{"in": shape_text(shape)}, classes=num_classes)
+
+    # Builders: the same layers as keras_nas.epnas.space builds.
+    @staticmethod
+    def _conv(shape, kind, k, out):
+        import keras
+
+        from keras_nas.epnas import space as epnas
+
+        conv = keras.layers.Conv2D if kind == "conv2d" else keras.layers.SeparableConv2D
+        inputs = keras.Input(shape)
+        x = conv(out, k, padding="same", use_bias=False)(inputs)
+        return keras.Model(inputs, epnas._bn(name="bn")(x))
+
+    @staticmethod
+    def _pool(shape, kind, p):
+        import keras
+
+        pool = keras.layers.MaxPooling2D if kind == "MaxPool2d" else keras.layers.AveragePooling2D
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, pool(p, strides=2, padding="same")(inputs))
+
+    @staticmethod
+    def _add(shape):
+        import keras
+
+        inputs = keras.Input(shape)
+        # The second operand is another node of the network: a constant-free stand-in of the same shape.
+        return keras.Model(inputs, keras.layers.Add()([inputs, keras.layers.Identity()(inputs)]))
+
+    @staticmethod
+    def _align(shape, out, stride):
+        import keras
+
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, keras.layers.Conv2D(out, 1, strides=stride, padding="same", use_bias=False)(inputs))
+
+    @staticmethod
+    def _act(shape, activation):
+        import keras
+
+        from keras_nas.epnas import space as epnas
+
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, epnas._activation(inputs, activation, "act"))
+
+    @staticmethod
+    def _head(shape, num_classes):
+        return _ResNetSpace._head(shape, num_classes)
+
+    def layer_key(self, layer):
+        name = layer.name
+        if name in ("pool",):
+            return None
+        if name == "predictions":
+            return self._head_key(self._head_input, layer.units)
+        match = re.fullmatch(r"L\d+_([\w-]+?)__(\w+)", name)
+        if not match:
+            if name.startswith(("stem__", "reduce")) or re.match(r"C\d+_", name):
+                raise ValueError("the latency tables cover the EPNAS layer-by-layer space only; this model is a "
+                                 f"module (cell) search network (layer {name!r}).")
+            raise ValueError(f"layer {name!r} is not part of an EPNAS layer-by-layer network (L<i>_<type>__*, "
+                             "pool, predictions).")
+        kind, role = match.groups()
+        shape = _layer_input_shape(layer)
+        if role == "conv":
+            return self._conv_key(kind, layer.kernel_size[0], shape, layer.filters)
+        if role == "pool":
+            return self._pool_key(kind, layer.pool_size[0], shape)
+        if role in ("proj", "skip"):
+            return self._align_key(shape, tuple(layer.output.shape[1:]))
+        if role == "add":
+            return key("epnas/add", **{"in": shape_text(shape)})
+        if role == "act_crelu":
+            return self._act_key("crelu", shape)
+        act = re.fullmatch(r"act_(relu|elu|selu|swish)", role)
+        if act:
+            return self._act_key(act.group(1), shape)
+        if role in ("bn", "identity", "act_neg", "act_pos_relu", "act_neg_relu"):
+            return None
+        raise ValueError(f"layer {name!r} is not part of an EPNAS layer-by-layer network (unknown role {role!r}).")
+
+    def model_keys(self, model):
+        names = {layer.name for layer in model.layers}
+        self._head_input = _layer_input_shape(model.get_layer("pool")) if "pool" in names else ()
+        return _walk(self, model)
+
+
+def _bind(build, *arguments):
+    return lambda: build(*arguments)
+
+
+def _walk(space, model):
+    import keras
+
+    keys = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        k = space.layer_key(layer)
+        if k is not None:
+            keys.append(k)
+    return keys
+
+
+SPACES = {"resnet": _ResNetSpace, "epnas": _EPNASSpace}
+
+
+def _space(name):
+    if name not in SPACES:
+        supported = list(SPACES)
+        if name in ALL_SPACES:
+            raise ValueError(f"`space` must be one of {supported} (the spaces with latency tables so far; "
+                             f"{name} is not done yet). Received: space={name!r}")
+        raise ValueError(f"`space` must be one of {supported}. Received: space={name!r}")
+    return SPACES[name]()
+
+
+# -- tables -----------------------------------------------------------------
+
+
+def device_info():
+    """`{"platform", "cpu", "cpu_count"}` of this machine (the CPU model from /proc/cpuinfo where there is one)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count()}
+
+
+def _versions():
+    import keras
+    import tensorflow as tf
+
+    import keras_nas
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "keras_nas": keras_nas.__version__}
+
+
+def table_keys(space, *, image_size, channels, num_classes, **settings):
+    """The keys a table of `space` holds at this input size (nothing is built or measured).
+
+    Example:
+
+    >>> len(table_keys("resnet", image_size=8, channels=1, num_classes=10))  # stem, 5 blocks, head
+    7
+    """
+    return list(_space(space).entries(image_size, channels, num_classes, **settings))
+
+
+def measure_table(space, *, image_size, channels, num_classes, runtime="tflite", threads=1, runs=30, warmup=5,
+                  keys=None, progress=None, **settings):
+    """Measures every block `space` can produce at this input size; returns the table (a JSON-safe dict).
+
+    Args:
+        space: str. `"resnet"` or `"epnas"` (see the module doc).
+        image_size: int. Height and width of the network input.
+        channels: int. Channels of the network input.
+        num_classes: int. Classifier outputs.
+        runtime: str. `"tf"` or `"tflite"`. Defaults to `"tflite"`.
+        threads: int. Defaults to `1`.
+        runs: int. Timed calls per entry. Defaults to `30`.
+        warmup: int. Untimed calls first. Defaults to `5`.
+        keys: list of str or None. Measure only these keys (each must be
+            one of the space's keys); None measures all. Defaults to None.
+        progress: callable or None. `progress(done, total, key)` after each
+            entry.
+        **settings: the space's own settings (`stages` for resnet).
+
+    Returns:
+        dict with the fields of the module doc.
+
+    Example:
+
+    >>> table = measure_table("resnet", image_size=8, channels=1, num_classes=10, runs=5)
+    >>> save_table(table, "resnet_8.json")
+    """
+    import keras
+
+    _check_measuring(runtime, threads, runs, warmup)
+    _check_size(image_size, channels, num_classes)
+    space_object = _space(space)
+    unknown = set(settings) - set(space_object.SETTINGS)
+    if unknown:
+        raise ValueError(f"`{sorted(unknown)[0]}` does not apply to the {space} space (settings: "
+                         f"{sorted(space_object.SETTINGS) or 'none'}).")
+    builders = space_object.entries(image_size, channels, num_classes, **settings)
+    if keys is not None:
+        missing = [k for k in keys if k not in builders]
+        if missing:
+            raise ValueError(f"`keys` must be keys of the {space} space at this input size. Received: {missing[0]!r}")
+        builders = {k: builders[k] for k in dict.fromkeys(keys)}
+    identity = keras.Sequential([keras.Input((image_size, image_size, channels)), keras.layers.Identity()])
+    overhead = measure_model(identity, runtime=runtime, threads=threads, runs=runs, warmup=warmup)
+    entries = {}
+    for i, (k, build) in enumerate(builders.items()):
+        keras.utils.set_random_seed(0)
+        ms = measure_model(build(), runtime=runtime, threads=threads, runs=runs, warmup=warmup)
+        entries[k] = round(max(ms - overhead, 0.0), 6)
+        keras.backend.clear_session()
+        if progress is not None:
+            progress(i + 1, len(builders), k)
+    return {
+        "space": space,
+        "device": device_info(),
+        "runtime": runtime,
+        "threads": threads,
+        "versions": _versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": {"image_size": image_size, "channels": channels, "num_classes": num_classes, **settings},
+        "runs": runs,
+        "warmup": warmup,
+        "overhead_ms": round(overhead, 6),
+        "entries": entries,
+    }
+
+
+def _check_size(image_size, channels, num_classes):
+    for name, value, low in (("image_size", image_size, 1), ("channels", channels, 1), ("num_classes", num_classes, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
+
+
+def check_table(table):
+    """Raises a `ValueError` unless `table` has the fields of a latency table; returns it."""
+    if not isinstance(table, dict):
+        raise TypeError(f"`table` must be a dict or the path of a table JSON file. Received: {type(table).__name__}")
+    missing = [f for f in TABLE_FIELDS if f not in table]
+    if missing:
+        raise ValueError(f"`table` is not a latency table: it lacks {missing} (write one with `keras-nas "
+                         "latency-table`).")
+    entries = table["entries"]
+    if not isinstance(entries, dict) or not all(isinstance(v, (int, float)) and v >= 0 for v in entries.values()):
+        raise ValueError("`table` entries must map keys to latencies in ms >= 0.")
+    return table
+
+
+def save_table(table, path, *, overwrite=False):
+    """Writes `table` as JSON at `path` (atomically); an existing file needs `overwrite=True`."""
+    from keras_nas import io
+
+    check_table(table)
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(f"`path` exists; pass overwrite=True to replace it. Received: path={path!r}")
+    io.atomic_write_json(path, table)
+    return path
+
+
+def load_table(path):
+    """The table `save_table` wrote at `path`, checked."""
+    from keras_nas import io
+
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise ValueError(f"`table` must be a table dict or an existing JSON file. Received: table={path!r}")
+    return check_table(io.read_json(path))
+
+
+def model_keys(model, space):
+    """The table keys of a built model of `space`, one per block, in layer order (repeats kept).
+
+    Example:
+
+    >>> model_keys(stage_resnet((1, 1, 1), input_shape=(8, 8, 1)), "resnet")[0]
+    'resnet/stem|in=8x8x1|filters=16'
+    """
+    return _space(space).model_keys(model)
+
+
+def predict_latency(model, table):
+    """Predicted batch-1 latency (ms) of a model: its blocks' entries summed, plus the table's overhead once.
+
+    `predicted = table["overhead_ms"] + sum(table["entries"][k] for k in
+    model_keys(model, table["space"]))` (see the module doc for why the
+    overhead is stored apart).
+
+    Args:
+        model: a built Keras model of the table's space (`resnet`: from
+            `stage_resnet` with basic blocks; `epnas`: from
+            `EPNASSpace("layers").build`).
+        table: dict or str. A table from `measure_table`, or its JSON path.
+
+    Returns:
+        float. Milliseconds, for the table's runtime and threads on the
+        machine that measured it.
+
+    Raises:
+        ValueError: a block of the model has no entry (the message names
+            the key; re-run `keras-nas latency-table` at that input size).
+
+    Example:
+
+    >>> predict_latency(stage_resnet((2, 2, 2), input_shape=(32, 32, 3)), "resnet_32.json")
+    """
+    if not isinstance(table, dict):
+        table = load_table(table)
+    check_table(table)
+    entries = table["entries"]
+    total = float(table["overhead_ms"])
+    for k in model_keys(model, table["space"]):
+        if k not in entries:
+            config = table.get("config", {})
+            raise ValueError(f"`table` has no entry {k!r} (it was measured at image_size={config.get('image_size')}, "
+                             f"channels={config.get('channels')}, num_classes={config.get('num_classes')}); re-run "
+                             "`keras-nas latency-table` for this model's input size.")
+        total += entries[k]
+    return total
