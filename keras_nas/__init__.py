@@ -16,8 +16,8 @@ import importlib as _importlib
 
 from keras_nas import _registration
 
-_SUBMODULES = ("cli", "cnas", "costs", "data", "engine", "eoinas", "epnas", "export", "folding", "io", "layers", "stagewise",
-               "training")
+_SUBMODULES = ("cli", "cnas", "costs", "data", "engine", "eoinas", "epnas", "export", "folding", "io", "latency", "layers",
+               "stagewise", "training")
 
 
 def __getattr__(name):

@@ -5,6 +5,7 @@
     keras-nas export runs/stagewise/best_model.keras
     keras-nas profile runs/stagewise/best_model.keras --latency
     keras-nas report runs/stagewise
+    keras-nas latency-table --space resnet --runtime tflite --out table.json
 
 Every option is parsed and checked before TensorFlow loads, so `--help` and
 a bad argument answer at once, in one line, with exit status 2; nothing is
@@ -165,8 +166,9 @@ def build_parser():
 
     for name, help_text in tools.COMMANDS.items():
         tool_parser = sub.add_parser(name, help=help_text, description=help_text)
-        command = Command(name, tools.OPTIONS[name], getattr(tools, f"check_{name}"),
-                          getattr(tools, f"run_{name}"), positional=tools.POSITIONAL.get(name, ()))
+        function = name.replace("-", "_")  # latency-table -> check_latency_table
+        command = Command(name, tools.OPTIONS[name], getattr(tools, f"check_{function}"),
+                          getattr(tools, f"run_{function}"), positional=tools.POSITIONAL.get(name, ()))
         _add_command(tool_parser, command, [(f"{name} options", tools.OPTIONS[name])])
     return parser
 

@@ -1,4 +1,5 @@
-"""`keras-nas train | export | profile | report`: one architecture, a served model, costs, a summary.
+"""`keras-nas train | export | profile | report | latency-table`: one architecture, a served model, costs, a summary,
+a measured latency table.
 
 Each command has its options (checked before anything loads or is written),
 a `check_<command>(args)` for the checks between options and a
@@ -23,6 +24,8 @@ COMMANDS = {
               "version folder each time) or a .tflite file (float32, float16 or int8)",
     "profile": "cost report of a .keras model",
     "report": "summarise a results folder",
+    "latency-table": "measure each block a search space can produce on this machine (batch 1, median after "
+                     "warm-up) into a latency table for keras_nas.costs.predict_latency",
 }
 ARCH_KINDS = ("resnet", "resnet-bottleneck", "nasnet")
 OPTIMIZERS = ("sgd", "nesterov", "adam")
@@ -113,7 +116,44 @@ REPORT = (
     Option("folder", None, "results folder", validate=lambda name, value: _existing_folder(name, value),
            optional=False),
 )
-OPTIONS = {"train": TRAIN, "export": EXPORT, "profile": PROFILE, "report": REPORT}
+LATENCY_SPACES = ("resnet", "nasnet", "darts", "epnas", "cnas")  # keras_nas.latency.ALL_SPACES
+LATENCY_SUPPORTED = ("resnet", "epnas")  # keras_nas.latency.SPACES (that module's spaces load Keras)
+
+
+def _latency_space(name, value):
+    if value not in LATENCY_SPACES:
+        raise OptionError(f"`{name}` must be one of {list(LATENCY_SUPPORTED)}.", **{name: value})
+    if value not in LATENCY_SUPPORTED:
+        raise OptionError(f"`{name}` must be one of {list(LATENCY_SUPPORTED)} (the spaces with latency tables so "
+                          f"far; {value} is not done yet).", **{name: value})
+    return value
+
+
+def _json_out(name, value):
+    common_options.OUT.validate(name, value)
+    if not value.endswith(".json") or os.path.isdir(value):
+        raise OptionError(f"`{name}` must be a file name ending in .json.", **{name: value})
+    return value
+
+
+LATENCY_TABLE = (
+    Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic blocks) or epnas "
+           "(layer-by-layer); nasnet, darts, cnas not yet", validate=_latency_space, optional=False,
+           expected=f"one of {list(LATENCY_SUPPORTED)}", metavar="{" + ",".join(LATENCY_SPACES) + "}"),
+    Option("runtime", "tflite", "tf (a compiled tf.function) or tflite (TFLite interpreter)", choices=("tf", "tflite")),
+    Option("threads", 1, "intra-op threads (tf) or interpreter threads (tflite)", low=1),
+    Option("image_size", 8, "height and width of the network input (digits: 8)", low=1,
+           high=common_options.MAX_IMAGE_SIZE, metavar="SIZE"),
+    Option("channels", 1, "channels of the network input", low=1, metavar="C"),
+    Option("num_classes", 10, "classifier outputs", low=2, metavar="K"),
+    Option("stages", 3, "resnet: number of stages (widths 16, 32, 64, doubling after)", low=1),
+    Option("runs", 30, "timed calls per entry (the median is stored)", low=1),
+    Option("warmup", 5, "untimed calls before the timed ones", low=0),
+    Option("out", None, "the table JSON file to write", validate=_json_out, optional=False,
+           expected="a file name ending in .json", metavar="TABLE.json"),
+    Option("overwrite", False, "replace an existing --out file"),
+)
+OPTIONS = {"train": TRAIN, "export": EXPORT, "profile": PROFILE, "report": REPORT, "latency-table": LATENCY_TABLE}
 POSITIONAL = {"export": {"model": "MODEL_OR_RESULTS"}, "profile": {"model": "MODEL"}, "report": {"folder": "FOLDER"}}
 
 
@@ -445,3 +485,39 @@ def run_report(args):
     files = sorted(f for f in os.listdir(folder) if not f.startswith("."))
     print("\nFiles: " + ", ".join(files))
     return results
+
+
+# -- latency-table ----------------------------------------------------------
+
+
+def check_latency_table(args):
+    if os.path.exists(args.out) and not args.overwrite:
+        raise OptionError("`out` exists; pass `overwrite` to replace it.", names=("overwrite",), out=args.out)
+    if args.space != "resnet" and args.stages != 3:
+        raise OptionError(f"`stages` does not apply to the {args.space} space (resnet only).", stages=args.stages)
+
+
+def run_latency_table(args):
+    import time
+
+    from keras_nas import latency
+
+    settings = {"stages": args.stages} if args.space == "resnet" else {}
+    size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
+    total = len(latency.table_keys(args.space, **size, **settings))
+    print(f"Measuring {total:,} {args.space} entries at {args.image_size}x{args.image_size}x{args.channels} "
+          f"({args.runtime}, {args.threads} thread{'s' if args.threads > 1 else ''}, median of {args.runs} runs "
+          f"after {args.warmup} warm-up)", flush=True)
+    start = time.perf_counter()
+    step = max(1, total // 20)
+
+    def progress(done, count, key):
+        if done % step == 0 or done == count:
+            print(f"  {done:,}/{count:,} entries, {time.perf_counter() - start:.0f} s", flush=True)
+
+    table = latency.measure_table(args.space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
+                                  warmup=args.warmup, progress=progress, **settings)
+    latency.save_table(table, args.out, overwrite=args.overwrite)
+    print(f"Latency table of {len(table['entries']):,} entries (overhead {table['overhead_ms']:.4f} ms) written to "
+          f"{args.out} in {time.perf_counter() - start:.0f} s", flush=True)
+    return table

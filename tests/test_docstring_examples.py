@@ -27,6 +27,8 @@ EXAMPLES = [
     ("keras_nas.training", "sgdr_learning_rate"),
     ("keras_nas.epnas.prediction", "prediction_learning_rate"),
     ("keras_nas.epnas.prediction", "shrink_perturb"),
+    ("keras_nas.latency", "key"),
+    ("keras_nas.latency", "table_keys"),
 ]
 
 

@@ -1,0 +1,170 @@
+"""Latency tables: keys of a model's blocks, their sum, the table file, a tiny real measurement, the CLI (issue 24)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_nas import cli, costs, latency
+from keras_nas.epnas.space import EPNASSpace
+from keras_nas.stagewise.resnet import stage_resnet
+
+RESNET_KEYS = [
+    "resnet/stem|in=8x8x1|filters=16",
+    "resnet/basic|in=8x8x16|filters=16|stride=1|shortcut=padding",
+    "resnet/basic|in=8x8x16|filters=16|stride=1|shortcut=padding",
+    "resnet/basic|in=8x8x16|filters=32|stride=2|shortcut=padding",
+    "resnet/basic|in=4x4x32|filters=64|stride=2|shortcut=padding",
+    "resnet/basic|in=2x2x64|filters=64|stride=1|shortcut=padding",
+    "resnet/head|in=2x2x64|classes=10",
+]
+
+
+def _table(entries, overhead=0.5, space="resnet"):
+    return {"space": space, "device": latency.device_info(), "runtime": "tflite", "threads": 1,
+            "versions": {}, "created": "2026-12-03T00:00:00Z",
+            "config": {"image_size": 8, "channels": 1, "num_classes": 10}, "overhead_ms": overhead,
+            "entries": entries}
+
+
+def test_resnet_model_maps_to_one_key_per_block_in_layer_order():
+    model = stage_resnet((2, 1, 2), input_shape=(8, 8, 1), num_classes=10)
+    assert latency.model_keys(model, "resnet") == RESNET_KEYS
+
+
+def test_predict_latency_sums_the_entries_and_adds_the_overhead_once():
+    entries = {k: float(2**i) for i, k in enumerate(dict.fromkeys(RESNET_KEYS))}
+    model = stage_resnet((2, 1, 2), input_shape=(8, 8, 1), num_classes=10)
+    # stem 1 + 2 x stage-0 block 2 + stage-1 stride-2 block 4 + stage-2 blocks 8 and 16 + head 32, + overhead 0.5
+    assert costs.predict_latency(model, _table(entries)) == pytest.approx(1 + 2 * 2 + 4 + 8 + 16 + 32 + 0.5)
+
+
+def test_a_missing_key_is_named_with_what_to_run():
+    entries = {k: 1.0 for k in RESNET_KEYS}
+    model = stage_resnet((1, 1, 1), input_shape=(16, 16, 1), num_classes=10)
+    with pytest.raises(ValueError, match=r"no entry 'resnet/stem\|in=16x16x1\|filters=16'.*re-run `keras-nas "
+                                         r"latency-table`"):
+        costs.predict_latency(model, _table(entries))
+
+
+def test_a_bottleneck_resnet_is_refused():
+    model = stage_resnet((1, 1, 1, 1), block="bottleneck", input_shape=(32, 32, 3), num_classes=10)
+    with pytest.raises(ValueError, match="basic-block ResNets only"):
+        latency.model_keys(model, "resnet")
+
+
+def test_epnas_layers_map_to_conv_activation_pool_align_add_and_head_keys():
+    arch = [
+        {"type": "conv2d", "filter_width": 3, "pool_width": 2, "channels": 32, "activation": "crelu",
+         "src1": 0, "src2": -1},
+        {"type": "MaxPool2d", "filter_width": 3, "pool_width": 2, "channels": 32, "activation": "relu",
+         "src1": 1, "src2": 1},
+        {"type": "dep-sep-conv2d", "filter_width": 5, "pool_width": 2, "channels": 16, "activation": "swish",
+         "src1": 2, "src2": -1},
+    ]
+    model = EPNASSpace("layers").build(arch, (8, 8, 1), 10)
+    assert latency.model_keys(model, "epnas") == [
+        "epnas/conv|type=conv2d|k=3|in=8x8x1|out=16",  # crelu: the conv makes half the channels
+        "epnas/act|act=crelu|in=8x8x16",
+        "epnas/pool|type=MaxPool2d|p=2|in=8x8x32",
+        "epnas/align|in=8x8x32|out=4x4x32",  # the skip from the unpooled node, strided 1x1 conv
+        "epnas/add|in=4x4x32",
+        "epnas/conv|type=dep-sep-conv2d|k=5|in=4x4x32|out=16",
+        "epnas/act|act=swish|in=4x4x16",
+        "epnas/head|in=4x4x16|classes=10",
+    ]
+
+
+def test_the_epnas_table_holds_every_key_of_random_architectures():
+    space = EPNASSpace("layers", initial_layers=(2, 12))
+    keys = set(latency.table_keys("epnas", image_size=8, channels=1, num_classes=10))
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        model = space.build(space.random_architecture(rng), (8, 8, 1), 10)
+        assert set(latency.model_keys(model, "epnas")) <= keys
+
+
+def test_the_resnet_table_holds_the_blocks_of_any_depths():
+    keys = latency.table_keys("resnet", image_size=8, channels=1, num_classes=10)
+    # and the stride-1 block of stage 1, which (2, 1, 2) does not use
+    assert set(keys) == set(RESNET_KEYS) | {"resnet/basic|in=4x4x32|filters=32|stride=1|shortcut=padding"}
+    assert len(keys) == 7
+    assert set(latency.model_keys(stage_resnet((4, 3, 1), input_shape=(8, 8, 1)), "resnet")) <= set(keys)
+
+
+def test_an_epnas_module_network_is_refused():
+    space = EPNASSpace("module", num_stages=1, cells_per_stage=1, filters=8)
+    model = space.build(space.random_architecture(np.random.default_rng(0)), (8, 8, 1), 10)
+    with pytest.raises(ValueError, match="layer-by-layer space only"):
+        latency.model_keys(model, "epnas")
+
+
+def test_table_json_round_trip_and_no_silent_overwrite(tmp_path):
+    table = _table({RESNET_KEYS[0]: 0.25})
+    path = str(tmp_path / "t.json")
+    latency.save_table(table, path)
+    assert latency.load_table(path) == json.loads(json.dumps(table))
+    with pytest.raises(ValueError, match="overwrite=True"):
+        latency.save_table(table, path)
+    latency.save_table(_table({RESNET_KEYS[0]: 0.5}), path, overwrite=True)
+    assert latency.load_table(path)["entries"] == {RESNET_KEYS[0]: 0.5}
+    model = stage_resnet((1, 1, 1), input_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match="no entry"):
+        costs.predict_latency(model, path)  # a path is read as a table
+
+
+def test_a_file_that_is_not_a_table_is_refused(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"entries": {}}))
+    with pytest.raises(ValueError, match="not a latency table"):
+        latency.load_table(str(path))
+
+
+def test_unsupported_spaces_are_refused_with_the_supported_ones():
+    with pytest.raises(ValueError, match=r"one of \['resnet', 'epnas'\].*darts is not done yet"):
+        latency.table_keys("darts", image_size=8, channels=1, num_classes=10)
+
+
+def test_a_tiny_real_measurement_has_the_table_fields_and_positive_times():
+    key = "resnet/basic|in=2x2x64|filters=64|stride=1|shortcut=padding"
+    table = latency.measure_table("resnet", image_size=8, channels=1, num_classes=10, runtime="tflite", runs=3,
+                                  warmup=1, keys=[key])
+    assert set(latency.TABLE_FIELDS) <= set(table)
+    assert (table["runtime"], table["threads"], table["runs"]) == ("tflite", 1, 3)
+    assert set(table["versions"]) == {"tensorflow", "keras", "keras_nas"}
+    assert list(table["entries"]) == [key]
+    assert table["entries"][key] > 0 and table["overhead_ms"] > 0
+    json.dumps(table)
+
+
+def _refused(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    return err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--space", "cnas"], "`--space` must be one of ['resnet', 'epnas'] (the spaces with latency tables so far; "
+                          "cnas is not done yet). Received: --space cnas"),
+    (["--space", "resnet", "--runtime", "onnx"], "`--runtime` must be one of ['tf', 'tflite']. Received: --runtime onnx"),
+    (["--space", "resnet", "--threads", "0"], "`--threads` must be an int >= 1. Received: --threads 0"),
+    (["--space", "epnas", "--stages", "2"], "`--stages` does not apply to the epnas space (resnet only). "
+                                            "Received: --stages 2"),
+])
+def test_cli_refuses_bad_options_in_one_line(extra, message, tmp_path, capsys):
+    err = _refused(["latency-table", *extra, "--out", str(tmp_path / "t.json")], capsys)
+    assert err == f"keras-nas: error: {message}"
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_cli_needs_a_json_out_and_never_overwrites(tmp_path, capsys):
+    assert "`--out` must be a file name ending in .json. Received: --out (not given)" in _refused(
+        ["latency-table", "--space", "resnet"], capsys)
+    target = tmp_path / "t.json"
+    target.write_text("{}")
+    err = _refused(["latency-table", "--space", "resnet", "--out", str(target)], capsys)
+    assert err == f"keras-nas: error: `--out` exists; pass `--overwrite` to replace it. Received: --out {target}"
+    assert target.read_text() == "{}"
