@@ -1,0 +1,129 @@
+"""Latency tables (issue 24): predicted against measured end-to-end latency of sampled architectures.
+
+For each space, `--samples` random architectures (seeded) are built at one
+input size; a latency table of that space is measured
+(`keras_nas.latency.measure_table`, the same code as `keras-nas
+latency-table`) with the chosen runtime and threads; each architecture's
+latency is predicted from the table (`keras_nas.costs.predict_latency`) and
+measured end to end (`keras_nas.latency.measure_model`, batch 1, same
+runtime and threads, median after warm-up). Printed per architecture and as
+a summary: the median absolute percentage error |predicted - measured| /
+measured and Spearman's rank correlation (scipy.stats.spearmanr); the issue's
+goal is a median within 15% and a rank correlation >= 0.9.
+
+- resnet: `stage_resnet(depths)` with basic blocks, 3 stages, each depth
+  uniform in 1..`--max-depth`.
+- epnas: `EPNASSpace("layers", initial_layers=(2, 12)).random_architecture`
+  (Table 2's layer-by-layer space, 2 to 12 layers).
+
+The EPNAS table has thousands of keys (every conv at every input channel
+count, width and resolution); by default only the keys the sampled
+architectures use are measured (`--full-table` measures them all, as
+`keras-nas latency-table` does): the entries are the same measurements
+either way. The 1-minute load average is printed at the start and end: a
+busy machine (another benchmark on the 2 cores) disturbs the times.
+
+    python benchmarks/bench_latency.py [--spaces resnet,epnas] [--runtime tflite|tf] [--threads 1]
+        [--image-size 32] [--channels 3] [--samples 20] [--seed 0] [--runs 30] [--full-table]
+
+Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def sample_models(space, count, seed, image_size, channels, num_classes, max_depth):
+    """`[(description, model)]` of `count` seeded random architectures of `space`."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    models = []
+    if space == "resnet":
+        from keras_nas.stagewise.resnet import stage_resnet
+
+        for _ in range(count):
+            depths = tuple(int(d) for d in rng.integers(1, max_depth + 1, size=3))
+            models.append((f"resnet:{','.join(map(str, depths))}",
+                           stage_resnet(depths, input_shape=(image_size, image_size, channels),
+                                        num_classes=num_classes)))
+    else:
+        from keras_nas.epnas.space import EPNASSpace
+
+        epnas = EPNASSpace("layers", initial_layers=(2, 12))
+        for _ in range(count):
+            arch = epnas.random_architecture(rng)
+            models.append((f"{len(arch)} layers", epnas.build(arch, (image_size, image_size, channels), num_classes)))
+    return models
+
+
+def bench_space(space, args):
+    import keras
+    from scipy.stats import spearmanr
+
+    from keras_nas import costs, latency
+
+    keras.utils.set_random_seed(args.seed)
+    size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
+    models = sample_models(space, args.samples, args.seed, **size, max_depth=args.max_depth)
+    needed = list(dict.fromkeys(k for _, m in models for k in latency.model_keys(m, space)))
+    start = time.perf_counter()
+    table = latency.measure_table(space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
+                                  warmup=args.warmup, keys=None if args.full_table else needed)
+    table_seconds = time.perf_counter() - start
+    print(f"\n{space}: table of {len(table['entries'])} entries (overhead {table['overhead_ms']:.4f} ms) in "
+          f"{table_seconds:.0f} s; {len(models)} architectures at {args.image_size}x{args.image_size}x{args.channels}",
+          flush=True)
+    predicted, measured = [], []
+    print(f"  {'architecture':<16} {'predicted ms':>12} {'measured ms':>12} {'error':>8}")
+    for description, model in models:
+        p = costs.predict_latency(model, table)
+        m = latency.measure_model(model, runtime=args.runtime, threads=args.threads, runs=args.runs,
+                                  warmup=args.warmup)
+        predicted.append(p)
+        measured.append(m)
+        print(f"  {description:<16} {p:12.4f} {m:12.4f} {100 * (p - m) / m:+7.1f}%", flush=True)
+    errors = [abs(p - m) / m for p, m in zip(predicted, measured)]
+    rho = spearmanr(predicted, measured).statistic
+    print(f"  {space}: median absolute error {100 * statistics.median(errors):.1f}% (max "
+          f"{100 * max(errors):.1f}%), Spearman rank correlation {rho:.3f}; measured "
+          f"{min(measured):.3f}-{max(measured):.3f} ms", flush=True)
+    return {"space": space, "median_error": statistics.median(errors), "spearman": rho}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", default="resnet,epnas")
+    parser.add_argument("--runtime", default="tflite", choices=("tf", "tflite"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--max-depth", type=int, default=6, help="resnet: most blocks per stage")
+    parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
+    args = parser.parse_args(argv)
+    if args.runtime == "tf":
+        from keras_nas import latency
+
+        latency._set_tf_threads(args.threads)  # before TensorFlow builds its thread pools
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); runtime {args.runtime}, "
+          f"{args.threads} thread(s)", flush=True)
+    summaries = [bench_space(space, args) for space in args.spaces.split(",")]
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+    for s in summaries:
+        print(f"{s['space']}: median |error| {100 * s['median_error']:.1f}%, Spearman {s['spearman']:.3f}")
+    return summaries
+
+
+if __name__ == "__main__":
+    main()
