@@ -307,16 +307,17 @@ class _EPNASSpace(_Space):
     """EPNAS layer-by-layer search (Table 2): ops keyed by kind and shape (see the module doc)."""
 
     name = "epnas"
-    SETTINGS = {}
+    SETTINGS = {"channel_table": None}
 
-    def entries(self, image_size, channels, num_classes):
+    def entries(self, image_size, channels, num_classes, channel_table=None):
         from keras_nas.epnas import space as epnas
 
         sizes = [image_size]
         while sizes[-1] > 1:
             sizes.append(_halve(sizes[-1]))
-        node_channels = sorted({channels, *epnas.LAYER_CHANNELS})
-        conv_widths = sorted({*epnas.LAYER_CHANNELS, *(c // 2 for c in epnas.LAYER_CHANNELS)})
+        table_channels = tuple(channel_table or epnas.LAYER_CHANNELS)  # the search's --channel-table
+        node_channels = sorted({channels, *table_channels})
+        conv_widths = sorted({*table_channels, *(c // 2 for c in table_channels)})
         table = {}
         for size in sizes:
             for c in node_channels:
@@ -532,7 +533,9 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
             one of the space's keys); None measures all. Defaults to None.
         progress: callable or None. `progress(done, total, key)` after each
             entry.
-        **settings: the space's own settings (`stages` for resnet).
+        **settings: the space's own settings: `stages` for resnet (default
+            3), `channel_table` for epnas (the search's channel table;
+            default Table 2's 16..256).
 
     Returns:
         dict with the fields of the module doc.
@@ -622,6 +625,20 @@ def load_table(path):
     return check_table(io.read_json(path))
 
 
+def read_table(table, space=None):
+    """A checked table from a dict or a JSON path; with `space`, it must be a table of that space.
+
+    Example:
+
+    >>> read_table("epnas_8.json", space="epnas")["overhead_ms"]
+    """
+    table = check_table(table if isinstance(table, dict) else load_table(table))
+    if space is not None and table["space"] != space:
+        raise ValueError(f"`table` must be a latency table of the {space} space; it is one of the "
+                         f"{table['space']} space (`keras-nas latency-table --space {space}`).")
+    return table
+
+
 def model_keys(model, space):
     """The table keys of a built model of `space`, one per block, in layer order (repeats kept).
 
@@ -658,9 +675,7 @@ def predict_latency(model, table):
 
     >>> predict_latency(stage_resnet((2, 2, 2), input_shape=(32, 32, 3)), "resnet_32.json")
     """
-    if not isinstance(table, dict):
-        table = load_table(table)
-    check_table(table)
+    table = read_table(table)
     entries = table["entries"]
     total = float(table["overhead_ms"])
     for k in model_keys(model, table["space"]):

@@ -15,6 +15,7 @@ import re
 
 from keras_nas import io
 from keras_nas.engine import common_options
+from keras_nas.engine import options as options_lib
 from keras_nas.engine.options import Option, OptionError
 from keras_nas.eoinas.genotypes import check_genotype_name
 
@@ -147,6 +148,11 @@ LATENCY_TABLE = (
     Option("channels", 1, "channels of the network input", low=1, metavar="C"),
     Option("num_classes", 10, "classifier outputs", low=2, metavar="K"),
     Option("stages", 3, "resnet: number of stages (widths 16, 32, 64, doubling after)", low=1),
+    Option("channel_table", None, "epnas: the search's --channel-table, comma-separated (default Table 2's "
+           "16,32,64,96,128,256)", parse=options_lib.int_list,
+           validate=lambda name, value: options_lib.check_int_list(name, value, low=2, metavar="comma-separated "
+                                                                    "even channel counts such as 16,32,64"),
+           metavar="C1,C2,..."),
     Option("runs", 30, "timed calls per entry (the median is stored)", low=1),
     Option("warmup", 5, "untimed calls before the timed ones", low=0),
     Option("out", None, "the table JSON file to write", validate=_json_out, optional=False,
@@ -495,6 +501,13 @@ def check_latency_table(args):
         raise OptionError("`out` exists; pass `overwrite` to replace it.", names=("overwrite",), out=args.out)
     if args.space != "resnet" and args.stages != 3:
         raise OptionError(f"`stages` does not apply to the {args.space} space (resnet only).", stages=args.stages)
+    if args.channel_table is not None:
+        if args.space != "epnas":
+            raise OptionError(f"`channel_table` does not apply to the {args.space} space (epnas only).",
+                              channel_table=args.channel_table)
+        if any(c % 2 for c in args.channel_table):
+            raise OptionError("`channel_table` must be even channel counts (crelu halves them).",
+                              channel_table=args.channel_table)
 
 
 def run_latency_table(args):
@@ -502,7 +515,7 @@ def run_latency_table(args):
 
     from keras_nas import latency
 
-    settings = {"stages": args.stages} if args.space == "resnet" else {}
+    settings = {"stages": args.stages} if args.space == "resnet" else {"channel_table": args.channel_table}
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     total = len(latency.table_keys(args.space, **size, **settings))
     print(f"Measuring {total:,} {args.space} entries at {args.image_size}x{args.image_size}x{args.channels} "

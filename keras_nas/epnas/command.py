@@ -31,7 +31,7 @@ INSERT_INITS = ("identity", "fresh")
 # (`results_folder.open_folder(added_defaults=...)`): such a folder resumes unless the setting is changed.
 ADDED_DEFAULTS = {"insert_init": "fresh", "shared_lr_scale": 1.0, "shared_shrink": 1.0, "shared_noise": 0.0,
                   "prediction_decay_epochs": None, "skip_unreadable_images": False, "strategy": "default",
-                  "mixed_precision": False, "jit_compile": False}
+                  "mixed_precision": False, "jit_compile": False, "latency_table": None}
 
 
 GROUP = "EPNAS options"
@@ -44,6 +44,13 @@ def _constraint(name, value):
         parse_constraint(value)
     except (TypeError, ValueError) as error:
         raise options.reword(error, {name: value}, f"`{name}`: ") from None
+    return value
+
+
+def _latency_table(name, value):
+    if not isinstance(value, str) or not os.path.isfile(value):
+        raise OptionError(f"`{name}` must be an existing latency table JSON file (`keras-nas latency-table --space "
+                          "epnas`).", **{name: value})
     return value
 
 
@@ -61,9 +68,12 @@ def _initial_layers(name, value):
 OPTIONS = (
     Option("mode", "layers", "layer-by-layer search (Table 2) or module/cell search (Table 3)",
            choices=("layers", "module"), paper="both", group=GROUP),
-    Option("constraint", None, "resource constraint, repeatable: params|flops|macs|intensity|memory_mb with <= or "
-           ">=, e.g. --constraint params<=2e6 --constraint intensity>=80", repeat=True, validate=_constraint,
-           paper="Table 5", metavar="RESOURCE<=VALUE", group=GROUP),
+    Option("constraint", None, "resource constraint, repeatable: params|flops|macs|intensity|memory_mb|latency_ms "
+           "with <= or >=, e.g. --constraint params<=2e6 --constraint intensity>=80 --constraint latency_ms<=2",
+           repeat=True, validate=_constraint, paper="Table 5", metavar="RESOURCE<=VALUE", group=GROUP),
+    Option("latency_table", None, "with a latency_ms constraint: predict each child's latency from this table "
+           "(keras-nas latency-table --space epnas, same input size) instead of timing each child (TensorFlow, "
+           "batch 1)", validate=_latency_table, metavar="TABLE.json", group=GROUP),
     Option("penalty_base", 0.9, "base penalty p of Eq. 2", low=0, high=1, paper=0.9, group=GROUP),
     Option("episodes", 3, "episodes", low=1, paper=15, group=GROUP),
     Option("branches", 3, "parallel branches N per episode", low=1, paper=8, group=GROUP),
@@ -150,9 +160,44 @@ def check(args):
         raise OptionError("`min_layers` must be <= `max_layers`.", min_layers=args.min_layers,
                           max_layers=args.max_layers)
     try:
-        return parse_constraints(args.constraint)
+        constraints = parse_constraints(args.constraint)
     except (TypeError, ValueError) as error:
         raise options.reword(error, vars(args), "`constraint`: ") from None
+    latency_table = getattr(args, "latency_table", None)
+    if latency_table is not None:
+        from keras_nas import latency  # pure Python at import (its measuring loads TensorFlow)
+        from keras_nas.epnas.constraints import constrains_latency
+
+        if not constrains_latency(constraints):
+            raise OptionError("`latency_table` is read for a latency_ms constraint only; add `constraint` "
+                              "latency_ms<=X.", names=("constraint",), latency_table=latency_table)
+        if args.mode != "layers":
+            raise OptionError("`latency_table` covers the layer-by-layer space only (`mode` layers); without it "
+                              "each child is timed.", latency_table=latency_table, mode=args.mode)
+        try:
+            latency.read_table(latency_table, space="epnas")
+        except (TypeError, ValueError) as error:
+            raise OptionError(f"`latency_table`: {str(error).split(' Received: ')[0]}",
+                              latency_table=latency_table) from None
+    return constraints
+
+
+def check_table_input(args, dataset):
+    """`OptionError` unless the `--latency-table` was measured at the dataset's input size and classes."""
+    if getattr(args, "latency_table", None) is None:
+        return None
+    from keras_nas import latency
+
+    table = latency.read_table(args.latency_table, space="epnas")
+    config = table.get("config", {})
+    height, width, channels = dataset.input_shape
+    wanted = {"image_size": height, "channels": channels, "num_classes": dataset.num_classes}
+    if height != width or any(config.get(k) != v for k, v in wanted.items()):
+        raise OptionError(f"`latency_table` was measured at image_size={config.get('image_size')}, "
+                          f"channels={config.get('channels')}, num_classes={config.get('num_classes')}; this data "
+                          f"is {height}x{width}x{channels} with {dataset.num_classes} classes (re-run keras-nas "
+                          "latency-table with those).", latency_table=args.latency_table)
+    return table
 
 
 def make_space(args):
@@ -222,6 +267,7 @@ def children(oracle, tuner):
             "compute_intensity": metrics.get("compute_intensity"),
             "macs": metrics.get("macs"),
             "memory_mb": metrics.get("memory_mb"),
+            "latency_ms": metrics.get("latency_ms"),
             "train_seconds": metrics.get("train_seconds"),
             "shared_fraction": metrics.get("shared_fraction"),
             "penalties": summary.get("penalties"),
@@ -234,7 +280,31 @@ def feasible(row):
     return all(p >= 1.0 for p in (row["penalties"] or {}).values())
 
 
-def summarize(oracle, tuner, out, constraints, penalty_base, method, dataset=None):
+def latency_target(model_path, row, constraints, table=None):
+    """`{"target", "predicted", "measured", "runtime", "threads"}` of the saved child for a latency_ms bound.
+
+    `predicted` is the latency the search used (the table's sum; None when
+    the children were timed); `measured` times the saved model on this
+    machine: with the table's runtime and threads when there is a table,
+    else as the search timed it (`keras_nas.costs.measure_latency`).
+    """
+    from keras_nas import costs, latency
+
+    target = next(c for c in constraints if c["resource"] == "latency_ms")
+    model = io.load_model(model_path)
+    if table is not None:
+        runtime, threads, predicted = table["runtime"], table["threads"], row.get("latency_ms")
+        try:
+            measured = latency.measure_model(model, runtime=runtime, threads=threads)
+        except RuntimeError:  # tf: the search's thread pools are set up; time with them (threads None)
+            measured, threads = costs.measure_latency(model), None
+    else:
+        measured, runtime, threads, predicted = costs.measure_latency(model), "tf", None, None
+    return {"target": target["text"], "predicted": predicted, "measured": measured, "runtime": runtime,
+            "threads": threads}
+
+
+def summarize(oracle, tuner, out, constraints, penalty_base, method, dataset=None, latency_table=None):
     """results.json, reward.png and best_model.keras of a finished search.
 
     The reward (Eq. 1-3) trades accuracy against soft penalties, so the child
@@ -270,7 +340,8 @@ def summarize(oracle, tuner, out, constraints, penalty_base, method, dataset=Non
         io.atomic_copy(os.path.join(tuner.get_trial_dir(chosen["trial_id"]), MODEL), path)
 
         def describe(row, model_path):
-            usages = {k: row[k] for k in ("params", "flops", "macs", "compute_intensity", "memory_mb")}
+            usages = {k: row[k] for k in ("params", "flops", "macs", "compute_intensity", "memory_mb", "latency_ms")
+                      if row.get(k) is not None}
             report = constraint_report(usages, constraints, penalty_base)
             return contract.best_block(
                 model_path, row["architecture"], row["val_accuracy"], dataset if model_path == path else None,
@@ -279,6 +350,8 @@ def summarize(oracle, tuner, out, constraints, penalty_base, method, dataset=Non
 
         described, report = describe(chosen, path)
         block["constraint_report"] = report
+        if any(c["resource"] == "latency_ms" for c in constraints):
+            block["latency_target"] = latency_target(path, chosen, constraints, latency_table)
         block["feasible_children"] = len(meeting)
         block["constraints_satisfied_share"] = len(meeting) / len(completed)
         if meeting:
@@ -293,7 +366,7 @@ def summarize(oracle, tuner, out, constraints, penalty_base, method, dataset=Non
     return contract.write(out, method, block, best)
 
 
-def build_search(args, space, constraints, dataset, out, strategy=None):
+def build_search(args, space, constraints, dataset, out, strategy=None, latency_table=None):
     """The oracle and tuner of a run (EPNAS, or random search with `--baseline random`)."""
     from keras_nas.epnas.oracle import EPNASOracle
     from keras_nas.epnas.random_oracle import RandomArchitectureOracle
@@ -326,7 +399,7 @@ def build_search(args, space, constraints, dataset, out, strategy=None):
         shared_noise=getattr(args, "shared_noise", 0.0),
         prediction_decay_epochs=getattr(args, "prediction_decay_epochs", None), seed=args.seed,
         jit_compile=getattr(args, "jit_compile", False), distribution_strategy=strategy,
-        logs_dir=os.path.join(out, "logs"), directory=out, project_name="trials",
+        logs_dir=os.path.join(out, "logs"), latency_table=latency_table, directory=out, project_name="trials",
     )
     return oracle, tuner
 
@@ -347,6 +420,7 @@ def run(args):
     space = make_space(args)
     # Fail before training on an input the space cannot carry.
     space.build(space.random_architecture(np.random.default_rng(0)), dataset.input_shape, dataset.num_classes)
+    table = check_table_input(args, dataset)
     resumed = common.open_results(args, "keras-nas search epnas", run_config(args),
                                   OPTIONS + common_options.SEARCH_OPTIONS, added_defaults=ADDED_DEFAULTS,
                                   upgrade=upgrade_legacy_config)
@@ -360,12 +434,12 @@ def run(args):
         + f" each; constraints: {', '.join(c['text'] for c in constraints) or 'none'} -> {out}",
         flush=True,
     )
-    oracle, tuner = build_search(args, space, constraints, dataset, out, strategy)
+    oracle, tuner = build_search(args, space, constraints, dataset, out, strategy, latency_table=table)
     common.run_search(tuner, oracle, out, method, dataset.train, validation_data=dataset.validation,
                       verbose=args.verbose)
     if common.role() == "worker":
         return {}
-    results = summarize(oracle, tuner, out, constraints, args.penalty_base, method, dataset)
+    results = summarize(oracle, tuner, out, constraints, args.penalty_base, method, dataset, latency_table=table)
     common.check_trained(results["children_trained"], "child", results["trials"], out)
     b = results["best"]
     if b is None and "best_by_reward" in results:
@@ -381,6 +455,11 @@ def run(args):
         )
         for c in results["constraint_report"]:
             print(f"  {c['constraint']}: usage {c['usage']:.4g}, penalty {c['penalty']:.4f}", flush=True)
+        if "latency_target" in results:
+            t = results["latency_target"]
+            predicted = "timed" if t["predicted"] is None else f"predicted {t['predicted']:.3f} ms"
+            print(f"  latency target {t['target']}: {predicted}, measured {t['measured']:.3f} ms on this machine "
+                  f"({t['runtime']}, {t['threads'] or 'default'} threads)", flush=True)
         if results.get("best_by_reward") and results["best"] is not None:
             r = results["best_by_reward"]
             print(f"  (child {r['trial_id']} has a higher reward, {r['reward']:.4f}, but breaks a constraint)",

@@ -1,7 +1,8 @@
-"""Resource constraints of an EPNAS search: `"params<=2e6"`, `"intensity>=80"`, ...
+"""Resource constraints of an EPNAS search: `"params<=2e6"`, `"intensity>=80"`, `"latency_ms<=5"`, ...
 
-A constraint names a resource that `keras_nas.costs.profile` measures and one
-bound. Several strings on the same resource combine into an interval
+A constraint names a resource that `keras_nas.costs.profile` measures (or
+`latency_ms`: batch-1 latency, predicted from a latency table or measured on
+this machine, see `child_latency`) and one bound. Several strings on the same resource combine into an interval
 (`intensity>=80` and `intensity<=200`); a bound given twice, an empty
 interval or a malformed string raises a `ValueError` before anything trains.
 """
@@ -19,6 +20,7 @@ RESOURCES = {
     "intensity": "compute_intensity",
     "compute_intensity": "compute_intensity",
     "memory_mb": "memory_mb",
+    "latency_ms": "latency_ms",
 }
 _SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "g": 1e9, "G": 1e9}
 _PATTERN = re.compile(
@@ -33,7 +35,8 @@ def parse_constraint(text):
     Args:
         text: str. `RESOURCE<=VALUE` or `RESOURCE>=VALUE` with RESOURCE one of
             `params` (alias `size`), `flops` (alias `complexity`), `macs`,
-            `intensity` (alias `compute_intensity`, FLOPs/byte), `memory_mb`;
+            `intensity` (alias `compute_intensity`, FLOPs/byte), `memory_mb`,
+            `latency_ms` (ms at batch 1);
             VALUE a positive number with an optional k/M/G suffix.
 
     Returns:
@@ -118,3 +121,37 @@ def constraint_report(usages, constraints, base=0.9):
             "penalty": soft_penalty(usage, c["lower"], c["upper"], base),
         })
     return report
+
+
+def constrains_latency(constraints):
+    """Whether a `latency_ms` bound is among the parsed `constraints` (then each child's latency is needed)."""
+    return any(c["resource"] == "latency_ms" for c in constraints)
+
+
+def child_latency(model, table=None):
+    """`(latency_ms, source)` of a child for a `latency_ms` constraint: predicted from `table`, or measured.
+
+    With a latency table (`keras_nas.latency`, `keras-nas latency-table`)
+    the latency is the table's sum over the child's blocks
+    (`keras_nas.costs.predict_latency`: no run, same runtime and threads as
+    the table); without one, the child is timed here and now
+    (`keras_nas.costs.measure_latency`: TensorFlow, batch 1, median of 30).
+    The usage then enters Eq. 2-3 like any other resource.
+
+    Args:
+        model: the child's Keras model.
+        table: dict, str or None. A latency table or its JSON path.
+
+    Returns:
+        (float, str): milliseconds and `"table"` or `"measured"`.
+
+    Example:
+
+    >>> child_latency(model, {"space": "epnas", ..., "overhead_ms": 0.5, "entries": {...}})
+    (3.25, 'table')
+    """
+    from keras_nas import costs  # TensorFlow: the command line imports this module before TensorFlow loads
+
+    if table is not None:
+        return float(costs.predict_latency(model, table)), "table"
+    return float(costs.measure_latency(model)), "measured"

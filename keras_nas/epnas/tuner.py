@@ -9,6 +9,8 @@ import time
 import keras
 
 from keras_nas import costs, io
+from keras_nas.epnas.constraints import child_latency, constrains_latency
+from keras_nas.latency import read_table
 from keras_nas.epnas.reward import constrained_reward
 from keras_nas.epnas.prediction import (PREDICTION_DECAYS, child_callbacks, compile_child, prediction_learning_rate,
                                          rebatch, shared_multipliers, shrink_perturb_layers)
@@ -137,6 +139,11 @@ class EPNASTuner(SearchTuner):
         jit_compile: bool. Defaults to `False`.
         logs_dir: str or None. TensorBoard root: each child logs to
             `logs_dir/trial_<id>`. Defaults to None (no logs).
+        latency_table: dict, str or None. A latency table of the `epnas`
+            space (`keras-nas latency-table --space epnas`) or its path:
+            a `latency_ms` constraint then uses each child's predicted
+            latency; None measures each child (`child_latency`). Read only
+            when a `latency_ms` constraint is given. Defaults to None.
         **kwargs: passed to `SearchTuner` (`directory`, `project_name`, ...).
 
     Example:
@@ -179,6 +186,7 @@ class EPNASTuner(SearchTuner):
         seed=0,
         jit_compile=False,
         logs_dir=None,
+        latency_table=None,
         **kwargs,
     ):
         for name, value in (("epochs", epochs), ("prediction_epochs", prediction_epochs),
@@ -227,6 +235,7 @@ class EPNASTuner(SearchTuner):
         self.seed = int(seed)
         self.logs_dir = logs_dir
         self.jit_compile = bool(jit_compile)
+        self.latency_table = None if latency_table is None else read_table(latency_table, space="epnas")
         self._rebatched = {}
 
     def _scope(self):
@@ -292,6 +301,8 @@ class EPNASTuner(SearchTuner):
             "params": report.params, "flops": report.flops, "macs": report.macs,
             "compute_intensity": report.compute_intensity, "memory_mb": report.memory_mb,
         }
+        if constrains_latency(constraints):
+            usages["latency_ms"], _ = child_latency(model, self.latency_table)
         shared_fraction = 0.0
         store = None
         multipliers = None
