@@ -12,7 +12,11 @@ from keras_nas import cli
 def _op_determinism_off_afterwards():
     # --deterministic turns TensorFlow's op determinism on for the process; the tests after these run without.
     yield
-    tf.config.experimental.disable_op_determinism()
+    # TensorFlow has no public switch back (no disable_op_determinism in 2.21); its private one is the flag.
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism() if hasattr(tf_config, "disable_op_determinism") else \
+        tf_config.enable_op_determinism.__globals__.get("_pywrap_determinism").enable(False)
 
 # Keys whose values are wall-clock measurements or places, not results.
 VARYING = ("seconds", "latency", "emissions", "energy", "co2", "receipt", "path", "created", "date", "time",
