@@ -99,7 +99,6 @@ def tflite_model_bytes(model):
     import shutil
     import tempfile
 
-    import keras
     import tensorflow as tf
 
     from keras_nas import export
@@ -107,10 +106,7 @@ def tflite_model_bytes(model):
     spec = tf.TensorSpec((1,) + tuple(model.inputs[0].shape[1:]), tf.float32, name="images")
     folder = tempfile.mkdtemp(prefix="keras_nas-latency-")
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint("serve", lambda x: model(x, training=False), input_signature=[spec])
-        archive.write_out(folder, verbose=False)
+        export._write_archive(model, lambda x: model(x, training=False), spec, folder)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         with export._quiet_native_stderr():
