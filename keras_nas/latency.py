@@ -26,13 +26,17 @@ once: `predicted = overhead_ms + sum(entries[key] for each block)`.
 
 Spaces supported now: `resnet` (stage-wise ResNet with basic blocks,
 `keras_nas.stagewise.resnet`: stem, one entry per basic block
-stage/stride/filters/input shape, classifier head) and `epnas` (EPNAS
+stage/stride/filters/input shape, classifier head), `epnas` (EPNAS
 layer-by-layer search, `keras_nas.epnas.space`, Table 2: one entry per conv
 (+ batch norm), activation, pooling, 1x1 alignment conv and add at every
-shape the space can produce, and the head). Another space plugs in by adding
-a `_Space` to `SPACES` (`entries` enumerates its keys with a builder each,
-`layer_key` names the key a built model's layer stands for); `nasnet`,
-`darts` and `cnas` are not done yet.
+shape the space can produce, and the head) and `darts` (the CIFAR evaluation
+network EoiNAS, GDAS and DARTS derive, `keras_nas.eoinas.darts.eval_network`:
+every candidate op at every cell shape and stride, the cells'
+pre-processing, node sums and concatenations, stem and head; the auxiliary
+head is left out, it does not run when the model serves). Another space
+plugs in by adding a `_Space` to `SPACES` (`entries` enumerates its keys
+with a builder each, `layer_key` names the key a built model's layer stands
+for); `nasnet` and `cnas` are not done yet.
 """
 
 import datetime
@@ -445,6 +449,185 @@ class _EPNASSpace(_Space):
         return _walk(self, model)
 
 
+def darts_cells(image_size, channels, cells, init_channels, steps=4, multiplier=4, stem_multiplier=3):
+    """The shapes of DARTS' CIFAR evaluation network (`keras_nas.eoinas.darts.eval_network`), cell by cell.
+
+    Pure arithmetic, nothing is built. Returns `(stem, cells, head)`:
+    `stem` = `(input shape, stem filters)`; each cell a dict with
+    `reduction`, `C`, `pre0` (`("relu_conv_bn" | "factorized_reduce",
+    input shape)`), `pre1` (input shape), `size_in` (the pre-processed
+    states' height/width) and `size` (the cell's output height/width);
+    `head` = the shape global pooling reads.
+
+    Example:
+
+    >>> stem, cells, head = darts_cells(8, 1, cells=5, init_channels=16)
+    >>> [c["reduction"] for c in cells], head
+    ([False, True, False, True, False], (2, 2, 256))
+    """
+    size = image_size
+    stem = ((size, size, channels), stem_multiplier * init_channels)
+    s0 = s1 = (size, size, stem_multiplier * init_channels)
+    reductions = (cells // 3, 2 * cells // 3)  # BilevelSearchModel.reduction_indices
+    c_curr, reduction_prev, out = init_channels, False, []
+    for i in range(cells):
+        reduction = i in reductions
+        if reduction:
+            c_curr *= 2
+        size_in = s1[0]
+        size_out = _halve(size_in) if reduction else size_in
+        out.append({"reduction": reduction, "C": c_curr, "size_in": size_in, "size": size_out,
+                    "pre0": ("factorized_reduce" if reduction_prev else "relu_conv_bn", s0), "pre1": s1})
+        s0, s1 = s1, (size_out, size_out, multiplier * c_curr)
+        reduction_prev = reduction
+    return stem, out, s1
+
+
+def darts_op_key(op, shape, stride):
+    """The key of one DARTS candidate op on an edge: `darts/op|op=sep_conv_3x3|in=8x8x16|stride=1`."""
+    return key("darts/op", op=op, **{"in": shape_text(shape)}, stride=stride)
+
+
+def darts_edges(cell, steps=4):
+    """`[(edge, source, input shape, stride), ...]` of one cell of `darts_cells`, in the supernet's edge order."""
+    edges, k = [], 0
+    for i in range(steps):
+        for j in range(i + 2):
+            stride = 2 if cell["reduction"] and j < 2 else 1
+            size = cell["size_in"] if stride == 2 else cell["size"]
+            edges.append((k, j, (size, size, cell["C"]), stride))
+            k += 1
+    return edges
+
+
+class _DARTSSpace(_Space):
+    """DARTS' CIFAR evaluation network (`eval_network`, the network EoiNAS/GDAS/DARTS derive and train).
+
+    One entry per candidate op at every cell shape and stride, per
+    pre-processing layer, per node sum and cell concatenation, the stem and
+    the head. `cells` and `init_channels` are the evaluation network's
+    (`keras-nas search eoinas --eval-cells --eval-channels`).
+    """
+
+    name = "darts"
+    SETTINGS = {"cells": 5, "init_channels": 16}
+    STEPS, MULTIPLIER = 4, 4
+
+    def entries(self, image_size, channels, num_classes, cells=5, init_channels=16):
+        from keras_nas.eoinas.genotypes import PRIMITIVES
+
+        stem, cell_list, head = darts_cells(image_size, channels, cells, init_channels, self.STEPS, self.MULTIPLIER)
+        table = {self._stem_key(*stem): (self._stem, *stem)}
+        for cell in cell_list:
+            c = cell["C"]
+            kind, shape = cell["pre0"]
+            table[self._pre_key(kind, shape, c)] = (self._pre, kind, shape, c)
+            table[self._pre_key("relu_conv_bn", cell["pre1"], c)] = (self._pre, "relu_conv_bn", cell["pre1"], c)
+            for _, _, shape, stride in darts_edges(cell, self.STEPS):
+                for op in PRIMITIVES:
+                    if op != "none":  # never in a derived cell
+                        table[darts_op_key(op, shape, stride)] = (self._op, op, shape, stride)
+            out = (cell["size"], cell["size"], c)
+            table[key("darts/add", **{"in": shape_text(out)})] = (self._add, out)
+            table[self._concat_key(out, self.MULTIPLIER)] = (self._concat, out, self.MULTIPLIER)
+        table[key("darts/head", **{"in": shape_text(head)}, classes=num_classes)] = (_ResNetSpace._head, head,
+                                                                                     num_classes)
+        return {k: _bind(*v) for k, v in table.items()}
+
+    @staticmethod
+    def _stem_key(shape, filters):
+        return key("darts/stem", **{"in": shape_text(shape)}, filters=filters)
+
+    @staticmethod
+    def _pre_key(kind, shape, out):
+        return key("darts/pre", type=kind, **{"in": shape_text(shape)}, out=out)
+
+    @staticmethod
+    def _concat_key(shape, n):
+        return key("darts/concat", **{"in": shape_text(shape)}, n=n)
+
+    @staticmethod
+    def _stem(shape, filters):
+        import keras
+
+        from keras_nas.eoinas import darts_ops
+
+        inputs = keras.Input(shape)
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(inputs)
+        return keras.Model(inputs, darts_ops.batch_norm(True, "bn")(x))
+
+    @staticmethod
+    def _pre(kind, shape, out):
+        import keras
+
+        from keras_nas.eoinas import darts_ops
+        from keras_nas.layers.factorized_reduce import FactorizedReduce
+
+        inputs = keras.Input(shape)
+        layer = FactorizedReduce(out) if kind == "factorized_reduce" else darts_ops.relu_conv_bn(out, 1, 1)
+        return keras.Model(inputs, layer(inputs))
+
+    @staticmethod
+    def _op(op, shape, stride):
+        import keras
+
+        from keras_nas.eoinas import darts_ops
+
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, darts_ops.make_op(op, shape[-1], stride, affine=True)(inputs))
+
+    @staticmethod
+    def _add(shape):
+        return _EPNASSpace._add(shape)
+
+    @staticmethod
+    def _concat(shape, n):
+        import keras
+
+        inputs = keras.Input(shape)
+        # Stand-ins for the cell's other node outputs, of the same shape.
+        parts = [inputs] + [keras.layers.Identity()(inputs) for _ in range(n - 1)]
+        return keras.Model(inputs, keras.layers.Concatenate()(parts))
+
+    def layer_key(self, layer):
+        name = layer.name
+        if name.startswith("stem0_") or name.startswith("stem1_"):
+            raise ValueError("the darts latency tables cover the CIFAR evaluation network only; this model has "
+                             "the ImageNet stems (stem0_*, stem1_*).")
+        if name == "stem_conv":
+            return self._stem_key(_layer_input_shape(layer), layer.filters)
+        if name in ("stem_bn", "global_pool") or name.startswith("auxiliary"):
+            return None  # the auxiliary head does not run when the model serves
+        if name in ("predictions", "main_predictions"):
+            if not isinstance(getattr(layer, "units", None), int):
+                return None  # AuxiliaryTap: passes main_predictions through
+            return key("darts/head", **{"in": shape_text(self._head_input)}, classes=layer.units)
+        match = re.fullmatch(r"cell_\d+_(preprocess[01]|node\d+|output|node\d+_\d+_(\w+?))(_drop_path)?", name)
+        if not match:
+            raise ValueError(f"layer {name!r} is not part of a DARTS evaluation network (stem_*, cell_<i>_*, "
+                             "global_pool, predictions).")
+        part, op, drop_path = match.groups()
+        if drop_path:
+            return None
+        shape = _layer_input_shape(layer)
+        if part.startswith("preprocess"):
+            from keras_nas.layers.factorized_reduce import FactorizedReduce
+
+            kind = "factorized_reduce" if isinstance(layer, FactorizedReduce) else "relu_conv_bn"
+            return self._pre_key(kind, shape, int(layer.output.shape[-1]))
+        if part == "output":
+            return self._concat_key(shape, len(layer.input))
+        if op is None:
+            return key("darts/add", **{"in": shape_text(shape)})
+        stride = 2 if int(layer.output.shape[1]) < shape[0] else 1
+        return darts_op_key(op, shape, stride)
+
+    def model_keys(self, model):
+        names = {layer.name for layer in model.layers}
+        self._head_input = _layer_input_shape(model.get_layer("global_pool")) if "global_pool" in names else ()
+        return _walk(self, model)
+
+
 def _bind(build, *arguments):
     return lambda: build(*arguments)
 
@@ -462,7 +645,7 @@ def _walk(space, model):
     return keys
 
 
-SPACES = {"resnet": _ResNetSpace, "epnas": _EPNASSpace}
+SPACES = {"resnet": _ResNetSpace, "epnas": _EPNASSpace, "darts": _DARTSSpace}
 
 
 def _space(name):
@@ -573,7 +756,8 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
         "threads": threads,
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "config": {"image_size": image_size, "channels": channels, "num_classes": num_classes, **settings},
+        "config": {"image_size": image_size, "channels": channels, "num_classes": num_classes,
+                   **space_object.SETTINGS, **settings},
         "runs": runs,
         "warmup": warmup,
         "overhead_ms": round(overhead, 6),

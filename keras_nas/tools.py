@@ -118,7 +118,7 @@ REPORT = (
            optional=False),
 )
 LATENCY_SPACES = ("resnet", "nasnet", "darts", "epnas", "cnas")  # keras_nas.latency.ALL_SPACES
-LATENCY_SUPPORTED = ("resnet", "epnas")  # keras_nas.latency.SPACES (that module's spaces load Keras)
+LATENCY_SUPPORTED = ("resnet", "darts", "epnas")  # keras_nas.latency.SPACES (that module's spaces load Keras)
 
 
 def _latency_space(name, value):
@@ -138,8 +138,8 @@ def _json_out(name, value):
 
 
 LATENCY_TABLE = (
-    Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic blocks) or epnas "
-           "(layer-by-layer); nasnet, darts, cnas not yet", validate=_latency_space, optional=False,
+    Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic blocks), darts (the "
+           "evaluation network EoiNAS/GDAS/DARTS derive) or epnas (layer-by-layer); nasnet, cnas not yet", validate=_latency_space, optional=False,
            expected=f"one of {list(LATENCY_SUPPORTED)}", metavar="{" + ",".join(LATENCY_SPACES) + "}"),
     Option("runtime", "tflite", "tf (a compiled tf.function) or tflite (TFLite interpreter)", choices=("tf", "tflite")),
     Option("threads", 1, "intra-op threads (tf) or interpreter threads (tflite)", low=1),
@@ -148,6 +148,9 @@ LATENCY_TABLE = (
     Option("channels", 1, "channels of the network input", low=1, metavar="C"),
     Option("num_classes", 10, "classifier outputs", low=2, metavar="K"),
     Option("stages", 3, "resnet: number of stages (widths 16, 32, 64, doubling after)", low=1),
+    Option("cells", 5, "darts: cells of the evaluation network (eoinas --eval-cells)", low=3),
+    Option("init_channels", 16, "darts: initial channels C of the evaluation network (eoinas --eval-channels)",
+           low=1),
     Option("channel_table", None, "epnas: the search's --channel-table, comma-separated (default Table 2's "
            "16,32,64,96,128,256)", parse=options_lib.int_list,
            validate=lambda name, value: options_lib.check_int_list(name, value, low=2, metavar="comma-separated "
@@ -501,6 +504,10 @@ def check_latency_table(args):
         raise OptionError("`out` exists; pass `overwrite` to replace it.", names=("overwrite",), out=args.out)
     if args.space != "resnet" and args.stages != 3:
         raise OptionError(f"`stages` does not apply to the {args.space} space (resnet only).", stages=args.stages)
+    for name, default in (("cells", 5), ("init_channels", 16)):
+        if args.space != "darts" and getattr(args, name) != default:
+            raise OptionError(f"`{name}` does not apply to the {args.space} space (darts only).",
+                              **{name: getattr(args, name)})
     if args.channel_table is not None:
         if args.space != "epnas":
             raise OptionError(f"`channel_table` does not apply to the {args.space} space (epnas only).",
@@ -515,7 +522,8 @@ def run_latency_table(args):
 
     from keras_nas import latency
 
-    settings = {"stages": args.stages} if args.space == "resnet" else {"channel_table": args.channel_table}
+    settings = {"resnet": {"stages": args.stages}, "darts": {"cells": args.cells, "init_channels": args.init_channels},
+                "epnas": {"channel_table": args.channel_table}}[args.space]
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     total = len(latency.table_keys(args.space, **size, **settings))
     print(f"Measuring {total:,} {args.space} entries at {args.image_size}x{args.image_size}x{args.channels} "

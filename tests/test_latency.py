@@ -121,8 +121,8 @@ def test_a_file_that_is_not_a_table_is_refused(tmp_path):
 
 
 def test_unsupported_spaces_are_refused_with_the_supported_ones():
-    with pytest.raises(ValueError, match=r"one of \['resnet', 'epnas'\].*darts is not done yet"):
-        latency.table_keys("darts", image_size=8, channels=1, num_classes=10)
+    with pytest.raises(ValueError, match=r"one of \['resnet', 'epnas', 'darts'\].*cnas is not done yet"):
+        latency.table_keys("cnas", image_size=8, channels=1, num_classes=10)
 
 
 def test_a_tiny_real_measurement_has_the_table_fields_and_positive_times():
@@ -147,12 +147,14 @@ def _refused(argv, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--space", "cnas"], "`--space` must be one of ['resnet', 'epnas'] (the spaces with latency tables so far; "
+    (["--space", "cnas"], "`--space` must be one of ['resnet', 'darts', 'epnas'] (the spaces with latency tables so far; "
                           "cnas is not done yet). Received: --space cnas"),
     (["--space", "resnet", "--runtime", "onnx"], "`--runtime` must be one of ['tf', 'tflite']. Received: --runtime onnx"),
     (["--space", "resnet", "--threads", "0"], "`--threads` must be an int >= 1. Received: --threads 0"),
     (["--space", "epnas", "--stages", "2"], "`--stages` does not apply to the epnas space (resnet only). "
                                             "Received: --stages 2"),
+    (["--space", "resnet", "--cells", "8"], "`--cells` does not apply to the resnet space (darts only). "
+                                            "Received: --cells 8"),
 ])
 def test_cli_refuses_bad_options_in_one_line(extra, message, tmp_path, capsys):
     err = _refused(["latency-table", *extra, "--out", str(tmp_path / "t.json")], capsys)

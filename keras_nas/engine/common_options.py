@@ -57,6 +57,19 @@ def image_size_pair(name, value):
     return (int(value[0]), int(value[1]))
 
 
+def latency_table_file(space):
+    """A validator: the option names an existing file (read and checked as a `space` table where it is used)."""
+    import os
+
+    def validate(name, value):
+        if not isinstance(value, str) or not os.path.isfile(value):
+            raise OptionError(f"`{name}` must be an existing latency table JSON file (`keras-nas latency-table "
+                              f"--space {space}`).", **{name: value})
+        return value
+
+    return validate
+
+
 def _nonempty(name, value):
     if not isinstance(value, str):
         raise OptionTypeError(f"`{name}` must be a string.", **{name: value})

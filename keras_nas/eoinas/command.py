@@ -24,6 +24,7 @@ from keras_nas.engine.options import Option, OptionError
 from keras_nas.eoinas.one_shot import SEARCH, SEARCH_OPTIONS, check_search_kwargs, validate_search_options
 
 EVAL = "training the derived network"
+LATENCY = "latency target (issue 24; none of this is in the paper)"
 
 OPTIONS = SEARCH_OPTIONS + (
     Option("seeds", 1, "searches with seeds --seed .. --seed + N - 1, one KerasTuner trial each", low=1, paper=4,
@@ -41,11 +42,21 @@ OPTIONS = SEARCH_OPTIONS + (
            group=EVAL),
     Option("drop_path", 0.0, "drop-path rate", low=0, high=1, high_open=True, paper=0.3, group=EVAL),
     Option("auxiliary_weight", 0.4, "auxiliary head loss weight; 0 = no head", low=0, paper=0.4, group=EVAL),
+    Option("target_latency_ms", None, "derive cells whose evaluation network predicts at most this batch-1 latency "
+           "from the latency table (the least score given up per ms saved); also the reference of "
+           "--latency-weight. The final model is then measured on this machine", type=float, low=0, low_open=True,
+           group=LATENCY, metavar="MS"),
+    Option("latency_table", None, "a darts latency table of the evaluation network (keras-nas latency-table --space "
+           "darts with this data's --image-size/--channels and --cells/--init-channels = --eval-cells/"
+           "--eval-channels); without it, --latency-weight or --target-latency-ms measure one on the spot into "
+           "<out>/latency_table.json (TFLite, 1 thread)", validate=common_options.latency_table_file("darts"),
+           group=LATENCY, metavar="TABLE.json"),
 )
 # Settings added after results folders were written without them, with the value those runs had.
 ADDED_DEFAULTS = {"update_unsampled_ops": True, "lower_weight_case": False, "lower_arch_case": False, "executor": "auto",
                   "skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
-                  "jit_compile": False, "limit_skip_connections": None}
+                  "jit_compile": False, "limit_skip_connections": None, "latency_weight": 0.0,
+                  "target_latency_ms": None, "latency_table": None}
 
 
 def upgrade_legacy_config(config):
@@ -68,8 +79,68 @@ def check(args):
                           "'auto'.", executor="ops", strategy=args.strategy, mixed_precision=args.mixed_precision)
 
 
+def uses_latency(args):
+    """Whether the run needs a latency table: a latency weight, a target or a table given."""
+    return bool(args.latency_weight or args.target_latency_ms or args.latency_table)
+
+
+def check_latency_table(args, dataset):
+    """The `--latency-table` read and checked against the data and the evaluation network; None without one."""
+    if args.latency_table is None:
+        return None
+    from keras_nas import latency
+
+    try:
+        table = latency.read_table(args.latency_table, space="darts")
+    except (TypeError, ValueError) as error:
+        raise OptionError(f"`latency_table`: {str(error).split(' Received: ')[0]}",
+                          latency_table=args.latency_table) from None
+    height, width, channels = dataset.input_shape
+    wanted = {"image_size": height, "channels": channels, "num_classes": dataset.num_classes,
+              "cells": args.eval_cells, "init_channels": args.eval_channels}
+    config = table.get("config", {})
+    if height != width or any(config.get(k) != v for k, v in wanted.items()):
+        found = ", ".join(f"{k}={config.get(k)}" for k in wanted)
+        needed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in wanted.items())
+        raise OptionError(f"`latency_table` was measured for {found}; this run needs `keras-nas latency-table --space "
+                          f"darts {needed}`.", latency_table=args.latency_table)
+    return table
+
+
+def latency_table(args, dataset, out):
+    """The table of the run: `--latency-table`, or one measured here into `<out>/latency_table.json` (kept)."""
+    from keras_nas import latency
+
+    table = check_latency_table(args, dataset)
+    if table is not None:
+        return table, args.latency_table
+    path = os.path.join(out, "latency_table.json")
+    if os.path.exists(path):
+        return latency.read_table(path, space="darts"), path
+    height, _, channels = dataset.input_shape
+    print(f"Measuring a darts latency table of the evaluation network ({args.eval_cells} cells, C "
+          f"{args.eval_channels}, {height}x{height}x{channels}; TFLite, 1 thread) -> {path}", flush=True)
+    table = latency.measure_table("darts", image_size=height, channels=channels, num_classes=dataset.num_classes,
+                                  cells=args.eval_cells, init_channels=args.eval_channels)
+    latency.save_table(table, path)
+    return table, path
+
+
 def _search_kwargs(args):
     return {o.name: getattr(args, o.name) for o in SEARCH_OPTIONS}
+
+
+def _scores_after_skip_limit(search, collapse):
+    """The normal cell's scores with the skip connections `--limit-skip-connections` removed set to -inf."""
+    import numpy as np
+
+    from keras_nas.eoinas.genotypes import PRIMITIVES
+
+    normal = np.array(search["scores"]["normal"], dtype="float64")
+    rows = np.cumsum([0] + [i + 2 for i in range(4)])  # first edge of each of the 4 nodes
+    for r in collapse.get("skip_limit", {}).get("replaced", []):
+        normal[rows[r["node"]] + r["input"], PRIMITIVES.index("skip_connect")] = -np.inf
+    return normal
 
 
 def run(args):
@@ -83,14 +154,23 @@ def run(args):
     from keras_nas.eoinas.seed_tuner import EoiNASSeedTuner
 
     check(args)
-    search_kwargs = check_search_kwargs(_search_kwargs(args))
+    search_kwargs = _search_kwargs(args)
     out = args.out
     strategy, dataset = common.start(args)
+    check_latency_table(args, dataset)
     option_list = OPTIONS + common_options.SEARCH_OPTIONS
     config = common.run_config(args, "eoinas", option_list)
     resumed = common.open_results(args, "keras-nas search eoinas", config, option_list,
                                   added_defaults=ADDED_DEFAULTS, upgrade=upgrade_legacy_config)
     io.write_preprocessing(out, dataset)
+    costs = None
+    if uses_latency(args):
+        from keras_nas.eoinas import latency_cost
+
+        table, table_path = latency_table(args, dataset, out)
+        costs = latency_cost.edge_costs(table)
+        search_kwargs.update(latency_costs=costs, latency_reference_ms=args.target_latency_ms)
+    search_kwargs = check_search_kwargs(search_kwargs)
     print(f"{'Resuming' if resumed else 'Starting'} EoiNAS ({args.variant}, edge mode {args.edge_mode}) on "
           f"{dataset.name} {dataset.input_shape}: {args.seeds} seed(s) x {args.epochs} epochs -> {out}", flush=True)
     search_kwargs["verbose"] = args.verbose
@@ -115,6 +195,23 @@ def run(args):
                                   "searched_genotype": search["genotype"]}
         print(f"Skip connections limited to {args.limit_skip_connections} in the normal cell (P-DARTS): "
               f"{len(replaced)} replaced", flush=True)
+    latency_report = None
+    if costs is not None:
+        latency_report = {"table": table_path, "runtime": table["runtime"], "threads": table["threads"],
+                          "weight": args.latency_weight, "target_ms": args.target_latency_ms,
+                          "searched_expected_ms": search.get("expected_latency_ms"),
+                          "searched_predicted_ms": genotypes.genotype_latency(genotype, costs)}
+        if args.target_latency_ms is not None:
+            genotype, swaps, met = genotypes.fit_latency_target(
+                _scores_after_skip_limit(search, collapse), np.array(search["scores"]["reduce"], dtype="float64"),
+                costs, args.target_latency_ms)
+            latency_report.update(swaps=swaps, predicted_met=met)
+            print(f"Latency target {args.target_latency_ms} ms: the searched cells predict "
+                  f"{latency_report['searched_predicted_ms']:.4f} ms; {len(swaps)} op(s) swapped for cheaper ones, "
+                  f"{genotypes.genotype_latency(genotype, costs):.4f} ms predicted"
+                  f"{'' if met else ' (not reachable: every kept edge holds its cheapest op)'}",
+                  flush=True)
+        latency_report["predicted_ms"] = genotypes.genotype_latency(genotype, costs)
     collapse["parameter_free"] = genotypes.parameter_free_counts(genotype)
     collapse["warning"] = genotypes.collapse_warning(genotype, args.collapse_skip_threshold)
     if collapse["warning"]:
@@ -135,6 +232,17 @@ def run(args):
                                   schedule="cosine", out=out, verbose=args.verbose,
                                   callbacks=[DropPathSchedule(args.eval_epochs)])
     training.plot_history(result["history"], os.path.join(out, "history.png"), title="derived network")
+    if latency_report is not None:
+        from keras_nas import latency
+
+        latency_report["measured_ms"] = latency.measure_model(model, runtime=table["runtime"],
+                                                              threads=table["threads"])
+        if args.target_latency_ms is not None:
+            latency_report["met"] = latency_report["measured_ms"] <= args.target_latency_ms
+        print(f"Latency of the final model on this machine ({table['runtime']}, {table['threads']} thread(s), batch "
+              f"1): {latency_report['measured_ms']:.4f} ms measured, {latency_report['predicted_ms']:.4f} ms "
+              f"predicted" + (f", target {args.target_latency_ms} ms {'met' if latency_report['met'] else 'NOT met'}"
+                              if args.target_latency_ms is not None else ""), flush=True)
     results = {
         "variant": args.variant,
         "edge_mode": args.edge_mode,
@@ -148,6 +256,8 @@ def run(args):
         "params_without_auxiliary": darts.count_params_without_auxiliary(model),
         "costs": training.summarize_costs(model, result["train_seconds"]),
     }
+    if latency_report is not None:
+        results["latency"] = latency_report
     best = contract.best_block(os.path.join(out, "best_model.keras"), darts.genotype_to_dict(genotype),
                                result["val_accuracy"], dataset, seed=search["seed"],
                                params_without_auxiliary=results["params_without_auxiliary"])

@@ -250,3 +250,99 @@ def limit_skip_connections(normal_scores, reduce_scores, limit, primitives=PRIMI
         score, node, source = min(skips)
         normal[rows[node] + source, skip] = -np.inf
         replaced.append({"node": int(node), "input": int(source), "score": float(score)})
+
+
+def _edge_rows(steps):
+    return np.cumsum([0] + [i + 2 for i in range(steps)])  # first row of each node's edges
+
+
+def genotype_latency(genotype, costs, primitives=PRIMITIVES, steps=4):
+    """Predicted latency (ms) of the evaluation network of `genotype`: `constant + sum of its ops' edge costs`.
+
+    `costs` is `keras_nas.eoinas.latency_cost.edge_costs(table)`; the sum
+    equals `keras_nas.costs.predict_latency` of the built network.
+    """
+    primitives = list(primitives)
+    rows = _edge_rows(steps)
+    total = float(costs["constant_ms"])
+    for kind in ("normal", "reduce"):
+        cost = np.asarray(costs[kind])
+        for g, (op, source) in enumerate(getattr(genotype, kind)):
+            total += float(cost[rows[g // 2] + source, primitives.index(op)])
+    return total
+
+
+def fit_latency_target(normal_scores, reduce_scores, costs, target_ms, primitives=PRIMITIVES, steps=4,
+                       multiplier=4):
+    """Cells derived from the scores whose predicted latency is at most `target_ms`, giving up the least score.
+
+    The cells are derived as usual (`derive_genotype`); the edges they keep
+    stay. While they predict above the target, every kept edge whose op has
+    a cheaper alternative is a candidate, and the alternative losing the
+    least score per millisecond saved replaces its op. Ops pruned during the
+    search (score `-inf`) are taken only when no scored alternative is left,
+    the largest saving first. Stops when the target is met or every kept
+    edge holds its cheapest op. A greedy, latency-constrained derivation
+    in the spirit of ProxylessNAS; the EoiNAS/GDAS papers derive without one.
+
+    Args:
+        normal_scores, reduce_scores: arrays `(edges, ops)` (alpha or I).
+        costs: `keras_nas.eoinas.latency_cost.edge_costs(table)`.
+        target_ms: float > 0.
+
+    Returns:
+        `(genotype, swaps, met)`: `swaps` lists `{"cell", "node", "input",
+        "op", "next", "saved_ms", "pruned"}` in order; `met` whether the
+        predicted latency is at most the target.
+
+    Example:
+
+    >>> costs = {"constant_ms": 0.0, "normal": np.tile(np.arange(8.0), (14, 1)), "reduce": np.zeros((14, 8))}
+    >>> genotype, swaps, met = fit_latency_target(costs["normal"], np.zeros((14, 8)), costs, 30.0)
+    >>> met, genotype_latency(genotype, costs) <= 30.0
+    (True, True)
+    """
+    primitives = list(primitives)
+    keep = np.array([p != "none" for p in primitives])
+    original = {"normal": np.array(normal_scores, dtype="float64"), "reduce": np.array(reduce_scores, dtype="float64")}
+    cost = {kind: np.asarray(costs[kind], dtype="float64") for kind in ("normal", "reduce")}
+    rows = _edge_rows(steps)
+    forced = {"normal": {}, "reduce": {}}  # edge -> the op that replaced the derived one
+
+    def effective(kind):
+        scores = original[kind].copy()
+        for e, o in forced[kind].items():
+            finite = scores[e][keep & np.isfinite(scores[e])]
+            # The edge keeps its strength, so every node keeps the inputs it derived.
+            strength = finite.max() if finite.size else -1e300
+            scores[e] = -np.inf
+            scores[e, o] = strength
+        return scores
+
+    swaps = []
+    while True:
+        scores = {kind: effective(kind) for kind in ("normal", "reduce")}
+        genotype = derive_genotype(scores["normal"], scores["reduce"], primitives, steps, multiplier)
+        if genotype_latency(genotype, costs, primitives, steps) <= target_ms:
+            return genotype, swaps, True
+        best = None
+        for kind in ("normal", "reduce"):
+            for g, (op, source) in enumerate(getattr(genotype, kind)):
+                e, o = rows[g // 2] + source, primitives.index(op)
+                for n in np.flatnonzero(keep):
+                    saved = cost[kind][e, o] - cost[kind][e, n]
+                    if n == o or saved <= 0:
+                        continue
+                    alternative = original[kind][e, n]
+                    if np.isfinite(alternative):
+                        rank = (0, (scores[kind][e, o] - alternative) / saved)
+                    else:
+                        rank = (1, -saved)
+                    if best is None or rank < best[0]:
+                        best = (rank, kind, g // 2, source, e, o, int(n), saved)
+        if best is None:
+            return genotype, swaps, False
+        rank, kind, node, source, e, o, n, saved = best
+        forced[kind][e] = n
+        swaps.append({"cell": kind, "node": int(node), "input": int(source), "op": primitives[o],
+                      "next": primitives[n], "saved_ms": float(saved), "pruned": rank[0] == 1})

@@ -71,6 +71,10 @@ SEARCH_OPTIONS = (
            "to trace", group=SEARCH),
     Option("lower_arch_case", False, "graph executor, gdas: the same for the architecture step (skips the unused "
            "weight gradients)", group=SEARCH),
+    Option("latency_weight", 0.0, "add this weight x the derived network's expected latency (from a darts "
+           "latency table, over the reference: --target-latency-ms, else the start's) to the architecture loss "
+           "(FBNet/ProxylessNAS-style, differentiable through the op probabilities); 0: off", low=0,
+           paper="none (EoiNAS has no latency term)", group=SEARCH),
 )
 
 
@@ -143,6 +147,9 @@ def check_search_kwargs(search_kwargs):
     if unknown:
         raise TypeError(f"`search_kwargs` has keys `one_shot_search` does not take: {unknown}. "
                         f"Expected some of {sorted(set(parameters) - {'dataset', 'directory', 'seed'})}.")
+    if search_kwargs.get("latency_weight") and not search_kwargs.get("latency_costs"):
+        raise ValueError("`latency_weight` > 0 needs `latency_costs` (keras_nas.eoinas.latency_cost.edge_costs of "
+                         "a darts latency table).")
     checked = {o.name for o in SEARCH_OPTIONS}
     defaults = {name: p.default for name, p in parameters.items() if name in checked}
     validate_search_options(**{**defaults, **{k: v for k, v in search_kwargs.items() if k in checked}})
@@ -154,16 +161,23 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
                     min_learning_rate=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
                     arch_learning_rate=3e-4, arch_weight_decay=1e-3, importance_lambda=0.5, tau_max=5.0,
                     tau_min=0.1, tau_schedule="exponential", update_unsampled_ops=True, lower_weight_case=False,
-                    lower_arch_case=False, executor="auto", verbose=2):
+                    lower_arch_case=False, executor="auto", latency_weight=0.0, latency_costs=None,
+                    latency_reference_ms=None, verbose=2):
     """One EoiNAS search (Algorithm 1) in `directory`; resumes from its checkpoint.
 
     Defaults are the paper's CIFAR-10 settings (sec. 4.2). Writes
     `genotype.json`, `genotype.png`, `pruning.json`, `search.json` and
     TensorBoard logs into `directory`.
 
+    `latency_costs` (`keras_nas.eoinas.latency_cost.edge_costs` of a darts
+    latency table) makes the search track the derived network's expected
+    latency; `latency_weight` > 0 adds it to the architecture loss over
+    `latency_reference_ms` (see `BilevelSearchModel`).
+
     Returns:
         dict: `genotype` (DARTS JSON form), `val_accuracy`, `history`,
-        `search_seconds`, `pruning` (decisions).
+        `search_seconds`, `pruning` (decisions), and with `latency_costs`
+        `expected_latency_ms` (at the end).
     """
     import keras
     import tensorflow as tf
@@ -179,7 +193,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
         min_learning_rate=min_learning_rate, arch_learning_rate=arch_learning_rate,
         importance_lambda=importance_lambda, tau_max=tau_max, tau_min=tau_min,
         update_unsampled_ops=update_unsampled_ops, lower_weight_case=lower_weight_case,
-        lower_arch_case=lower_arch_case, executor=executor)
+        lower_arch_case=lower_arch_case, executor=executor, latency_weight=latency_weight)
     done = io.read_json(os.path.join(directory, "search.json"))
     if done is not None:
         return done
@@ -190,6 +204,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
         edge_mode=edge_mode, weight_decay=weight_decay, arch_weight_decay=arch_weight_decay,
         grad_clip=grad_clip, temperature=tau_max, update_unsampled_ops=update_unsampled_ops,
         lower_weight_case=lower_weight_case, lower_arch_case=lower_arch_case, executor=executor,
+        latency_costs=latency_costs, latency_weight=latency_weight, latency_reference_ms=latency_reference_ms,
     )
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
@@ -247,5 +262,7 @@ def one_shot_search(dataset, directory, *, seed=0, cells=8, init_channels=16, ep
         "live_ops": {k: [[model.primitives[j] for j in range(v.shape[1]) if v[i, j] > 0.5]
                          for i in range(v.shape[0])] for k, v in state["live"].items()},
     }
+    if latency_costs:
+        result["expected_latency_ms"] = float(model.expected_latency())
     io.atomic_write_json(os.path.join(directory, "search.json"), result)
     return io.read_json(os.path.join(directory, "search.json"))

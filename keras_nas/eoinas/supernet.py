@@ -164,6 +164,18 @@ class BilevelSearchModel(keras.Model):
             replicas and mixed precision, and where `lower_*_case` apply).
             `"auto"` (default): `"ops"` on one replica with float32
             compute, else `"graph"`. Measured: benchmarks/RESULTS.md.
+        latency_costs: dict or None. The derived evaluation network's
+            latency per (edge, op) from a `darts` latency table
+            (`keras_nas.eoinas.latency_cost.edge_costs`). With it the
+            model tracks `expected_latency_ms` (the module doc of
+            `latency_cost`) each architecture step. Defaults to None.
+        latency_weight: float >= 0. Adds `latency_weight * E[latency] /
+            latency_reference_ms` to the architecture loss (ProxylessNAS
+            Eq. 3 form, made unit-free), its gradient reaching alpha through
+            the op probabilities. Needs `latency_costs`. Defaults to `0.0`.
+        latency_reference_ms: float or None. The latency the term is
+            measured in; None: the expected latency at uniform alpha (the
+            search's start). Defaults to None.
         **kwargs: `name`.
 
     Example:
@@ -176,7 +188,8 @@ class BilevelSearchModel(keras.Model):
     def __init__(self, cells=8, channels=16, num_classes=10, input_shape=(32, 32, 3), edge_mode="gdas",
                  primitives=None, steps=4, multiplier=4, stem_multiplier=3, weight_decay=3e-4,
                  arch_weight_decay=1e-3, grad_clip=5.0, temperature=5.0, lower_arch_case=False,
-                 update_unsampled_ops=True, lower_weight_case=False, executor="auto", **kwargs):
+                 update_unsampled_ops=True, lower_weight_case=False, executor="auto", latency_costs=None,
+                 latency_weight=0.0, latency_reference_ms=None, **kwargs):
         super().__init__(**kwargs)
 
         if edge_mode not in EDGE_MODES:
@@ -228,6 +241,7 @@ class BilevelSearchModel(keras.Model):
         # Plain-Python state of the "ops" executor, out of Keras' variable tracking.
         self._ops_state = _OpsState()
         self.num_edges = len(cell_edges(steps))
+        self._set_latency(latency_costs, latency_weight, latency_reference_ms)
 
         stem_channels = stem_multiplier * channels
         self.stem_conv = keras.layers.Conv2D(stem_channels, 3, padding="same", use_bias=False, name="stem_conv")
@@ -266,6 +280,7 @@ class BilevelSearchModel(keras.Model):
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.arch_loss_tracker = keras.metrics.Mean(name="arch_loss")
         self.arch_accuracy_tracker = keras.metrics.Mean(name="arch_accuracy")
+        self.latency_tracker = keras.metrics.Mean(name="expected_latency_ms") if latency_costs else None
         self.arch_optimizer = None
         self._traced_forward_backward = {
             part: tf.function(lambda x, y, part=part: self._forward_backward(x, y, part), reduce_retracing=True)
@@ -274,6 +289,42 @@ class BilevelSearchModel(keras.Model):
         # Every variable now, from the shapes (no symbolic pass through the
         # 896 ops), so nothing is created inside a traced conditional later.
         self.build((None,) + self.image_shape)
+
+    def _set_latency(self, costs, weight, reference):
+        from keras_nas.eoinas import latency_cost
+
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"`latency_weight` must be a float >= 0. Received: latency_weight={weight!r}")
+        if weight and not costs:
+            raise ValueError("`latency_weight` > 0 needs `latency_costs` (from a darts latency table).")
+        self.latency_costs, self.latency_weight = costs, float(weight)
+        self.latency_reference_ms = None if reference is None else float(reference)
+        if not costs:
+            return
+        shape = (self.num_edges, len(self.primitives))
+        arrays = [np.asarray(costs[kind], dtype="float32") for kind in CELL_TYPES]
+        if any(a.shape != shape for a in arrays) or "constant_ms" not in costs:
+            raise ValueError(f"`latency_costs` must hold `constant_ms` and `normal`/`reduce` arrays of shape {shape} "
+                             "(`keras_nas.eoinas.latency_cost.edge_costs`).")
+        if reference is None:
+            uniform = {kind: np.zeros(shape) for kind in CELL_TYPES}
+            self.latency_reference_ms = latency_cost.expected_latency_numpy(
+                uniform, {kind: np.ones(shape) for kind in CELL_TYPES}, costs, self.primitives, self.steps)
+        if not self.latency_reference_ms > 0:
+            raise ValueError(f"`latency_reference_ms` must be > 0. Received: {self.latency_reference_ms!r}")
+        self._latency_tensors = (
+            [tf.constant(a) for a in arrays],
+            tf.constant([0.0 if p == "none" else 1.0 for p in self.primitives]),
+            tf.constant(latency_cost.keep_weights(self.steps), "float32"),
+        )
+
+    def expected_latency(self):
+        """Expected latency (ms) of the derived evaluation network under the current alpha (needs `latency_costs`)."""
+        from keras_nas.eoinas import latency_cost
+
+        costs, none_mask, keep = self._latency_tensors
+        return float(self.latency_costs["constant_ms"]) + latency_cost.expected_latency(
+            self.arch_variables, [self.live_normal, self.live_reduce], costs, none_mask, keep)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -517,7 +568,8 @@ class BilevelSearchModel(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.accuracy_tracker, self.arch_loss_tracker, self.arch_accuracy_tracker]
+        trackers = [self.loss_tracker, self.accuracy_tracker, self.arch_loss_tracker, self.arch_accuracy_tracker]
+        return trackers + ([self.latency_tracker] if self.latency_tracker is not None else [])
 
     def _loss(self, y, probs):
         return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
@@ -633,6 +685,15 @@ class BilevelSearchModel(keras.Model):
         # conditional. Instead the gradient is zeroed and Adam's step counter
         # put back: from zero moments a zero gradient moves nothing, so the
         # first enabled step is exactly Adam's first step.
+        if self.latency_costs:
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch([v.value for v in arch])
+                expected = self.expected_latency()
+            if self.latency_weight:
+                factor = self.latency_weight / self.latency_reference_ms
+                extra = tape.gradient(expected, [v.value for v in arch])
+                grads = [g + factor * tf.convert_to_tensor(e) for g, e in zip(grads, extra)]
+            self.latency_tracker.update_state(expected)
         enabled = tf.cast(self.arch_enabled > 0.5, "float32")
         scale = _replica_scale() * enabled
         grads = [(g + self.arch_weight_decay * v) * tf.cast(scale, g.dtype)
@@ -698,4 +759,7 @@ class BilevelSearchModel(keras.Model):
             "update_unsampled_ops": self.update_unsampled_ops,
             "lower_weight_case": self.lower_weight_case,
             "executor": self.executor,
+            "latency_costs": self.latency_costs,
+            "latency_weight": self.latency_weight,
+            "latency_reference_ms": self.latency_reference_ms if self.latency_costs else None,
         }

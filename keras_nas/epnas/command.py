@@ -47,13 +47,6 @@ def _constraint(name, value):
     return value
 
 
-def _latency_table(name, value):
-    if not isinstance(value, str) or not os.path.isfile(value):
-        raise OptionError(f"`{name}` must be an existing latency table JSON file (`keras-nas latency-table --space "
-                          "epnas`).", **{name: value})
-    return value
-
-
 def _channel_table(name, value):
     return options.check_int_list(name, value, low=1, metavar="comma-separated channel counts such as 16,32,64")
 
@@ -73,7 +66,7 @@ OPTIONS = (
            repeat=True, validate=_constraint, paper="Table 5", metavar="RESOURCE<=VALUE", group=GROUP),
     Option("latency_table", None, "with a latency_ms constraint: predict each child's latency from this table "
            "(keras-nas latency-table --space epnas, same input size) instead of timing each child (TensorFlow, "
-           "batch 1)", validate=_latency_table, metavar="TABLE.json", group=GROUP),
+           "batch 1)", validate=common_options.latency_table_file("epnas"), metavar="TABLE.json", group=GROUP),
     Option("penalty_base", 0.9, "base penalty p of Eq. 2", low=0, high=1, paper=0.9, group=GROUP),
     Option("episodes", 3, "episodes", low=1, paper=15, group=GROUP),
     Option("branches", 3, "parallel branches N per episode", low=1, paper=8, group=GROUP),
