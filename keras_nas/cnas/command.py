@@ -59,8 +59,11 @@ OPTIONS = (
            "channels_first for nasnet (its channel selections become block copies: faster on CPU, see "
            "benchmarks/RESULTS.md), channels_last for densenet-bc (the only layout it has). Same weights and "
            "function.", choices=("auto",) + DATA_FORMATS, group=SPACE),
-    Option("sparsity", 0.46, "target rho = |W*|/|W|", low=0, high=1, low_open=True, high_open=True, paper=0.46,
-           group=SEARCH),
+    Option("sparsity", None, "target rho = |W*|/|W| (default 0.46 without --target-latency-ms, none with it)",
+           type=float, low=0, high=1, low_open=True, high_open=True, paper=0.46, group=SEARCH),
+    Option("target_latency_ms", None, "also zero channels until the materialised sparse model's batch-1 latency "
+           "on this machine (TFLite, 1 thread, measured after every iteration) is at most MS; alone or with "
+           "--sparsity (both must hold)", type=float, low=0, low_open=True, group=SEARCH, metavar="MS"),
     Option("gamma", 0.1, "share of remaining input channels zeroed per iteration", low=0, high=1, low_open=True,
            high_open=True, paper=0.1, group=SEARCH),
     Option("saliency_batches", 10, "minibatches m per Taylor saliency", low=1, group=SEARCH),
@@ -87,7 +90,15 @@ OPTIONS = (
 # folders from before `--sparse-data-format` built their sparse model channels last, those from
 # before `--saliency-form` ranked by |x dx| ("taylor").
 ADDED_DEFAULTS = {"sparse_data_format": "channels_last", "saliency_form": "taylor", "skip_unreadable_images": False,
-                  "strategy": "default", "mixed_precision": False, "jit_compile": False}
+                  "strategy": "default", "mixed_precision": False, "jit_compile": False, "target_latency_ms": None}
+DEFAULT_SPARSITY = 0.46  # Table 1's rho
+
+
+def target_sparsity(args):
+    """rho of the run: `--sparsity`, else 0.46 unless a latency target alone decides."""
+    if args.sparsity is not None:
+        return args.sparsity
+    return None if args.target_latency_ms is not None else DEFAULT_SPARSITY
 
 
 def upgrade_legacy_config(config):
@@ -291,6 +302,28 @@ def _plots(out, report, iterations, total_params, title):
     io.save_figure(fig, os.path.join(out, "pruning.png"))
 
 
+def _targets_text(rho, latency_ms):
+    parts = ([f"rho = {rho}"] if rho is not None else []) + ([f"latency <= {latency_ms} ms"] if latency_ms else [])
+    return " and ".join(parts)
+
+
+def sparse_latency_function(graph, build, args):
+    """`(masks, model=None) -> ms`: batch-1 TFLite latency (1 thread) of the sparse model of `masks` (or of `model`).
+
+    The sparse model is built from the masks' channel selection as the search
+    materialises it (weights do not change its latency); timed by
+    `keras_nas.latency.measure_model`, median of 30 runs after 5 warm-up.
+    """
+    from keras_nas import latency
+
+    def measure(masks, model=None):
+        if model is None:
+            model = build(selection=graph.selection(masks), **sparse_overrides(args))
+        return latency.measure_model(model, runtime="tflite", threads=1)
+
+    return measure
+
+
 def run(args):
     import keras
     import numpy as np
@@ -307,9 +340,10 @@ def run(args):
         oneshot, topology = build(return_topology=True)
     graph = cnas.ChannelGraph(topology)
     floor = graph.sparsity(graph.minimal_masks())
-    if args.sparsity <= floor:
+    rho = target_sparsity(args)
+    if rho is not None and rho <= floor:
         raise OptionError(f"`sparsity` must be above {floor:.3f} for this network: the weights outside the "
-                          "searchable edges and one input channel per cell remain.", sparsity=args.sparsity)
+                          "searchable edges and one input channel per cell remain.", sparsity=rho)
     option_list = OPTIONS + common_options.SEARCH_OPTIONS
     config = common.run_config(args, "cnas", option_list)
     resumed = common.open_results(args, "keras-nas search cnas", config, option_list, added_defaults=ADDED_DEFAULTS,
@@ -319,7 +353,17 @@ def run(args):
     print(f"{'Resuming' if resumed else 'Starting'} CNAS ({args.space}, CNAS-{'R' if args.mode == 'retrain' else 'W'}) "
           f"on {dataset.name} {dataset.input_shape}: one-shot |W| = {total:,} weights, "
           f"|X| = {graph.input_channels(graph.full_masks()):,} input channels on {len(graph.edges)} edges; "
-          f"target rho = {args.sparsity} -> {out}", flush=True)
+          f"target {_targets_text(rho, args.target_latency_ms)} -> {out}", flush=True)
+    latency_fn, latency_report = None, None
+    if args.target_latency_ms is not None:
+        latency_fn = sparse_latency_function(graph, build, args)
+        with _scope(strategy):
+            dense = build(masked=False)
+        latency_report = {"target_ms": args.target_latency_ms, "runtime": "tflite", "threads": 1,
+                          "oneshot_ms": latency_fn(None, model=dense)}
+        del dense
+        print(f"[latency] the one-shot network takes {latency_report['oneshot_ms']:.4f} ms (TFLite, 1 thread, batch "
+              f"1); target {args.target_latency_ms} ms", flush=True)
 
     # (1) one-shot model.
     oneshot_done = train_phase("oneshot", oneshot, dataset, out, epochs=args.epochs, lr_fn=_lr(args, args.epochs),
@@ -329,16 +373,17 @@ def run(args):
           f"{oneshot_done['test_accuracy']:.4f}", flush=True)
 
     # (2) progressive zeroing to rho.
-    search = ChannelPruning(topology, args.sparsity, gamma=args.gamma, saliency_batches=args.saliency_batches,
+    search = ChannelPruning(topology, rho, gamma=args.gamma, saliency_batches=args.saliency_batches,
                             finetune_epochs=args.finetune_epochs, saliency_data=dataset.train, strategy=strategy,
-                            saliency_form=args.saliency_form)
+                            saliency_form=args.saliency_form, target_latency_ms=args.target_latency_ms,
+                            latency_fn=latency_fn)
     iterations = max_iterations(graph.input_channels(graph.full_masks()), args.gamma) * args.finetune_epochs
     search_done = train_phase(
         "search", oneshot, dataset, out, epochs=iterations, lr_fn=lambda epoch: args.search_learning_rate,
         args=args, strategy=strategy, learning_rate=args.search_learning_rate, callbacks=[search],
         state_fn=lambda: {"iterations": search.history},
         on_restore=lambda extra: search.set_history(extra.get("iterations", [])),
-        skip_fit=lambda: graph.count_params(cnas.read_masks(oneshot, graph)) <= search.target_params,
+        skip_fit=lambda: search.meets_targets(cnas.read_masks(oneshot, graph)),
         message=f"[search] zeroing gamma = {args.gamma} of the remaining input channels per iteration "
                 f"({args.saliency_batches} minibatches of Taylor saliency ({args.saliency_form} form), "
                 f"{args.finetune_epochs} fine-tuning "
@@ -347,9 +392,11 @@ def run(args):
     log = search_done["extra"].get("iterations", [])
     masks = cnas.read_masks(oneshot, graph)
     final_params = graph.count_params(masks)
-    reached = final_params <= search.target_params
+    reached = search.meets_targets(masks)
     if not reached:
-        print(f"[search] stopped at {final_params / total:.3f} of |W|: nothing more can be removed", flush=True)
+        print(f"[search] stopped at {final_params / total:.3f} of |W|"
+              f"{', ' + str(search.history[-1].get('latency_ms')) + ' ms' if args.target_latency_ms else ''}: "
+              "nothing more can be removed", flush=True)
 
     # (3) the physically sparse model.
     sparse, selection = cnas.materialize(oneshot, graph,
@@ -406,7 +453,14 @@ def run(args):
             print(f"[baseline] {key}: {b['params']:,} weights ({b['params'] / final_params - 1:+.1%} against "
                   f"W*), test accuracy {b['test_accuracy']:.4f}", flush=True)
 
-    _plots(out, report, log, total, f"CNAS ({args.space}), rho = {args.sparsity}")
+    if latency_report is not None:
+        latency_report["searched_ms"] = log[-1].get("latency_ms") if log else latency_report["oneshot_ms"]
+        latency_report["measured_ms"] = latency_fn(None, model=final)
+        latency_report["met"] = latency_report["measured_ms"] <= args.target_latency_ms
+        print(f"[latency] final model: {latency_report['measured_ms']:.4f} ms measured (one-shot "
+              f"{latency_report['oneshot_ms']:.4f} ms), target {args.target_latency_ms} ms "
+              f"{'met' if latency_report['met'] else 'NOT met'}", flush=True)
+    _plots(out, report, log, total, f"CNAS ({args.space}), {_targets_text(rho, args.target_latency_ms)}")
     training.plot_history(final_done["history"], os.path.join(out, "history.png"), title=f"{name} final model")
     costs_final = costs.profile(final).to_dict()
     costs_oneshot = costs.profile(oneshot).to_dict()
@@ -416,7 +470,7 @@ def run(args):
         "oneshot_params": total,
         "final_params": final_params,
         "sparsity": final_params / total,
-        "target_sparsity": args.sparsity,
+        "target_sparsity": rho,
         "reached": reached,
         "input_channels": graph.input_channels(graph.full_masks()),
         "final_input_channels": graph.input_channels(masks),
@@ -436,6 +490,8 @@ def run(args):
         "costs": costs_final,
         "baselines": baselines,
     }
+    if latency_report is not None:
+        results["latency"] = latency_report
     best = contract.best_block(os.path.join(out, "best_model.keras"), {"space": args.space, "mode": name,
                                "sparse_model": os.path.join(out, "sparse_model.keras")},
                                final_done["val_accuracy"], dataset)
