@@ -279,7 +279,7 @@ def latency_target(model_path, row, constraints, table=None):
     `predicted` is the latency the search used (the table's sum; None when
     the children were timed); `measured` times the saved model on this
     machine: with the table's runtime and threads when there is a table,
-    else as the search timed it (`keras_nas.costs.measure_latency`).
+    else as the search timed it (TFLite, 1 thread, `keras_nas.latency.measure_model`).
     """
     from keras_nas import costs, latency
 
@@ -292,7 +292,8 @@ def latency_target(model_path, row, constraints, table=None):
         except RuntimeError:  # tf: the search's thread pools are set up; time with them (threads None)
             measured, threads = costs.measure_latency(model), None
     else:
-        measured, runtime, threads, predicted = costs.measure_latency(model), "tf", None, None
+        runtime, threads, predicted = "tflite", 1, None
+        measured = latency.measure_model(model, runtime=runtime, threads=threads)
     return {"target": target["text"], "predicted": predicted, "measured": measured, "runtime": runtime,
             "threads": threads}
 

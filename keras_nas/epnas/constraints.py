@@ -134,8 +134,10 @@ def child_latency(model, table=None):
     With a latency table (`keras_nas.latency`, `keras-nas latency-table`)
     the latency is the table's sum over the child's blocks
     (`keras_nas.costs.predict_latency`: no run, same runtime and threads as
-    the table); without one, the child is timed here and now
-    (`keras_nas.costs.measure_latency`: TensorFlow, batch 1, median of 30).
+    the table); without one, the child is timed here and now as every
+    search times a model on the spot (`keras_nas.latency.measure_model`:
+    converted to TFLite, 1 interpreter thread, batch 1, median of 30 after 5
+    warm-up), so the bound means what the exported `.tflite` does.
     The usage then enters Eq. 2-3 like any other resource.
 
     Args:
@@ -150,8 +152,9 @@ def child_latency(model, table=None):
     >>> child_latency(model, {"space": "epnas", ..., "overhead_ms": 0.5, "entries": {...}})
     (3.25, 'table')
     """
-    from keras_nas import costs  # TensorFlow: the command line imports this module before TensorFlow loads
+    # TensorFlow: the command line imports this module before TensorFlow loads.
+    from keras_nas import costs, latency
 
     if table is not None:
         return float(costs.predict_latency(model, table)), "table"
-    return float(costs.measure_latency(model)), "measured"
+    return float(latency.measure_model(model, runtime="tflite", threads=1)), "measured"
