@@ -15,6 +15,10 @@ goal is a median within 15% and a rank correlation >= 0.9.
   uniform in 1..`--max-depth`.
 - epnas: `EPNASSpace("layers", initial_layers=(2, 12)).random_architecture`
   (Table 2's layer-by-layer space, 2 to 12 layers).
+- darts: `eval_network(genotype, cells=--darts-cells, channels=--darts-channels)`
+  (no auxiliary head, no drop-path: the network as it serves) of genotypes
+  derived (`derive_genotype`) from uniform random scores, as EoiNAS derives
+  its cells.
 
 The EPNAS table has thousands of keys (every conv at every input channel
 count, width and resolution); by default only the keys the sampled
@@ -23,7 +27,7 @@ architectures use are measured (`--full-table` measures them all, as
 either way. The 1-minute load average is printed at the start and end: a
 busy machine (another benchmark on the 2 cores) disturbs the times.
 
-    python benchmarks/bench_latency.py [--spaces resnet,epnas] [--runtime tflite|tf] [--threads 1]
+    python benchmarks/bench_latency.py [--spaces resnet,epnas,darts] [--runtime tflite|tf] [--threads 1]
         [--image-size 32] [--channels 3] [--samples 20] [--seed 0] [--runs 30] [--full-table]
 
 Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
@@ -39,7 +43,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def sample_models(space, count, seed, image_size, channels, num_classes, max_depth):
+def sample_models(space, count, seed, image_size, channels, num_classes, max_depth, darts_cells=5,
+                  darts_channels=16):
     """`[(description, model)]` of `count` seeded random architectures of `space`."""
     import numpy as np
 
@@ -53,6 +58,17 @@ def sample_models(space, count, seed, image_size, channels, num_classes, max_dep
             models.append((f"resnet:{','.join(map(str, depths))}",
                            stage_resnet(depths, input_shape=(image_size, image_size, channels),
                                         num_classes=num_classes)))
+    elif space == "darts":
+        from keras_nas.eoinas.darts import eval_network
+        from keras_nas.eoinas.genotypes import PRIMITIVES, derive_genotype
+
+        for _ in range(count):
+            genotype = derive_genotype(rng.random((14, len(PRIMITIVES))), rng.random((14, len(PRIMITIVES))))
+            ops = sum(op not in ("skip_connect", "max_pool_3x3", "avg_pool_3x3") for op, _ in genotype.normal)
+            models.append((f"{ops}/8 conv normal",
+                           eval_network(genotype, cells=darts_cells, channels=darts_channels, num_classes=num_classes,
+                                        input_shape=(image_size, image_size, channels), auxiliary=False,
+                                        drop_path=0.0)))
     else:
         from keras_nas.epnas.space import EPNASSpace
 
@@ -71,11 +87,13 @@ def bench_space(space, args):
 
     keras.utils.set_random_seed(args.seed)
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
-    models = sample_models(space, args.samples, args.seed, **size, max_depth=args.max_depth)
+    models = sample_models(space, args.samples, args.seed, **size, max_depth=args.max_depth,
+                           darts_cells=args.darts_cells, darts_channels=args.darts_channels)
     needed = list(dict.fromkeys(k for _, m in models for k in latency.model_keys(m, space)))
     start = time.perf_counter()
+    settings = {"cells": args.darts_cells, "init_channels": args.darts_channels} if space == "darts" else {}
     table = latency.measure_table(space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
-                                  warmup=args.warmup, keys=None if args.full_table else needed)
+                                  warmup=args.warmup, keys=None if args.full_table else needed, **settings)
     table_seconds = time.perf_counter() - start
     print(f"\n{space}: table of {len(table['entries'])} entries (overhead {table['overhead_ms']:.4f} ms) in "
           f"{table_seconds:.0f} s; {len(models)} architectures at {args.image_size}x{args.image_size}x{args.channels}",
@@ -110,6 +128,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--max-depth", type=int, default=6, help="resnet: most blocks per stage")
+    parser.add_argument("--darts-cells", type=int, default=5, help="darts: cells of the evaluation network")
+    parser.add_argument("--darts-channels", type=int, default=16, help="darts: its initial channels")
     parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
     args = parser.parse_args(argv)
     if args.runtime == "tf":

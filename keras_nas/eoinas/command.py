@@ -88,23 +88,9 @@ def check_latency_table(args, dataset):
     """The `--latency-table` read and checked against the data and the evaluation network; None without one."""
     if args.latency_table is None:
         return None
-    from keras_nas import latency
-
-    try:
-        table = latency.read_table(args.latency_table, space="darts")
-    except (TypeError, ValueError) as error:
-        raise OptionError(f"`latency_table`: {str(error).split(' Received: ')[0]}",
-                          latency_table=args.latency_table) from None
-    height, width, channels = dataset.input_shape
-    wanted = {"image_size": height, "channels": channels, "num_classes": dataset.num_classes,
-              "cells": args.eval_cells, "init_channels": args.eval_channels}
-    config = table.get("config", {})
-    if height != width or any(config.get(k) != v for k, v in wanted.items()):
-        found = ", ".join(f"{k}={config.get(k)}" for k in wanted)
-        needed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in wanted.items())
-        raise OptionError(f"`latency_table` was measured for {found}; this run needs `keras-nas latency-table --space "
-                          f"darts {needed}`.", latency_table=args.latency_table)
-    return table
+    return common_options.read_latency_table("latency_table", args.latency_table, "darts", dataset.input_shape,
+                                              dataset.num_classes, cells=args.eval_cells,
+                                              init_channels=args.eval_channels)
 
 
 def latency_table(args, dataset, out):

@@ -26,7 +26,8 @@ MODULES = ("residual", "cell")
 GROUP = "stage-wise options"
 # Settings added after results folders were written without them, with the value those runs had.
 ADDED_DEFAULTS = {"skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
-                  "jit_compile": False, "max_params": None, "max_macs": None, "max_latency_ms": None}
+                  "jit_compile": False, "max_params": None, "max_macs": None, "max_latency_ms": None,
+                  "latency_table": None}
 # --max-params / --max-macs / --max-latency-ms -> the oracle's budget names.
 BUDGET_OPTIONS = {"max_params": "params", "max_macs": "macs", "max_latency_ms": "latency_ms"}
 
@@ -72,6 +73,11 @@ OPTIONS = (
            "measured on this machine as TFLite (1 thread, as `keras-nas export --format tflite` serves it), would "
            "exceed it", type=float, low=0, low_open=True, paper="none",
            group=GROUP, metavar="MS"),
+    Option("latency_table", None, "with --max-latency-ms: predict each candidate's latency from this table "
+           "(keras-nas latency-table --space resnet at the data's --image-size/--channels/--num-classes and these "
+           "--stages; measured here or on the device) instead of timing it; the best model is still timed on this "
+           "machine", validate=common_options.latency_table_file("resnet"), paper="none", group=GROUP,
+           metavar="TABLE.json"),
     Option("donor", None, "weight transfer: a trained deeper .keras network of the same family",
            validate=lambda name, value: io.check_keras_path(name, value), paper="ResNet-110", group=GROUP,
            metavar="MODEL.keras"),
@@ -96,6 +102,15 @@ def check(args):
     })
     if args.module == "cell" and args.block != "basic":
         raise OptionError("`block` applies to `module` residual only.", module=args.module, block=args.block)
+    if args.latency_table is not None:
+        if args.max_latency_ms is None:
+            raise OptionError("`latency_table` is read for a latency budget only; add `max_latency_ms`.",
+                              names=("max_latency_ms",), latency_table=args.latency_table)
+        if args.module != "residual" or args.block != "basic":
+            raise OptionError("`latency_table` covers basic-block ResNets only (`module` residual, `block` basic); "
+                              "without it each candidate is timed.", latency_table=args.latency_table,
+                              module=args.module, block=args.block)
+        common_options.read_latency_table("latency_table", args.latency_table, "resnet")
     if args.milestones and max(args.milestones) >= args.epochs + args.final_epochs:
         raise OptionError("`milestones` must lie within the training epochs (`epochs` + `final_epochs`).",
                           milestones=args.milestones, epochs=args.epochs, final_epochs=args.final_epochs)
@@ -107,12 +122,13 @@ def budgets(args):
             if getattr(args, name, None) is not None}
 
 
-def cost_function(build, measure_latency):
+def cost_function(build, measure_latency, table=None):
     """`stage_depths -> {"params", "macs", "latency_ms"}` of the untrained network (cached per depths).
 
-    Latency (`keras_nas.latency.measure_model`: batch 1, TFLite, 1 thread,
-    median of 30 after 5 warm-up, as every search times a model on the
-    spot) is measured only when `measure_latency`; else it is 0.
+    Latency is predicted from `table` (`keras_nas.latency.predict_latency`)
+    when there is one, else measured (`keras_nas.latency.measure_model`:
+    batch 1, TFLite, 1 thread, median of 30 after 5 warm-up, as every search
+    times a model on the spot), and only when `measure_latency`; else it is 0.
     """
     from keras_nas import costs, latency
 
@@ -124,7 +140,8 @@ def cost_function(build, measure_latency):
             model = build(list(key))
             report = costs.profile(model)
             cache[key] = {"params": int(report.params), "macs": int(report.macs),
-                          "latency_ms": latency.measure_model(model, runtime="tflite") if measure_latency else 0.0}
+                          "latency_ms": (0.0 if not measure_latency else latency.predict_latency(model, table)
+                                         if table is not None else latency.measure_model(model, runtime="tflite"))}
         return dict(cache[key])
 
     return cost
@@ -340,6 +357,11 @@ def summarize(tuner, oracle, dataset, out, latency=True):
                                          "met": None if b is None or b.get(resource) is None
                                          else b[resource] <= limit}
                               for resource, limit in oracle.budgets.items()}
+        if "latency_ms" in results["budgets"]:
+            # Where the prediction came from; the measurement is always TFLite, 1 thread, on this machine.
+            results["budgets"]["latency_ms"].update(
+                {"table": io.read_json(os.path.join(out, io.CONFIG_FILE), {}).get("latency_table"), "runtime": "tflite",
+                 "threads": 1})
     if models:
         _plots(out, models, oracle.num_stages)
     return contract.write(out, "stagewise", results, results.pop("best"))
@@ -356,7 +378,12 @@ def run(args):
     build = builder(args, dataset.input_shape, dataset.num_classes)
     # Fail before training on an architecture the input cannot carry.
     build([args.m0] * args.stages)
-    cost = cost_function(build, measure_latency=args.max_latency_ms is not None) if budgets(args) else None
+    table = None
+    if args.latency_table is not None:
+        table = common_options.read_latency_table("latency_table", args.latency_table, "resnet",
+                                                  dataset.input_shape, dataset.num_classes, stages=args.stages)
+    cost = (cost_function(build, measure_latency=args.max_latency_ms is not None, table=table) if budgets(args)
+            else None)
     if cost is not None:
         check_budgets(args, cost, architecture_spec(vars(args), [args.m0] * args.stages))
     if args.donor:

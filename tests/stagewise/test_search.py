@@ -93,6 +93,54 @@ def test_parameter_budget_stops_growth_and_is_reported(tmp_path, capsys):
     assert f"budget params <= {limit:,}: best model {limit - 1:,} (met)" in out
 
 
+def _resnet_table(path, block_ms=1.0, **config):
+    """A resnet table with made-up entries: every basic block `block_ms`, stem, head and overhead 0."""
+    from keras_nas import latency
+
+    size = {"image_size": 8, "channels": 1, "num_classes": 10, **config}
+    keys = latency.table_keys("resnet", **size)
+    table = {"space": "resnet", "device": latency.device_info(), "runtime": "tflite", "threads": 1, "versions": {},
+             "created": "2026-12-04T00:00:00Z", "config": {"stages": 3, **size}, "overhead_ms": 0.0,
+             "entries": {k: (block_ms if k.startswith("resnet/basic") else 0.0) for k in keys}}
+    path.write_text(json.dumps(table))
+    return str(path)
+
+
+def test_bad_latency_table_options_fail_before_anything_is_written(tmp_path, capsys):
+    table = _resnet_table(tmp_path / "t.json")
+    other = _resnet_table(tmp_path / "t16.json", image_size=16)
+    for options, message in [
+        (["--latency-table", table], "`--latency-table` is read for a latency budget only; add `--max-latency-ms`"),
+        (["--latency-table", str(tmp_path / "none.json"), "--max-latency-ms", "1"],
+         "`--latency-table` must be an existing latency table JSON file (`keras-nas latency-table --space resnet`)"),
+        (["--latency-table", table, "--max-latency-ms", "9", "--block", "bottleneck"],
+         "`--latency-table` covers basic-block ResNets only"),
+        (["--latency-table", other, "--max-latency-ms", "9"],
+         "`--latency-table` was measured for image_size=16, channels=1, num_classes=10, stages=3; this run needs "
+         "`keras-nas latency-table --space resnet --image-size 8 --channels 1 --num-classes 10 --stages 3`"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            _run(tmp_path, *options)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+        assert not (tmp_path / "run").exists()
+
+
+def test_latency_budget_from_a_table_stops_growth(tmp_path, capsys):
+    # Every block costs 1 ms in the table: resnet:1,1,1 predicts 3 ms and any grown stage 4 ms > 3.5.
+    table = _resnet_table(tmp_path / "t.json")
+    assert _run(tmp_path, "--max-latency-ms", "3.5", "--latency-table", table, "--epochs", "1") == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    (decision,) = results["decisions"]
+    assert decision["stage_depths"] == [1, 1, 1] and decision["cost"]["latency_ms"] == 3.0
+    assert [b["value"] for b in decision["blocked"]] == [4.0, 4.0, 4.0]
+    budget = results["budgets"]["latency_ms"]
+    assert budget["target"] == 3.5 and budget["predicted"] == 3.0 and budget["table"] == table
+    assert 0 < budget["measured"] < 3.5 and budget["met"] is True  # the real model is far faster than made-up 3 ms
+    assert (budget["runtime"], budget["threads"]) == ("tflite", 1)
+
+
 @pytest.mark.slow
 def test_weight_transfer_search(tmp_path):
     donor = str(tmp_path / "donor.keras")
