@@ -476,7 +476,12 @@ def run(args):
         print(f"best candidate {b['architecture']}: val acc {b['val_accuracy']:.4f}, test acc "
               f"{b['test_accuracy']:.4f}, saved to {b['path']}", flush=True)
     for resource, r in results.get("budgets", {}).items():
-        print(f"budget {resource} <= {r['target']:,.6g}: best model {r['measured']:,.6g} "
+        if r["measured"] is None:
+            continue
+        source = (f"predicted {r['predicted']:,.6g} from {r['table']}, measured " if r.get("table") else
+                  "measured " if resource == "latency_ms" else "")
+        where = " on this machine (TFLite, 1 thread)" if resource == "latency_ms" else ""
+        print(f"budget {resource} <= {r['target']:,.6g}: best model {source}{r['measured']:,.6g}{where} "
               f"({'met' if r['met'] else 'NOT met'})", flush=True)
     print(f"{results['models_trained']} networks trained; results in {out}", flush=True)
     return results

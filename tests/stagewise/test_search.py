@@ -139,6 +139,8 @@ def test_latency_budget_from_a_table_stops_growth(tmp_path, capsys):
     assert budget["target"] == 3.5 and budget["predicted"] == 3.0 and budget["table"] == table
     assert 0 < budget["measured"] < 3.5 and budget["met"] is True  # the real model is far faster than made-up 3 ms
     assert (budget["runtime"], budget["threads"]) == ("tflite", 1)
+    assert (f"budget latency_ms <= 3.5: best model predicted 3 from {table}, measured {budget['measured']:,.6g} on "
+            "this machine (TFLite, 1 thread) (met)") in capsys.readouterr().out
 
 
 @pytest.mark.slow
