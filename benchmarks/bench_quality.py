@@ -27,7 +27,7 @@ its spread; writes `quality.json` and one plot per method (`<method>.png`:
 per-seed points, mean and standard deviation) into `--out`.
 
     PYTHONPATH=. python benchmarks/bench_quality.py [--methods stagewise,eoinas,cnas,epnas] [--seeds 3]
-        [--out runs/bench_quality] [--quick]
+        [--out runs/bench_quality] [--quick] [--set eoinas.epochs=12 ...]
 
 `--quick` runs one seed at the smallest settings (a smoke run of the script).
 Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
@@ -311,7 +311,22 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default="runs/bench_quality")
     parser.add_argument("--quick", action="store_true", help="smallest settings (a smoke run)")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                        help="override one search setting of SETTINGS (VALUE read as JSON, else as a string), "
+                             "e.g. --set eoinas.epochs=12; repeatable")
     args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        target, sep, value = item.partition("=")
+        method, dot, name = target.partition(".")
+        if not sep or not dot or method not in METHODS or not name:
+            parser.error(f"--set must be METHOD.NAME=VALUE with METHOD one of {', '.join(METHODS)}; "
+                         f"received --set {item!r}")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        overrides.setdefault(method, {})[name] = value
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or args.seeds < 1:
@@ -323,7 +338,7 @@ def main(argv=None):
     report_path = os.path.join(args.out, "quality.json")
     report = _read(report_path) if os.path.exists(report_path) else {}
     for method in methods:
-        settings = (QUICK if args.quick else SETTINGS)[method]
+        settings = {**(QUICK if args.quick else SETTINGS)[method], **overrides.get(method, {})}
         print(f"{method}: {args.seeds} seed(s) on {DATASET} at {IMAGE_SIZE}x{IMAGE_SIZE}, settings {settings}",
               flush=True)
         start = time.perf_counter()
