@@ -209,12 +209,15 @@ def _refused(argv, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--space", "cnas"], "`--space` must be one of ['resnet', 'darts', 'epnas'] (the spaces with latency tables so far; "
-                          "cnas is not done yet). Received: --space cnas"),
+    (["--space", "cnas"], "`--space` must be one of ['resnet', 'nasnet', 'darts', 'epnas'] (the spaces with latency "
+                          "tables so far; cnas is not done yet). Received: --space cnas"),
     (["--space", "resnet", "--runtime", "onnx"], "`--runtime` must be one of ['tf', 'tflite']. Received: --runtime onnx"),
     (["--space", "resnet", "--threads", "0"], "`--threads` must be an int >= 1. Received: --threads 0"),
-    (["--space", "epnas", "--stages", "2"], "`--stages` does not apply to the epnas space (resnet only). "
-                                            "Received: --stages 2"),
+    (["--space", "epnas", "--stages", "2"], "`--stages` does not apply to the epnas space (resnet and nasnet "
+                                            "only). Received: --stages 2"),
+    (["--space", "resnet", "--filters", "16"], "`--filters` does not apply to the resnet space (nasnet only). "
+                                               "Received: --filters 16"),
+    (["--space", "nasnet", "--filters", "0"], "`--filters` must be an int >= 1. Received: --filters 0"),
     (["--space", "resnet", "--cells", "8"], "`--cells` does not apply to the resnet space (darts only). "
                                             "Received: --cells 8"),
 ])
@@ -232,3 +235,19 @@ def test_cli_needs_a_json_out_and_never_overwrites(tmp_path, capsys):
     err = _refused(["latency-table", "--space", "resnet", "--out", str(target)], capsys)
     assert err == f"keras-nas: error: `--out` exists; pass `--overwrite` to replace it. Received: --out {target}"
     assert target.read_text() == "{}"
+
+
+def test_cli_writes_a_nasnet_table_of_the_stages_and_filters_given(tmp_path, monkeypatch, capsys):
+    measured = {}
+
+    def fake_measure_table(space, **kwargs):  # the CLI's part: the settings reach measure_table
+        measured.update(space=space, **kwargs)
+        return _table({k: 0.01 for k in latency.table_keys(space, image_size=8, channels=1, num_classes=10,
+                                                           stages=2, filters=4)}, space=space)
+
+    monkeypatch.setattr(latency, "measure_table", fake_measure_table)
+    out = tmp_path / "nasnet.json"
+    assert cli.main(["latency-table", "--space", "nasnet", "--stages", "2", "--filters", "4", "--out", str(out)]) == 0
+    assert (measured["space"], measured["stages"], measured["filters"]) == ("nasnet", 2, 4)
+    assert "Measuring 10 nasnet entries at 8x8x1" in capsys.readouterr().out
+    assert latency.read_table(str(out), space="nasnet")["entries"]
