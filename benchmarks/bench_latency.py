@@ -15,6 +15,9 @@ goal is a median within 15% and a rank correlation >= 0.9.
   uniform in 1..`--max-depth`.
 - epnas: `EPNASSpace("layers", initial_layers=(2, 12)).random_architecture`
   (Table 2's layer-by-layer space, 2 to 12 layers).
+- nasnet: `stage_nasnet(depths, filters=--nasnet-filters)` (stage-wise
+  `--module cell`, default filters 8 as its `--filters`), 3 stages, each
+  depth uniform in 1..`--max-depth`.
 - darts: `eval_network(genotype, cells=--darts-cells, channels=--darts-channels)`
   (no auxiliary head, no drop-path: the network as it serves) of genotypes
   derived (`derive_genotype`) from uniform random scores, as EoiNAS derives
@@ -27,7 +30,7 @@ architectures use are measured (`--full-table` measures them all, as
 either way. The 1-minute load average is printed at the start and end: a
 busy machine (another benchmark on the 2 cores) disturbs the times.
 
-    python benchmarks/bench_latency.py [--spaces resnet,epnas,darts] [--runtime tflite|tf] [--threads 1]
+    python benchmarks/bench_latency.py [--spaces resnet,epnas,darts,nasnet] [--runtime tflite|tf] [--threads 1]
         [--image-size 32] [--channels 3] [--samples 20] [--seed 0] [--runs 30] [--full-table]
 
 Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
@@ -44,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def sample_models(space, count, seed, image_size, channels, num_classes, max_depth, darts_cells=5,
-                  darts_channels=16):
+                  darts_channels=16, nasnet_filters=8):
     """`[(description, model)]` of `count` seeded random architectures of `space`."""
     import numpy as np
 
@@ -57,6 +60,14 @@ def sample_models(space, count, seed, image_size, channels, num_classes, max_dep
             depths = tuple(int(d) for d in rng.integers(1, max_depth + 1, size=3))
             models.append((f"resnet:{','.join(map(str, depths))}",
                            stage_resnet(depths, input_shape=(image_size, image_size, channels),
+                                        num_classes=num_classes)))
+    elif space == "nasnet":
+        from keras_nas.stagewise.nasnet import stage_nasnet
+
+        for _ in range(count):
+            depths = tuple(int(d) for d in rng.integers(1, max_depth + 1, size=3))
+            models.append((f"nasnet:{','.join(map(str, depths))}",
+                           stage_nasnet(depths, filters=nasnet_filters, input_shape=(image_size, image_size, channels),
                                         num_classes=num_classes)))
     elif space == "darts":
         from keras_nas.eoinas.darts import eval_network
@@ -88,10 +99,13 @@ def bench_space(space, args):
     keras.utils.set_random_seed(args.seed)
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     models = sample_models(space, args.samples, args.seed, **size, max_depth=args.max_depth,
-                           darts_cells=args.darts_cells, darts_channels=args.darts_channels)
+                           darts_cells=args.darts_cells, darts_channels=args.darts_channels,
+                           nasnet_filters=args.nasnet_filters)
     needed = list(dict.fromkeys(k for _, m in models for k in latency.model_keys(m, space)))
     start = time.perf_counter()
-    settings = {"cells": args.darts_cells, "init_channels": args.darts_channels} if space == "darts" else {}
+    # The table of the settings the sampled networks were built with (as keras-nas latency-table is given them).
+    settings = {"darts": {"cells": args.darts_cells, "init_channels": args.darts_channels},
+                "nasnet": {"stages": 3, "filters": args.nasnet_filters}}.get(space, {})
     table = latency.measure_table(space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
                                   warmup=args.warmup, keys=None if args.full_table else needed, **settings)
     table_seconds = time.perf_counter() - start
@@ -127,9 +141,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--max-depth", type=int, default=6, help="resnet: most blocks per stage")
+    parser.add_argument("--max-depth", type=int, default=6, help="resnet, nasnet: most blocks (cells) per stage")
     parser.add_argument("--darts-cells", type=int, default=5, help="darts: cells of the evaluation network")
     parser.add_argument("--darts-channels", type=int, default=16, help="darts: its initial channels")
+    parser.add_argument("--nasnet-filters", type=int, default=8, help="nasnet: filters F of the first stage")
     parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
     args = parser.parse_args(argv)
     if args.runtime == "tf":

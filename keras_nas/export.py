@@ -130,7 +130,8 @@ def _write_archive(model, serve, spec, path):
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", serve, input_signature=[spec])
+    # `spec`: one TensorSpec, or a list of them for a model of several inputs (keras_nas.latency's cell entries).
+    archive.add_endpoint("serving_default", serve, input_signature=list(spec) if isinstance(spec, list) else [spec])
     archive.write_out(path, verbose=False)
 
 

@@ -29,14 +29,19 @@ Spaces supported now: `resnet` (stage-wise ResNet with basic blocks,
 stage/stride/filters/input shape, classifier head), `epnas` (EPNAS
 layer-by-layer search, `keras_nas.epnas.space`, Table 2: one entry per conv
 (+ batch norm), activation, pooling, 1x1 alignment conv and add at every
-shape the space can produce, and the head) and `darts` (the CIFAR evaluation
+shape the space can produce, and the head), `darts` (the CIFAR evaluation
 network EoiNAS, GDAS and DARTS derive, `keras_nas.eoinas.darts.eval_network`:
 every candidate op at every cell shape and stride, the cells'
 pre-processing, node sums and concatenations, stem and head; the auxiliary
-head is left out, it does not run when the model serves). Another space
-plugs in by adding a `_Space` to `SPACES` (`entries` enumerates its keys
-with a builder each, `layer_key` names the key a built model's layer stands
-for); `nasnet` and `cnas` are not done yet.
+head is left out, it does not run when the model serves) and `nasnet`
+(stage-wise NASNet-A cells, `keras_nas.stagewise.nasnet`, stage-wise
+`--module cell`: stem, one entry per normal or reduction cell at every
+shape of its two inputs and its filters a network of 1 or more cells per
+stage gives it, e.g. `nasnet/normal|ip=4x4x96|p=4x4x64|filters=16`, and the
+head; a cell reading two tensors is measured as a model of two inputs).
+Another space plugs in by adding a `_Space` to `SPACES` (`entries`
+enumerates its keys with a builder each, `layer_key` names the key a built
+model's layer stands for); `cnas` is not done yet.
 """
 
 import datetime
@@ -98,7 +103,8 @@ def tflite_model_bytes(model):
 
     Converted as `keras_nas.export` converts (through a SavedModel of the
     model's call; BatchNormalization folded by the converter), so a block's
-    entry and a whole network see the same conversion.
+    entry and a whole network see the same conversion. A model with several
+    inputs (a cell entry reading two tensors) gets one batch-1 input each.
     """
     import shutil
     import tempfile
@@ -107,16 +113,27 @@ def tflite_model_bytes(model):
 
     from keras_nas import export
 
-    spec = tf.TensorSpec((1,) + tuple(model.inputs[0].shape[1:]), tf.float32, name="images")
+    # One batch-1 spec per input: a network has one, a two-input cell entry (nasnet space) two.
+    specs = [tf.TensorSpec((1,) + tuple(t.shape[1:]), tf.float32, name="images" if i == 0 else f"images_{i}")
+             for i, t in enumerate(model.inputs)]
     folder = tempfile.mkdtemp(prefix="keras_nas-latency-")
     try:
-        export._write_archive(model, lambda x: model(x, training=False), spec, folder)
+        export._write_archive(model, lambda *x: model(_one_or_list(x), training=False), specs, folder)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         with export._quiet_native_stderr():
             return converter.convert()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _one_or_list(tensors):
+    return tensors[0] if len(tensors) == 1 else list(tensors)
+
+
+def _random_inputs(shapes):
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(tuple(int(d) for d in shape)).astype("float32") for shape in shapes]
 
 
 def _median_ms(call, runs, warmup):
@@ -134,7 +151,9 @@ def measure_model(model, *, runtime="tflite", threads=1, runs=30, warmup=5):
     """Median latency (ms) of one batch-1 call of `model` with `runtime`: what one table entry measures.
 
     Args:
-        model: a Keras model with one input of known shape.
+        model: a Keras model whose inputs have known shapes (a network has
+            one; a cell entry can have two). Each input gets its own
+            seeded random tensor, which the timed calls do not include.
         runtime: str. `"tf"` (a compiled `tf.function`) or `"tflite"`
             (TFLite interpreter). Defaults to `"tflite"`.
         threads: int. Intra-op threads (tf) or interpreter `num_threads`.
@@ -151,17 +170,15 @@ def measure_model(model, *, runtime="tflite", threads=1, runs=30, warmup=5):
     import tensorflow as tf
 
     _check_measuring(runtime, threads, runs, warmup)
-    shape = (1,) + tuple(int(d) for d in model.inputs[0].shape[1:])
-    x = np.random.default_rng(0).standard_normal(shape).astype("float32")
     if runtime == "tf":
         _set_tf_threads(threads)
-        fn = tf.function(lambda t: model(t, training=False))
-        x = tf.constant(x)
-        return _median_ms(lambda: fn(x).numpy(), runs, warmup)
-    return _measure_tflite(tflite_model_bytes(model), x, threads, runs, warmup)
+        fn = tf.function(lambda *t: model(_one_or_list(t), training=False))
+        x = [tf.constant(a) for a in _random_inputs((1,) + tuple(t.shape[1:]) for t in model.inputs)]
+        return _median_ms(lambda: fn(*x).numpy(), runs, warmup)
+    return _measure_tflite(tflite_model_bytes(model), threads, runs, warmup)
 
 
-def _measure_tflite(content, x, threads, runs, warmup):
+def _measure_tflite(content, threads, runs, warmup):
     import warnings
 
     import tensorflow as tf
@@ -173,7 +190,10 @@ def _measure_tflite(content, x, threads, runs, warmup):
         with export._quiet_native_stderr():
             interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads)
             interpreter.allocate_tensors()
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+            # Random data of each input's own shape: the interpreter's input order need not be the model's.
+            details = interpreter.get_input_details()
+            for detail, x in zip(details, _random_inputs(d["shape"] for d in details)):
+                interpreter.set_tensor(detail["index"], x)
             interpreter.invoke()  # the XNNPACK line comes at the first call
     return _median_ms(interpreter.invoke, runs, warmup)
 
@@ -628,6 +648,160 @@ class _DARTSSpace(_Space):
         return _walk(self, model)
 
 
+def nasnet_cells(image_size, channels, stages=3, filters=8, stem_multiplier=3):
+    """Every cell a stage-wise NASNet (`keras_nas.stagewise.stage_nasnet`) of 1 or more cells per stage can hold.
+
+    Pure arithmetic, nothing is built. A cell's cost is fixed by its kind,
+    the shapes of its two inputs `ip` (the previous cell's output) and `p`
+    (the one before; None for the first cell, which then reads `ip` twice)
+    and its filters: `_adjust` brings `p` to `ip`'s size with a factorized
+    reduction when their heights differ, else with a 1x1 conv when its
+    channels differ from the filters. With `F = filters`, stage `s` has
+    `f = F * 2**s` filters and normal cells output `6f` channels, reduction
+    cells `4f`, the stem `stem_multiplier * F`. Per stage there are three
+    normal cases (cell 0 after the stem or a reduction, cell 1 whose `p` is
+    cell 0's input, cell 2 on) and, before stage `s > 0`, two reduction
+    cases (the stage before had one cell, so `p` is that cell's input; or
+    more than one).
+
+    Returns `(stem, cells, head)`: `stem` = `(input shape, stem filters)`;
+    `cells` a list of `(kind, ip shape, p shape or None, filters)` with
+    `kind` `"normal"` or `"reduce"`, repeats possible; `head` the shape the
+    head's ReLU reads (the last stage's normal output).
+
+    Example:
+
+    >>> stem, cells, head = nasnet_cells(8, 1, stages=2, filters=8)
+    >>> stem, cells[0], head
+    (((8, 8, 1), 24), ('normal', (8, 8, 24), None, 8), (4, 4, 96))
+    """
+    size = image_size
+    cells = []
+    first_ip, first_p = (size, size, stem_multiplier * filters), None  # stage 0's first cell reads the stem
+    for s in range(stages):
+        f = filters * 2**s
+        if s:
+            last = (size, size, 6 * filters * 2 ** (s - 1))  # the previous stage's normal output
+            # p: the input of the previous stage's last cell: its first cell's (one cell) or a normal output.
+            cells += [("reduce", last, first_ip, f), ("reduce", last, last, f)]
+            size = _halve(size)
+            first_ip, first_p = (size, size, 4 * f), last
+        out = (size, size, 6 * f)
+        cells += [("normal", first_ip, first_p, f), ("normal", out, first_ip, f), ("normal", out, out, f)]
+    return ((image_size, image_size, channels), stem_multiplier * filters), cells, out
+
+
+class _NASNetSpace(_Space):
+    """Stage-wise NASNet-A networks (`stage_nasnet`, stage-wise `--module cell`): one entry per cell.
+
+    A cell is measured whole, at every `(ip, p, filters)` `nasnet_cells`
+    lists, rather than op by op: within a cell the TFLite converter fuses
+    the ReLUs into the preceding convs and merges identical ops on one
+    tensor (a normal cell pools `p` twice alike and ReLUs it three times),
+    which per-op entries would count again. The sum of a network's cell
+    entries has the network's TFLite ops but for one ReLU per cell: the
+    network computes the ReLU of a cell output once for both cells that
+    read it (as `ip`, then as `p`), each entry computes it for itself; at
+    the sizes stage-wise runs that is a few microseconds. `stages` and
+    `filters` are the search's (`keras-nas search stagewise --stages
+    --filters`); the stem multiplier is stage_nasnet's 3.
+    """
+
+    name = "nasnet"
+    SETTINGS = {"stages": 3, "filters": 8}
+    STEM_MULTIPLIER = 3
+    # The layers of one NASNet-A cell after its `stage<s>_cell<b>_` / `reduce<s>_` prefix (keras_nas.stagewise.nasnet).
+    CELL_ROLE = re.compile(r"(adjust|h)_(relu|conv|bn)|adjust_(pool[12]|conv[12]|shift_pad|shift_crop|concat)"
+                           r"|(left|right)\d(_(relu|sep|bn)[12])?|add\d|out")
+
+    def entries(self, image_size, channels, num_classes, stages=3, filters=8):
+        stem, cells, head = nasnet_cells(image_size, channels, stages, filters, self.STEM_MULTIPLIER)
+        table = {self._stem_key(*stem): (self._stem, *stem)}
+        for kind, ip, p, f in cells:
+            table[self._cell_key(kind, ip, p, f)] = (self._cell, kind, ip, p, f)
+        table[self._head_key(head, num_classes)] = (self._head, head, num_classes)
+        return {k: _bind(*v) for k, v in table.items()}
+
+    # Keys
+    @staticmethod
+    def _stem_key(shape, filters):
+        return key("nasnet/stem", **{"in": shape_text(shape)}, filters=filters)
+
+    @staticmethod
+    def _cell_key(kind, ip, p, filters):
+        return key(f"nasnet/{kind}", ip=shape_text(ip), p="none" if p is None else shape_text(p), filters=filters)
+
+    @staticmethod
+    def _head_key(shape, num_classes):
+        return key("nasnet/head", **{"in": shape_text(shape)}, classes=num_classes)
+
+    # Builders: the layers stage_nasnet builds (no L2: a penalty does not run when the model serves).
+    @staticmethod
+    def _stem(shape, filters):
+        import keras
+
+        from keras_nas.stagewise import nasnet
+
+        inputs = keras.Input(shape)
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+        return keras.Model(inputs, nasnet._bn("stem_bn")(x))
+
+    @staticmethod
+    def _cell(kind, ip, p, filters):
+        import keras
+
+        from keras_nas.stagewise import nasnet
+
+        # A cell with two inputs is measured as a model with two inputs (measure_model feeds each its own
+        # random tensor) rather than deriving p from ip inside the model: no extra op to subtract, and p's
+        # size and channels are free. p None is the first cell, which reads ip twice, as stage_nasnet's does.
+        ip_input = keras.Input(ip, name="ip")
+        p_input = None if p is None else keras.Input(p, name="p")
+        apply = nasnet.apply_reduction_cell if kind == "reduce" else nasnet.apply_normal_cell
+        out = apply(ip_input, p_input, filters, None, "cell")
+        return keras.Model([ip_input] if p is None else [ip_input, p_input], out)
+
+    @staticmethod
+    def _head(shape, num_classes):
+        import keras
+
+        inputs = keras.Input(shape)
+        x = keras.layers.ReLU(name="head_relu")(inputs)
+        x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+        return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x))
+
+    def layer_key(self, layer):
+        name = layer.name
+        if name == "stem_conv":
+            return self._stem_key(_layer_input_shape(layer), layer.filters)
+        if name in ("stem_bn", "head_relu", "head_pool"):
+            return None
+        if name == "predictions":
+            return self._head_key(self._head_input, layer.units)
+        match = re.fullmatch(r"(stage\d+_cell\d+|reduce\d+)_(\w+)", name)
+        if not match or not self.CELL_ROLE.fullmatch(match.group(2)):
+            raise ValueError(f"layer {name!r} is not part of a stage-wise NASNet (stem_*, stage<s>_cell<b>_*, "
+                             "reduce<s>_*, head_*, predictions).")
+        cell, role = match.groups()
+        if role != "h_relu":
+            return None  # one key per cell, on the ReLU that reads its input ip
+        return self._cell_key("reduce" if cell.startswith("reduce") else "normal", tuple(layer.input.shape[1:]),
+                              self._p_shape(cell, layer.input), self._layers[f"{cell}_h_conv"].filters)
+
+    def _p_shape(self, cell, ip):
+        # p is what the cell's _adjust reads (its ReLU), or with nothing to adjust its first right branch;
+        # the very tensor ip is when stage_nasnet passed p None (the first cell).
+        reader = self._layers.get(f"{cell}_adjust_relu") or self._layers[f"{cell}_right1_relu1"]
+        p = reader.input
+        return None if p is ip else tuple(p.shape[1:])
+
+    def model_keys(self, model):
+        self._layers = {layer.name: layer for layer in model.layers}
+        head = self._layers.get("head_relu")
+        self._head_input = _layer_input_shape(head) if head is not None else ()
+        return _walk(self, model)
+
+
 def _bind(build, *arguments):
     return lambda: build(*arguments)
 
@@ -645,7 +819,7 @@ def _walk(space, model):
     return keys
 
 
-SPACES = {"resnet": _ResNetSpace, "epnas": _EPNASSpace, "darts": _DARTSSpace}
+SPACES = {"resnet": _ResNetSpace, "epnas": _EPNASSpace, "darts": _DARTSSpace, "nasnet": _NASNetSpace}
 
 
 def _space(name):
@@ -700,7 +874,8 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
     """Measures every block `space` can produce at this input size; returns the table (a JSON-safe dict).
 
     Args:
-        space: str. `"resnet"` or `"epnas"` (see the module doc).
+        space: str. `"resnet"`, `"nasnet"`, `"epnas"` or `"darts"` (see
+            the module doc).
         image_size: int. Height and width of the network input.
         channels: int. Channels of the network input.
         num_classes: int. Classifier outputs.
@@ -713,8 +888,10 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
         progress: callable or None. `progress(done, total, key)` after each
             entry.
         **settings: the space's own settings: `stages` for resnet (default
-            3), `channel_table` for epnas (the search's channel table;
-            default Table 2's 16..256).
+            3), `stages` and `filters` for nasnet (stage-wise `--stages`,
+            `--filters`; defaults 3 and 8), `channel_table` for epnas (the
+            search's channel table; default Table 2's 16..256), `cells` and
+            `init_channels` for darts (defaults 5 and 16).
 
     Returns:
         dict with the fields of the module doc.
@@ -839,8 +1016,9 @@ def predict_latency(model, table):
 
     Args:
         model: a built Keras model of the table's space (`resnet`: from
-            `stage_resnet` with basic blocks; `epnas`: from
-            `EPNASSpace("layers").build`).
+            `stage_resnet` with basic blocks; `nasnet`: from
+            `stage_nasnet`; `epnas`: from `EPNASSpace("layers").build`;
+            `darts`: from `eval_network`).
         table: dict or str. A table from `measure_table`, or its JSON path.
 
     Returns:

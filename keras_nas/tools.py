@@ -118,7 +118,7 @@ REPORT = (
            optional=False),
 )
 LATENCY_SPACES = ("resnet", "nasnet", "darts", "epnas", "cnas")  # keras_nas.latency.ALL_SPACES
-LATENCY_SUPPORTED = ("resnet", "darts", "epnas")  # keras_nas.latency.SPACES (that module's spaces load Keras)
+LATENCY_SUPPORTED = ("resnet", "nasnet", "darts", "epnas")  # keras_nas.latency.SPACES (that module's spaces load Keras)
 
 
 def _latency_space(name, value):
@@ -138,8 +138,9 @@ def _json_out(name, value):
 
 
 LATENCY_TABLE = (
-    Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic blocks), darts (the "
-           "evaluation network EoiNAS/GDAS/DARTS derive) or epnas (layer-by-layer); nasnet, cnas not yet", validate=_latency_space, optional=False,
+    Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic blocks), nasnet "
+           "(stage-wise --module cell, NASNet-A cells), darts (the evaluation network EoiNAS/GDAS/DARTS derive) or "
+           "epnas (layer-by-layer); cnas not yet", validate=_latency_space, optional=False,
            expected=f"one of {list(LATENCY_SUPPORTED)}", metavar="{" + ",".join(LATENCY_SPACES) + "}"),
     Option("runtime", "tflite", "tf (a compiled tf.function) or tflite (TFLite interpreter)", choices=("tf", "tflite")),
     Option("threads", 1, "intra-op threads (tf) or interpreter threads (tflite)", low=1),
@@ -147,7 +148,10 @@ LATENCY_TABLE = (
            high=common_options.MAX_IMAGE_SIZE, metavar="SIZE"),
     Option("channels", 1, "channels of the network input", low=1, metavar="C"),
     Option("num_classes", 10, "classifier outputs", low=2, metavar="K"),
-    Option("stages", 3, "resnet: number of stages (widths 16, 32, 64, doubling after)", low=1),
+    Option("stages", 3, "resnet, nasnet: number of stages (resnet widths 16, 32, 64, doubling after; stage-wise "
+           "--stages)", low=1),
+    Option("filters", 8, "nasnet: filters F of the first stage's cells, doubling each stage (stage-wise --filters)",
+           low=1),
     Option("cells", 5, "darts: cells of the evaluation network (eoinas --eval-cells)", low=3),
     Option("init_channels", 16, "darts: initial channels C of the evaluation network (eoinas --eval-channels)",
            low=1),
@@ -502,8 +506,11 @@ def run_report(args):
 def check_latency_table(args):
     if os.path.exists(args.out) and not args.overwrite:
         raise OptionError("`out` exists; pass `overwrite` to replace it.", names=("overwrite",), out=args.out)
-    if args.space != "resnet" and args.stages != 3:
-        raise OptionError(f"`stages` does not apply to the {args.space} space (resnet only).", stages=args.stages)
+    if args.space not in ("resnet", "nasnet") and args.stages != 3:
+        raise OptionError(f"`stages` does not apply to the {args.space} space (resnet and nasnet only).",
+                          stages=args.stages)
+    if args.space != "nasnet" and args.filters != 8:
+        raise OptionError(f"`filters` does not apply to the {args.space} space (nasnet only).", filters=args.filters)
     for name, default in (("cells", 5), ("init_channels", 16)):
         if args.space != "darts" and getattr(args, name) != default:
             raise OptionError(f"`{name}` does not apply to the {args.space} space (darts only).",
@@ -522,7 +529,8 @@ def run_latency_table(args):
 
     from keras_nas import latency
 
-    settings = {"resnet": {"stages": args.stages}, "darts": {"cells": args.cells, "init_channels": args.init_channels},
+    settings = {"resnet": {"stages": args.stages}, "nasnet": {"stages": args.stages, "filters": args.filters},
+                "darts": {"cells": args.cells, "init_channels": args.init_channels},
                 "epnas": {"channel_table": args.channel_table}}[args.space]
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     total = len(latency.table_keys(args.space, **size, **settings))

@@ -7,6 +7,7 @@ import pytest
 
 from keras_nas import cli, costs, latency
 from keras_nas.epnas.space import EPNASSpace
+from keras_nas.stagewise.nasnet import stage_nasnet
 from keras_nas.stagewise.resnet import stage_resnet
 
 RESNET_KEYS = [
@@ -99,6 +100,67 @@ def test_an_epnas_module_network_is_refused():
         latency.model_keys(model, "epnas")
 
 
+# stage_nasnet((1, 2, 1), filters=8) at 8x8x1, worked out by hand: the stem makes 3F = 24 channels, normal
+# cells 6f, reduction cells 4f with f = 8, 16, 32; p is the input of the cell before (none for the first).
+NASNET_KEYS = [
+    "nasnet/stem|in=8x8x1|filters=24",
+    "nasnet/normal|ip=8x8x24|p=none|filters=8",
+    "nasnet/reduce|ip=8x8x48|p=8x8x24|filters=16",  # stage 0 has one cell: p is the stem
+    "nasnet/normal|ip=4x4x64|p=8x8x48|filters=16",  # p of another size: factorized reduction
+    "nasnet/normal|ip=4x4x96|p=4x4x64|filters=16",
+    "nasnet/reduce|ip=4x4x96|p=4x4x96|filters=32",
+    "nasnet/normal|ip=2x2x128|p=4x4x96|filters=32",
+    "nasnet/head|in=2x2x192|classes=10",
+]
+
+
+def test_nasnet_model_maps_to_one_key_per_cell_in_layer_order():
+    model = stage_nasnet((1, 2, 1), filters=8, input_shape=(8, 8, 1), num_classes=10)
+    assert latency.model_keys(model, "nasnet") == NASNET_KEYS
+
+
+@pytest.mark.parametrize("depths", [(1, 2, 1), (2, 1, 3)])
+def test_the_nasnet_table_holds_every_key_of_the_network(depths):
+    keys = latency.table_keys("nasnet", image_size=8, channels=1, num_classes=10, stages=3, filters=8)
+    model = stage_nasnet(depths, filters=8, input_shape=(8, 8, 1), num_classes=10)
+    model_keys = latency.model_keys(model, "nasnet")  # every layer has a key or None, none is foreign
+    assert set(model_keys) <= set(keys)
+    assert len(model_keys) == 1 + sum(depths) + (len(depths) - 1) + 1  # stem, cells, reductions, head
+
+
+def test_the_nasnet_table_has_three_normal_and_two_reduction_cases_per_stage():
+    keys = latency.table_keys("nasnet", image_size=8, channels=1, num_classes=10)  # stages 3, filters 8
+    kinds = [k.split("|")[0] for k in keys]
+    assert [kinds.count(f"nasnet/{kind}") for kind in ("stem", "normal", "reduce", "head")] == [1, 9, 4, 1]
+    assert "nasnet/normal|ip=8x8x48|p=8x8x48|filters=8" in keys  # the third cell of stage 0 on
+    wider = latency.table_keys("nasnet", image_size=8, channels=1, num_classes=10, stages=2, filters=16)
+    assert wider[:2] == ["nasnet/stem|in=8x8x1|filters=48", "nasnet/normal|ip=8x8x48|p=none|filters=16"]
+
+
+def test_nasnet_predict_latency_sums_each_cell_once():
+    entries = {k: float(2**i) for i, k in enumerate(NASNET_KEYS)}  # all distinct: a double count shows
+    model = stage_nasnet((1, 2, 1), filters=8, input_shape=(8, 8, 1), num_classes=10)
+    assert costs.predict_latency(model, _table(entries, space="nasnet")) == pytest.approx(2**8 - 1 + 0.5)
+
+
+def test_a_resnet_is_refused_by_the_nasnet_space():
+    with pytest.raises(ValueError, match="layer 'stem_relu' is not part of a stage-wise NASNet"):
+        latency.model_keys(stage_resnet((1, 1, 1), input_shape=(8, 8, 1)), "nasnet")
+
+
+def test_a_tiny_measured_nasnet_table_predicts_the_measured_network():
+    # Two cells, the second with two inputs (the two-input entry path); stages=1 keeps the table at 4 entries.
+    model = stage_nasnet((2,), filters=8, input_shape=(8, 8, 1), num_classes=10)
+    keys = latency.model_keys(model, "nasnet")
+    assert keys[2] == "nasnet/normal|ip=8x8x48|p=8x8x24|filters=8"
+    table = latency.measure_table("nasnet", image_size=8, channels=1, num_classes=10, runs=5, keys=keys, stages=1)
+    assert table["config"]["stages"] == 1 and table["config"]["filters"] == 8
+    predicted = costs.predict_latency(model, table)
+    measured = latency.measure_model(model, runs=5)
+    # A sanity check that no cell is missed or counted twice, not a speed assertion.
+    assert measured / 2 < predicted < 2 * measured
+
+
 def test_table_json_round_trip_and_no_silent_overwrite(tmp_path):
     table = _table({RESNET_KEYS[0]: 0.25})
     path = str(tmp_path / "t.json")
@@ -121,7 +183,7 @@ def test_a_file_that_is_not_a_table_is_refused(tmp_path):
 
 
 def test_unsupported_spaces_are_refused_with_the_supported_ones():
-    with pytest.raises(ValueError, match=r"one of \['resnet', 'epnas', 'darts'\].*cnas is not done yet"):
+    with pytest.raises(ValueError, match=r"one of \['resnet', 'epnas', 'darts', 'nasnet'\].*cnas is not done yet"):
         latency.table_keys("cnas", image_size=8, channels=1, num_classes=10)
 
 
@@ -147,12 +209,15 @@ def _refused(argv, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--space", "cnas"], "`--space` must be one of ['resnet', 'darts', 'epnas'] (the spaces with latency tables so far; "
-                          "cnas is not done yet). Received: --space cnas"),
+    (["--space", "cnas"], "`--space` must be one of ['resnet', 'nasnet', 'darts', 'epnas'] (the spaces with latency "
+                          "tables so far; cnas is not done yet). Received: --space cnas"),
     (["--space", "resnet", "--runtime", "onnx"], "`--runtime` must be one of ['tf', 'tflite']. Received: --runtime onnx"),
     (["--space", "resnet", "--threads", "0"], "`--threads` must be an int >= 1. Received: --threads 0"),
-    (["--space", "epnas", "--stages", "2"], "`--stages` does not apply to the epnas space (resnet only). "
-                                            "Received: --stages 2"),
+    (["--space", "epnas", "--stages", "2"], "`--stages` does not apply to the epnas space (resnet and nasnet "
+                                            "only). Received: --stages 2"),
+    (["--space", "resnet", "--filters", "16"], "`--filters` does not apply to the resnet space (nasnet only). "
+                                               "Received: --filters 16"),
+    (["--space", "nasnet", "--filters", "0"], "`--filters` must be an int >= 1. Received: --filters 0"),
     (["--space", "resnet", "--cells", "8"], "`--cells` does not apply to the resnet space (darts only). "
                                             "Received: --cells 8"),
 ])
@@ -170,3 +235,19 @@ def test_cli_needs_a_json_out_and_never_overwrites(tmp_path, capsys):
     err = _refused(["latency-table", "--space", "resnet", "--out", str(target)], capsys)
     assert err == f"keras-nas: error: `--out` exists; pass `--overwrite` to replace it. Received: --out {target}"
     assert target.read_text() == "{}"
+
+
+def test_cli_writes_a_nasnet_table_of_the_stages_and_filters_given(tmp_path, monkeypatch, capsys):
+    measured = {}
+
+    def fake_measure_table(space, **kwargs):  # the CLI's part: the settings reach measure_table
+        measured.update(space=space, **kwargs)
+        return _table({k: 0.01 for k in latency.table_keys(space, image_size=8, channels=1, num_classes=10,
+                                                           stages=2, filters=4)}, space=space)
+
+    monkeypatch.setattr(latency, "measure_table", fake_measure_table)
+    out = tmp_path / "nasnet.json"
+    assert cli.main(["latency-table", "--space", "nasnet", "--stages", "2", "--filters", "4", "--out", str(out)]) == 0
+    assert (measured["space"], measured["stages"], measured["filters"]) == ("nasnet", 2, 4)
+    assert "Measuring 10 nasnet entries at 8x8x1" in capsys.readouterr().out
+    assert latency.read_table(str(out), space="nasnet")["entries"]

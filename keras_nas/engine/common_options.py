@@ -58,7 +58,11 @@ def image_size_pair(name, value):
 
 
 def latency_table_file(space):
-    """A validator: the option names an existing file (read and checked as a `space` table where it is used)."""
+    """A validator: the option names an existing file (read and checked as a `space` table where it is used).
+
+    `space` is the `keras-nas latency-table --space` the message names: one
+    space, or `"resnet|nasnet"` where the run's options decide which.
+    """
     import os
 
     def validate(name, value):

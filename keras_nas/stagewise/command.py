@@ -74,10 +74,11 @@ OPTIONS = (
            "exceed it", type=float, low=0, low_open=True, paper="none",
            group=GROUP, metavar="MS"),
     Option("latency_table", None, "with --max-latency-ms: predict each candidate's latency from this table "
-           "(keras-nas latency-table --space resnet at the data's --image-size/--channels/--num-classes and these "
-           "--stages; measured here or on the device) instead of timing it; the best model is still timed on this "
-           "machine", validate=common_options.latency_table_file("resnet"), paper="none", group=GROUP,
-           metavar="TABLE.json"),
+           "(keras-nas latency-table --space resnet for --module residual --block basic, --space nasnet for "
+           "--module cell, at the data's --image-size/--channels/--num-classes and these --stages, and for nasnet "
+           "these --filters; measured here or on the device) instead of timing it; the best model is still timed "
+           "on this machine", validate=common_options.latency_table_file("resnet|nasnet"), paper="none",
+           group=GROUP, metavar="TABLE.json"),
     Option("donor", None, "weight transfer: a trained deeper .keras network of the same family",
            validate=lambda name, value: io.check_keras_path(name, value), paper="ResNet-110", group=GROUP,
            metavar="MODEL.keras"),
@@ -106,14 +107,31 @@ def check(args):
         if args.max_latency_ms is None:
             raise OptionError("`latency_table` is read for a latency budget only; add `max_latency_ms`.",
                               names=("max_latency_ms",), latency_table=args.latency_table)
-        if args.module != "residual" or args.block != "basic":
-            raise OptionError("`latency_table` covers basic-block ResNets only (`module` residual, `block` basic); "
-                              "without it each candidate is timed.", latency_table=args.latency_table,
-                              module=args.module, block=args.block)
-        common_options.read_latency_table("latency_table", args.latency_table, "resnet")
+        if args.module == "residual" and args.block != "basic":
+            raise OptionError("`latency_table` covers basic-block ResNets (`module` residual, `block` basic) and "
+                              "NASNet-A cells (`module` cell) only; without it each candidate is timed.",
+                              latency_table=args.latency_table, module=args.module, block=args.block)
+        common_options.read_latency_table("latency_table", args.latency_table, latency_space(args)[0])
     if args.milestones and max(args.milestones) >= args.epochs + args.final_epochs:
         raise OptionError("`milestones` must lie within the training epochs (`epochs` + `final_epochs`).",
                           milestones=args.milestones, epochs=args.epochs, final_epochs=args.final_epochs)
+
+
+def latency_space(args):
+    """`(space, settings)` of the latency table the run's networks need (`keras_nas.latency` spaces).
+
+    `--module cell` builds `stage_nasnet(filters=--filters)`: a `nasnet` table
+    of these `stages` and `filters`; `--module residual` a `resnet` one of
+    these `stages` (its widths are fixed).
+
+    Example:
+
+    >>> latency_space(argparse.Namespace(module="cell", stages=3, filters=8))
+    ('nasnet', {'stages': 3, 'filters': 8})
+    """
+    if args.module == "cell":
+        return "nasnet", {"stages": args.stages, "filters": args.filters}
+    return "resnet", {"stages": args.stages}
 
 
 def budgets(args):
@@ -380,8 +398,9 @@ def run(args):
     build([args.m0] * args.stages)
     table = None
     if args.latency_table is not None:
-        table = common_options.read_latency_table("latency_table", args.latency_table, "resnet",
-                                                  dataset.input_shape, dataset.num_classes, stages=args.stages)
+        space, settings = latency_space(args)
+        table = common_options.read_latency_table("latency_table", args.latency_table, space,
+                                                  dataset.input_shape, dataset.num_classes, **settings)
     cost = (cost_function(build, measure_latency=args.max_latency_ms is not None, table=table) if budgets(args)
             else None)
     if cost is not None:

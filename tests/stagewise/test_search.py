@@ -1,5 +1,6 @@
 """`keras-nas search stagewise`: option errors, a tiny real search, resume, weight transfer."""
 
+import argparse
 import json
 import os
 
@@ -93,31 +94,56 @@ def test_parameter_budget_stops_growth_and_is_reported(tmp_path, capsys):
     assert f"budget params <= {limit:,}: best model {limit - 1:,} (met)" in out
 
 
-def _resnet_table(path, block_ms=1.0, **config):
-    """A resnet table with made-up entries: every basic block `block_ms`, stem, head and overhead 0."""
+def _made_up_table(path, space, priced, ms, settings, **config):
+    """A `space` table with made-up entries: every key of kind `priced` `ms`, the others and the overhead 0."""
     from keras_nas import latency
 
-    size = {"image_size": 8, "channels": 1, "num_classes": 10, **config}
-    keys = latency.table_keys("resnet", **size)
-    table = {"space": "resnet", "device": latency.device_info(), "runtime": "tflite", "threads": 1, "versions": {},
-             "created": "2026-12-04T00:00:00Z", "config": {"stages": 3, **size}, "overhead_ms": 0.0,
-             "entries": {k: (block_ms if k.startswith("resnet/basic") else 0.0) for k in keys}}
+    size = {"image_size": 8, "channels": 1, "num_classes": 10}
+    config = {**size, **settings, **config}
+    keys = latency.table_keys(space, **config)
+    table = {"space": space, "device": latency.device_info(), "runtime": "tflite", "threads": 1, "versions": {},
+             "created": "2026-12-04T00:00:00Z", "config": config, "overhead_ms": 0.0,
+             "entries": {k: (ms if k.split("|")[0] == priced else 0.0) for k in keys}}
     path.write_text(json.dumps(table))
     return str(path)
+
+
+def _resnet_table(path, block_ms=1.0, **config):
+    """A resnet table with made-up entries: every basic block `block_ms`, stem, head and overhead 0."""
+    return _made_up_table(path, "resnet", "resnet/basic", block_ms, {"stages": 3}, **config)
+
+
+def _nasnet_table(path, cell_ms=1.0, **config):
+    """A nasnet table (stages 3, filters 8) with made-up entries: every normal cell `cell_ms`, the rest 0."""
+    return _made_up_table(path, "nasnet", "nasnet/normal", cell_ms, {"stages": 3, "filters": 8}, **config)
 
 
 def test_bad_latency_table_options_fail_before_anything_is_written(tmp_path, capsys):
     table = _resnet_table(tmp_path / "t.json")
     other = _resnet_table(tmp_path / "t16.json", image_size=16)
+    cells = _nasnet_table(tmp_path / "nasnet.json")
     for options, message in [
         (["--latency-table", table], "`--latency-table` is read for a latency budget only; add `--max-latency-ms`"),
         (["--latency-table", str(tmp_path / "none.json"), "--max-latency-ms", "1"],
-         "`--latency-table` must be an existing latency table JSON file (`keras-nas latency-table --space resnet`)"),
+         "`--latency-table` must be an existing latency table JSON file (`keras-nas latency-table --space "
+         "resnet|nasnet`)"),
         (["--latency-table", table, "--max-latency-ms", "9", "--block", "bottleneck"],
-         "`--latency-table` covers basic-block ResNets only"),
+         "`--latency-table` covers basic-block ResNets (`--module` residual, `--block` basic) and NASNet-A cells "
+         "(`--module` cell) only"),
         (["--latency-table", other, "--max-latency-ms", "9"],
          "`--latency-table` was measured for image_size=16, channels=1, num_classes=10, stages=3; this run needs "
          "`keras-nas latency-table --space resnet --image-size 8 --channels 1 --num-classes 10 --stages 3`"),
+        # A table of the other module's space, each way.
+        (["--latency-table", table, "--max-latency-ms", "9", "--module", "cell"],
+         "`--latency-table`: `table` must be a latency table of the nasnet space; it is one of the resnet space "
+         "(`keras-nas latency-table --space nasnet`)"),
+        (["--latency-table", cells, "--max-latency-ms", "9"],
+         "`--latency-table`: `table` must be a latency table of the resnet space; it is one of the nasnet space "
+         "(`keras-nas latency-table --space resnet`)"),
+        (["--latency-table", cells, "--max-latency-ms", "9", "--module", "cell", "--filters", "16"],
+         "`--latency-table` was measured for image_size=8, channels=1, num_classes=10, stages=3, filters=8; this "
+         "run needs `keras-nas latency-table --space nasnet --image-size 8 --channels 1 --num-classes 10 --stages 3 "
+         "--filters 16`"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             _run(tmp_path, *options)
@@ -141,6 +167,42 @@ def test_latency_budget_from_a_table_stops_growth(tmp_path, capsys):
     assert (budget["runtime"], budget["threads"]) == ("tflite", 1)
     assert (f"budget latency_ms <= 3.5: best model predicted 3 from {table}, measured {budget['measured']:,.6g} on "
             "this machine (TFLite, 1 thread) (met)") in capsys.readouterr().out
+
+
+def test_a_nasnet_table_prices_cell_networks_before_anything_is_trained(tmp_path, capsys):
+    from keras_nas import latency
+    from keras_nas.stagewise import command
+
+    # Every normal cell costs 1 ms in the table: nasnet:1,1,1 predicts 3 ms > 2.5, refused before training.
+    table = _nasnet_table(tmp_path / "t.json")
+    with pytest.raises(SystemExit) as exit_info:
+        _run(tmp_path, "--module", "cell", "--max-latency-ms", "2.5", "--latency-table", table)
+    assert exit_info.value.code == 2
+    assert ("`--max-latency-ms` must leave room for the initial network nasnet:1,1,1 (latency_ms 3)"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+    args = argparse.Namespace(module="cell", block="basic", filters=8, stages=3, l2=0.0)
+    assert command.latency_space(args) == ("nasnet", {"stages": 3, "filters": 8})
+    cost = command.cost_function(command.builder(args, (8, 8, 1), 10), measure_latency=True,
+                                 table=latency.read_table(table))
+    assert [cost(d)["latency_ms"] for d in ([1, 1, 1], [2, 1, 1], [1, 3, 2])] == [3.0, 4.0, 6.0]
+
+
+@pytest.mark.slow  # trains three NASNet-A networks: ~100 s on 2 cores
+def test_cell_latency_budget_from_a_nasnet_table_stops_growth(tmp_path):
+    # Every normal cell costs 1 ms in the table (reductions, stem, head 0): nasnet:1,1,1 predicts 3 ms and any
+    # grown stage 4 ms > 3.5.
+    table = _nasnet_table(tmp_path / "t.json")
+    assert _run(tmp_path, "--module", "cell", "--max-latency-ms", "3.5", "--latency-table", table,
+                "--epochs", "1") == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    (decision,) = results["decisions"]
+    assert decision["stage_depths"] == [1, 1, 1] and decision["cost"]["latency_ms"] == 3.0
+    assert [b["value"] for b in decision["blocked"]] == [4.0, 4.0, 4.0]
+    budget = results["budgets"]["latency_ms"]
+    assert budget["target"] == 3.5 and budget["predicted"] == 3.0 and budget["table"] == table
+    assert 0 < budget["measured"] < 3.5 and budget["met"] is True  # the real model is far faster than made-up 3 ms
+    assert results["candidates"][0]["stage_depths"] == [1, 1, 1]
 
 
 @pytest.mark.slow
