@@ -74,33 +74,6 @@ def latency_table_file(space):
     return validate
 
 
-def read_latency_table(name, path, space, input_shape=None, num_classes=None, **settings):
-    """The `space` latency table at `path`, checked against the run's input and network; `OptionError` if not.
-
-    Without `input_shape` only read and checked as a `space` table (before
-    the data is loaded). `settings` are the space's own settings the run
-    needs (resnet `stages`, darts `cells`/`init_channels`); the error says
-    which `keras-nas latency-table` command measures the right table.
-    """
-    from keras_nas import latency
-
-    try:
-        table = latency.read_table(path, space=space)
-    except (TypeError, ValueError) as error:
-        raise OptionError(f"`{name}`: {str(error).split(' Received: ')[0]}", **{name: path}) from None
-    if input_shape is None:
-        return table
-    height, width, channels = (int(d) for d in input_shape)
-    wanted = {"image_size": height, "channels": channels, "num_classes": int(num_classes), **settings}
-    config = table.get("config", {})
-    if height != width or any(config.get(k) != v for k, v in wanted.items()):
-        found = ", ".join(f"{k}={config.get(k)}" for k in wanted)
-        needed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in wanted.items())
-        raise OptionError(f"`{name}` was measured for {found}; this run needs `keras-nas latency-table --space "
-                          f"{space} {needed}`.", **{name: path})
-    return table
-
-
 def _nonempty(name, value):
     if not isinstance(value, str):
         raise OptionTypeError(f"`{name}` must be a string.", **{name: value})

@@ -88,9 +88,10 @@ def check_latency_table(args, dataset):
     """The `--latency-table` read and checked against the data and the evaluation network; None without one."""
     if args.latency_table is None:
         return None
-    return common_options.read_latency_table("latency_table", args.latency_table, "darts", dataset.input_shape,
-                                              dataset.num_classes, cells=args.eval_cells,
-                                              init_channels=args.eval_channels)
+    from keras_nas import latency
+
+    return latency.read_option_table("latency_table", args.latency_table, "darts", dataset.input_shape,
+                                     dataset.num_classes, cells=args.eval_cells, init_channels=args.eval_channels)
 
 
 def latency_table(args, dataset, out):

@@ -179,9 +179,11 @@ def check_table_input(args, dataset):
     """`OptionError` unless the `--latency-table` was measured at the dataset's input size and classes."""
     if getattr(args, "latency_table", None) is None:
         return None
+    from keras_nas import latency
+
     # Its channel table is not compared: a child whose key the table lacks is refused by predict_latency.
-    return common_options.read_latency_table("latency_table", args.latency_table, "epnas", dataset.input_shape,
-                                              dataset.num_classes)
+    return latency.read_option_table("latency_table", args.latency_table, "epnas", dataset.input_shape,
+                                     dataset.num_classes)
 
 
 def make_space(args):

@@ -111,7 +111,9 @@ def check(args):
             raise OptionError("`latency_table` covers basic-block ResNets (`module` residual, `block` basic) and "
                               "NASNet-A cells (`module` cell) only; without it each candidate is timed.",
                               latency_table=args.latency_table, module=args.module, block=args.block)
-        common_options.read_latency_table("latency_table", args.latency_table, latency_space(args)[0])
+        from keras_nas import latency  # pure Python at import (its measuring loads TensorFlow)
+
+        latency.read_option_table("latency_table", args.latency_table, latency_space(args)[0])
     if args.milestones and max(args.milestones) >= args.epochs + args.final_epochs:
         raise OptionError("`milestones` must lie within the training epochs (`epochs` + `final_epochs`).",
                           milestones=args.milestones, epochs=args.epochs, final_epochs=args.final_epochs)
@@ -398,9 +400,11 @@ def run(args):
     build([args.m0] * args.stages)
     table = None
     if args.latency_table is not None:
+        from keras_nas import latency
+
         space, settings = latency_space(args)
-        table = common_options.read_latency_table("latency_table", args.latency_table, space,
-                                                  dataset.input_shape, dataset.num_classes, **settings)
+        table = latency.read_option_table("latency_table", args.latency_table, space, dataset.input_shape,
+                                          dataset.num_classes, **settings)
     cost = (cost_function(build, measure_latency=args.max_latency_ms is not None, table=table) if budgets(args)
             else None)
     if cost is not None:
