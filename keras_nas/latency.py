@@ -4,7 +4,7 @@ A table is JSON, measured once per machine, runtime and input size:
 
 ```
 {"space": "resnet", "device": {"platform", "cpu", "cpu_count"}, "runtime": "tflite", "threads": 1,
- "versions": {"tensorflow", "keras", "keras_nas"}, "created": "2026-12-03T23:20:00Z",
+ "versions": {"tensorflow", "keras", "keras_nas"}, "created": ISO 8601 UTC time,
  "config": {"image_size": 32, "channels": 3, "num_classes": 10, ...}, "runs": 30, "warmup": 5,
  "overhead_ms": 0.012, "entries": {key: median_ms}}
 ```
