@@ -24,10 +24,11 @@ shape and stored as `overhead_ms`; each entry stores its block's median
 *minus* that overhead (at least 0), and `predict_latency` adds the overhead
 once: `predicted = overhead_ms + sum(entries[key] for each block)`.
 
-Spaces supported now: `resnet` (stage-wise ResNet with basic blocks,
-`keras_nas.stagewise.resnet`: stem, one entry per basic block
-stage/stride/filters/input shape, classifier head), `epnas` (EPNAS
-layer-by-layer search, `keras_nas.epnas.space`, Table 2: one entry per conv
+Spaces supported now: `resnet` (stage-wise ResNets,
+`keras_nas.stagewise.resnet`, of basic blocks or, with the setting
+`block="bottleneck"`, of bottleneck blocks behind the 7x7/pool stem: stem,
+one entry per block stage/stride/filters/input shape, classifier head),
+`epnas` (EPNAS layer-by-layer search, `keras_nas.epnas.space`, Table 2: one entry per conv
 (+ batch norm), activation, pooling, 1x1 alignment conv and add at every
 shape the space can produce, and the head), `darts` (the CIFAR evaluation
 network EoiNAS, GDAS and DARTS derive, `keras_nas.eoinas.darts.eval_network`:
@@ -231,34 +232,80 @@ class _Space:
 
 
 class _ResNetSpace(_Space):
-    """Stage-wise ResNets with basic blocks (`stage_resnet(..., block="basic")`, padding shortcuts)."""
+    """Stage-wise ResNets (`keras_nas.stagewise.resnet.stage_resnet`) of one block family.
+
+    `block="basic"` (the CIFAR family): 3x3 stem, basic blocks with padding
+    shortcuts, widths 16/32/64 doubling after. `block="bottleneck"` (the
+    ImageNet family, `--block bottleneck`): one stem entry for the 7x7
+    stride-2 conv + BN + ReLU + 3x3 stride-2 max pooling, bottleneck blocks
+    (1x1, 3x3, 1x1 x4) of widths 64/128/256/512 doubling after, with
+    projection shortcuts (`stage_resnet`'s default for them) where the shape
+    changes, which includes stage 0's first block (64 -> 256 channels at
+    stride 1); a block that keeps its shape has an identity shortcut, keyed
+    `shortcut=identity`.
+
+    Each block is timed alone, its weights in cache. At the family's input
+    size (224x224) the sum predicts whole networks well; at small inputs the
+    last stages run at 1x1-2x2 with 1024-2048 channels, where a block is
+    bound by reading its megabytes of weights, and inside a network they
+    come from slower memory: the prediction is then low, though it still
+    ranks networks in order (figures: benchmarks/RESULTS.md, "Latency
+    tables").
+    """
 
     name = "resnet"
-    SETTINGS = {"stages": 3}
+    SETTINGS = {"stages": 3, "block": "basic"}
 
-    def entries(self, image_size, channels, num_classes, stages=3):
+    def entries(self, image_size, channels, num_classes, stages=3, block="basic"):
         from keras_nas.stagewise import resnet
 
-        widths = [resnet._CIFAR_WIDTHS[min(i, 2)] * 2 ** max(0, i - 2) for i in range(stages)]
+        if block not in resnet.BLOCKS:
+            raise ValueError(f"`block` must be one of {list(resnet.BLOCKS)}. Received: block={block!r}")
+        if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
+            raise ValueError(f"`stages` must be an int >= 1. Received: stages={stages!r}")
+        bottleneck = block == "bottleneck"
+        # stage_resnet's default widths of the family.
+        base = resnet._IMAGENET_WIDTHS if bottleneck else resnet._CIFAR_WIDTHS
+        widths = [base[min(i, len(base) - 1)] * 2 ** max(0, i - len(base) + 1) for i in range(stages)]
+        expansion = resnet._EXPANSION if bottleneck else 1
         size = image_size
-        table = {key("resnet/stem", **{"in": shape_text((size, size, channels))}, filters=widths[0]):
-                 (self._stem, (size, size, channels), widths[0])}
+        stem_in = (size, size, channels)
+        if bottleneck:
+            size = _halve(_halve(size))  # the 7x7 stride-2 conv, then the stride-2 max pooling
+            table = {self._stem_key(stem_in, widths[0], bottleneck): (self._bottleneck_stem, stem_in, widths[0])}
+        else:
+            table = {self._stem_key(stem_in, widths[0], bottleneck): (self._stem, stem_in, widths[0])}
+        previous = widths[0]  # channels into the first block: the stem's
         for s, filters in enumerate(widths):
-            shapes = [(size, size, widths[0], 1)] if s == 0 else [(size, size, widths[s - 1], 2)]
+            stride = 2 if s else 1
+            first = (size, size, previous)
             if s:
                 size = _halve(size)
-            shapes.append((size, size, filters, 1))
-            for h, w, c, stride in shapes:
-                table[self._block_key((h, w, c), filters, stride, "padding")] = (self._block, (h, w, c), filters,
-                                                                                 stride)
-        head_in = (size, size, widths[-1])
+            for shape, block_stride in ((first, stride), ((size, size, filters * expansion), 1)):
+                if bottleneck:
+                    changes = block_stride > 1 or shape[-1] != filters * expansion
+                    shortcut = "projection" if changes else "identity"
+                    table[self._block_key(shape, filters, block_stride, shortcut, block)] = (
+                        self._bottleneck_block, shape, filters, block_stride)
+                else:
+                    table[self._block_key(shape, filters, block_stride, "padding", block)] = (
+                        self._block, shape, filters, block_stride)
+            previous = filters * expansion
+        head_in = (size, size, previous)
         table[key("resnet/head", **{"in": shape_text(head_in)}, classes=num_classes)] = (self._head, head_in,
                                                                                          num_classes)
         return {k: _bind(*v) for k, v in table.items()}
 
     @staticmethod
-    def _block_key(shape, filters, stride, shortcut):
-        return key("resnet/basic", **{"in": shape_text(shape)}, filters=filters, stride=stride, shortcut=shortcut)
+    def _stem_key(shape, filters, bottleneck=False):
+        if bottleneck:
+            return key("resnet/stem", **{"in": shape_text(shape)}, filters=filters, kernel=7, stride=2, pool=3)
+        return key("resnet/stem", **{"in": shape_text(shape)}, filters=filters)
+
+    @staticmethod
+    def _block_key(shape, filters, stride, shortcut, block="basic"):
+        return key(f"resnet/{block}", **{"in": shape_text(shape)}, filters=filters, stride=stride,
+                   shortcut=shortcut)
 
     @staticmethod
     def _stem(shape, filters):
@@ -272,6 +319,19 @@ class _ResNetSpace(_Space):
         return keras.Model(inputs, keras.layers.ReLU(name="stem_relu")(x))
 
     @staticmethod
+    def _bottleneck_stem(shape, filters):
+        import keras
+
+        from keras_nas.stagewise import resnet
+
+        # The layers stage_resnet(block="bottleneck") builds before its first block.
+        inputs = keras.Input(shape)
+        x = resnet._conv(filters, 7, 2, "stem_conv", None)(inputs)
+        x = resnet._bn("stem_bn")(x)
+        x = keras.layers.ReLU(name="stem_relu")(x)
+        return keras.Model(inputs, keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x))
+
+    @staticmethod
     def _block(shape, filters, stride):
         import keras
 
@@ -279,6 +339,16 @@ class _ResNetSpace(_Space):
 
         inputs = keras.Input(shape)
         return keras.Model(inputs, resnet.apply_basic_block(inputs, filters, stride, "padding", None, "block"))
+
+    @staticmethod
+    def _bottleneck_block(shape, filters, stride):
+        import keras
+
+        from keras_nas.stagewise import resnet
+
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, resnet.apply_bottleneck_block(inputs, filters, stride, "projection", None,
+                                                                 "block"))
 
     @staticmethod
     def _head(shape, num_classes):
@@ -290,20 +360,30 @@ class _ResNetSpace(_Space):
 
     def layer_key(self, layer):
         name = layer.name
-        if name == "stem_pool":
-            raise ValueError("the latency tables cover basic-block ResNets only; this model has a bottleneck "
-                             "stem (stem_pool).")
         if name == "stem_conv":
-            return key("resnet/stem", **{"in": shape_text(_layer_input_shape(layer))}, filters=layer.filters)
+            bottleneck = tuple(layer.kernel_size) != (3, 3)
+            if bottleneck and (tuple(layer.kernel_size) != (7, 7) or layer.strides[0] != 2 or
+                               "stem_pool" not in self._layers):
+                raise ValueError(f"layer {name!r} is not a stage-wise ResNet stem (3x3, or 7x7 stride 2 with "
+                                 "stem_pool).")
+            return self._stem_key(_layer_input_shape(layer), layer.filters, bottleneck)
         match = re.fullmatch(r"(stage\d+_block\d+)_(\w+)", name)
         if match:
             role = match.group(2)
             if role == "conv1":
-                if tuple(layer.kernel_size) != (3, 3):
-                    raise ValueError(f"the latency tables cover basic-block ResNets only; layer {name!r} is a "
-                                     f"{layer.kernel_size} conv (a bottleneck block).")
-                shortcut = "projection" if self._has(layer, f"{match.group(1)}_shortcut_conv") else "padding"
-                return self._block_key(_layer_input_shape(layer), layer.filters, layer.strides[0], shortcut)
+                block = "basic" if tuple(layer.kernel_size) == (3, 3) else "bottleneck"
+                projection = self._has(layer, f"{match.group(1)}_shortcut_conv")
+                if block == "basic":
+                    shortcut = "projection" if projection else "padding"
+                elif projection:
+                    shortcut = "projection"
+                elif not self._padded(match.group(1)):
+                    shortcut = "identity"
+                else:
+                    raise ValueError(f"the resnet latency tables cover bottleneck blocks with projection shortcuts "
+                                     f"(stage_resnet's default for them); block {match.group(1)!r} has a padding "
+                                     "shortcut.")
+                return self._block_key(_layer_input_shape(layer), layer.filters, layer.strides[0], shortcut, block)
             return None
         if name == "head_pool":
             return None
@@ -321,6 +401,9 @@ class _ResNetSpace(_Space):
 
     def _has(self, layer, name):
         return name in self._layers
+
+    def _padded(self, block):
+        return any(f"{block}_shortcut_{part}" in self._layers for part in ("subsample", "pad", "expand"))
 
 
 class _EPNASSpace(_Space):
@@ -887,8 +970,9 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
             one of the space's keys); None measures all. Defaults to None.
         progress: callable or None. `progress(done, total, key)` after each
             entry.
-        **settings: the space's own settings: `stages` for resnet (default
-            3), `stages` and `filters` for nasnet (stage-wise `--stages`,
+        **settings: the space's own settings: `stages` and `block` for
+            resnet (stage-wise `--stages`, `--block`; defaults 3 and
+            `"basic"`), `stages` and `filters` for nasnet (stage-wise `--stages`,
             `--filters`; defaults 3 and 8), `channel_table` for epnas (the
             search's channel table; default Table 2's 16..256), `cells` and
             `init_channels` for darts (defaults 5 and 16).
@@ -1014,7 +1098,8 @@ def read_option_table(name, path, space, input_shape=None, num_classes=None, **s
         return table
     height, width, channels = (int(d) for d in input_shape)
     wanted = {"image_size": height, "channels": channels, "num_classes": int(num_classes), **settings}
-    config = table.get("config", {})
+    # A table written before a space gained a setting was measured at that setting's default.
+    config = {**SPACES[space].SETTINGS, **table.get("config", {})} if space in SPACES else table.get("config", {})
     if height != width or any(config.get(k) != v for k, v in wanted.items()):
         found = ", ".join(f"{k}={config.get(k)}" for k in wanted)
         needed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in wanted.items())
@@ -1043,7 +1128,8 @@ def predict_latency(model, table):
 
     Args:
         model: a built Keras model of the table's space (`resnet`: from
-            `stage_resnet` with basic blocks; `nasnet`: from
+            `stage_resnet`, basic or bottleneck blocks as the table's
+            `block` setting; `nasnet`: from
             `stage_nasnet`; `epnas`: from `EPNASSpace("layers").build`;
             `darts`: from `eval_network`).
         table: dict or str. A table from `measure_table`, or its JSON path.

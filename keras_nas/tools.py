@@ -138,7 +138,7 @@ def _json_out(name, value):
 
 
 LATENCY_TABLE = (
-    Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic blocks), nasnet "
+    Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic or bottleneck blocks), nasnet "
            "(stage-wise --module cell, NASNet-A cells), darts (the evaluation network EoiNAS/GDAS/DARTS derive) or "
            "epnas (layer-by-layer); cnas not yet", validate=_latency_space, optional=False,
            expected=f"one of {list(LATENCY_SUPPORTED)}", metavar="{" + ",".join(LATENCY_SPACES) + "}"),
@@ -148,8 +148,11 @@ LATENCY_TABLE = (
            high=common_options.MAX_IMAGE_SIZE, metavar="SIZE"),
     Option("channels", 1, "channels of the network input", low=1, metavar="C"),
     Option("num_classes", 10, "classifier outputs", low=2, metavar="K"),
-    Option("stages", 3, "resnet, nasnet: number of stages (resnet widths 16, 32, 64, doubling after; stage-wise "
-           "--stages)", low=1),
+    Option("stages", 3, "resnet, nasnet: number of stages (stage-wise --stages; resnet widths 16, 32, 64 with basic "
+           "blocks, 64, 128, 256, 512 with bottleneck blocks, doubling after)", low=1),
+    Option("block", "basic", "resnet: residual block type (stage-wise --block): basic (3x3 stem) or bottleneck (7x7 "
+           "stride-2 stem and max pooling, 1x1-3x3-1x1 blocks, projection shortcuts)",
+           choices=("basic", "bottleneck")),
     Option("filters", 8, "nasnet: filters F of the first stage's cells, doubling each stage (stage-wise --filters)",
            low=1),
     Option("cells", 5, "darts: cells of the evaluation network (eoinas --eval-cells)", low=3),
@@ -509,6 +512,8 @@ def check_latency_table(args):
     if args.space not in ("resnet", "nasnet") and args.stages != 3:
         raise OptionError(f"`stages` does not apply to the {args.space} space (resnet and nasnet only).",
                           stages=args.stages)
+    if args.space != "resnet" and args.block != "basic":
+        raise OptionError(f"`block` does not apply to the {args.space} space (resnet only).", block=args.block)
     if args.space != "nasnet" and args.filters != 8:
         raise OptionError(f"`filters` does not apply to the {args.space} space (nasnet only).", filters=args.filters)
     for name, default in (("cells", 5), ("init_channels", 16)):
@@ -529,7 +534,7 @@ def run_latency_table(args):
 
     from keras_nas import latency
 
-    settings = {"resnet": {"stages": args.stages}, "nasnet": {"stages": args.stages, "filters": args.filters},
+    settings = {"resnet": {"stages": args.stages, "block": args.block}, "nasnet": {"stages": args.stages, "filters": args.filters},
                 "darts": {"cells": args.cells, "init_channels": args.init_channels},
                 "epnas": {"channel_table": args.channel_table}}[args.space]
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}

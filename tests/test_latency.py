@@ -48,10 +48,65 @@ def test_a_missing_key_is_named_with_what_to_run():
         costs.predict_latency(model, _table(entries))
 
 
-def test_a_bottleneck_resnet_is_refused():
-    model = stage_resnet((1, 1, 1, 1), block="bottleneck", input_shape=(32, 32, 3), num_classes=10)
-    with pytest.raises(ValueError, match="basic-block ResNets only"):
+# stage_resnet((2, 1, 2), block="bottleneck") at 32x32x3, worked out by hand: the 7x7 stride-2 conv and the
+# stride-2 max pooling take 32 -> 16 -> 8; widths 64, 128, 256, each block's output x4.
+BOTTLENECK_KEYS = [
+    "resnet/stem|in=32x32x3|filters=64|kernel=7|stride=2|pool=3",
+    "resnet/bottleneck|in=8x8x64|filters=64|stride=1|shortcut=projection",  # 64 -> 256 channels at stride 1
+    "resnet/bottleneck|in=8x8x256|filters=64|stride=1|shortcut=identity",
+    "resnet/bottleneck|in=8x8x256|filters=128|stride=2|shortcut=projection",
+    "resnet/bottleneck|in=4x4x512|filters=256|stride=2|shortcut=projection",
+    "resnet/bottleneck|in=2x2x1024|filters=256|stride=1|shortcut=identity",
+    "resnet/head|in=2x2x1024|classes=10",
+]
+
+
+def test_bottleneck_resnet_maps_to_one_key_per_block_in_layer_order():
+    model = stage_resnet((2, 1, 2), block="bottleneck", input_shape=(32, 32, 3), num_classes=10)
+    assert latency.model_keys(model, "resnet") == BOTTLENECK_KEYS
+
+
+def test_the_bottleneck_table_holds_the_blocks_of_any_depths():
+    keys = latency.table_keys("resnet", image_size=32, channels=3, num_classes=10, block="bottleneck")
+    # and the identity block of stage 1, which (2, 1, 2) does not use
+    assert set(keys) == set(BOTTLENECK_KEYS) | {"resnet/bottleneck|in=4x4x512|filters=128|stride=1|shortcut=identity"}
+    assert len(keys) == 8
+    four = latency.table_keys("resnet", image_size=32, channels=3, num_classes=10, block="bottleneck", stages=4)
+    assert len(four) == 10 and "resnet/head|in=1x1x2048|classes=10" in four
+    model = stage_resnet((3, 4, 6, 3), block="bottleneck", input_shape=(32, 32, 3), num_classes=10)  # ResNet-50
+    assert set(latency.model_keys(model, "resnet")) <= set(four)
+
+
+def test_predict_latency_of_a_bottleneck_resnet_sums_its_blocks():
+    entries = {k: float(2**i) for i, k in enumerate(BOTTLENECK_KEYS)}
+    model = stage_resnet((2, 1, 2), block="bottleneck", input_shape=(32, 32, 3), num_classes=10)
+    table = {**_table(entries), "config": {"image_size": 32, "channels": 3, "num_classes": 10, "stages": 3,
+                                           "block": "bottleneck"}}
+    assert costs.predict_latency(model, table) == pytest.approx(2**7 - 1 + 0.5)
+
+
+def test_a_bottleneck_resnet_with_padding_shortcuts_is_refused():
+    model = stage_resnet((1, 1, 1), block="bottleneck", shortcut="padding", input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="bottleneck blocks with projection shortcuts.*'stage0_block0' has a "
+                                         "padding shortcut"):
         latency.model_keys(model, "resnet")
+
+
+def test_a_tiny_measured_bottleneck_table_predicts_the_measured_network():
+    model = stage_resnet((2,), block="bottleneck", input_shape=(8, 8, 1), num_classes=10)
+    keys = latency.model_keys(model, "resnet")
+    table = latency.measure_table("resnet", image_size=8, channels=1, num_classes=10, runs=5, stages=1,
+                                  block="bottleneck")
+    assert set(table["entries"]) == set(keys) and table["config"]["block"] == "bottleneck"
+    predicted = costs.predict_latency(model, table)
+    measured = latency.measure_model(model, runs=5)
+    # A sanity check that the built entries are the network's blocks, not a speed assertion.
+    assert measured / 2 < predicted < 2 * measured
+
+
+def test_a_resnet_table_refuses_an_unknown_block():
+    with pytest.raises(ValueError, match=r"`block` must be one of \['basic', 'bottleneck'\]"):
+        latency.table_keys("resnet", image_size=8, channels=1, num_classes=10, block="wide")
 
 
 def test_epnas_layers_map_to_conv_activation_pool_align_add_and_head_keys():
@@ -218,6 +273,10 @@ def _refused(argv, capsys):
     (["--space", "resnet", "--filters", "16"], "`--filters` does not apply to the resnet space (nasnet only). "
                                                "Received: --filters 16"),
     (["--space", "nasnet", "--filters", "0"], "`--filters` must be an int >= 1. Received: --filters 0"),
+    (["--space", "nasnet", "--block", "bottleneck"], "`--block` does not apply to the nasnet space (resnet only). "
+                                                      "Received: --block bottleneck"),
+    (["--space", "resnet", "--block", "wide"], "`--block` must be one of ['basic', 'bottleneck']. Received: "
+                                               "--block wide"),
     (["--space", "resnet", "--cells", "8"], "`--cells` does not apply to the resnet space (darts only). "
                                             "Received: --cells 8"),
 ])
@@ -251,3 +310,19 @@ def test_cli_writes_a_nasnet_table_of_the_stages_and_filters_given(tmp_path, mon
     assert (measured["space"], measured["stages"], measured["filters"]) == ("nasnet", 2, 4)
     assert "Measuring 10 nasnet entries at 8x8x1" in capsys.readouterr().out
     assert latency.read_table(str(out), space="nasnet")["entries"]
+
+
+def test_cli_writes_a_bottleneck_resnet_table(tmp_path, monkeypatch, capsys):
+    measured = {}
+
+    def fake_measure_table(space, **kwargs):  # the CLI's part: --block reaches measure_table
+        measured.update(space=space, **kwargs)
+        return _table({k: 0.01 for k in latency.table_keys(space, image_size=8, channels=1, num_classes=10,
+                                                           stages=4, block="bottleneck")})
+
+    monkeypatch.setattr(latency, "measure_table", fake_measure_table)
+    out = tmp_path / "resnet.json"
+    assert cli.main(["latency-table", "--space", "resnet", "--block", "bottleneck", "--stages", "4",
+                     "--out", str(out)]) == 0
+    assert (measured["space"], measured["stages"], measured["block"]) == ("resnet", 4, "bottleneck")
+    assert "Measuring 10 resnet entries at 8x8x1" in capsys.readouterr().out

@@ -74,9 +74,9 @@ OPTIONS = (
            "exceed it", type=float, low=0, low_open=True, paper="none",
            group=GROUP, metavar="MS"),
     Option("latency_table", None, "with --max-latency-ms: predict each candidate's latency from this table "
-           "(keras-nas latency-table --space resnet for --module residual --block basic, --space nasnet for "
-           "--module cell, at the data's --image-size/--channels/--num-classes and these --stages, and for nasnet "
-           "these --filters; measured here or on the device) instead of timing it; the best model is still timed "
+           "(keras-nas latency-table --space resnet for --module residual, --space nasnet for --module cell, at the "
+           "data's --image-size/--channels/--num-classes and these --stages, and for resnet this --block, for "
+           "nasnet these --filters; measured here or on the device) instead of timing it; the best model is still timed "
            "on this machine", validate=common_options.latency_table_file("resnet|nasnet"), paper="none",
            group=GROUP, metavar="TABLE.json"),
     Option("donor", None, "weight transfer: a trained deeper .keras network of the same family",
@@ -107,10 +107,6 @@ def check(args):
         if args.max_latency_ms is None:
             raise OptionError("`latency_table` is read for a latency budget only; add `max_latency_ms`.",
                               names=("max_latency_ms",), latency_table=args.latency_table)
-        if args.module == "residual" and args.block != "basic":
-            raise OptionError("`latency_table` covers basic-block ResNets (`module` residual, `block` basic) and "
-                              "NASNet-A cells (`module` cell) only; without it each candidate is timed.",
-                              latency_table=args.latency_table, module=args.module, block=args.block)
         from keras_nas import latency  # pure Python at import (its measuring loads TensorFlow)
 
         latency.read_option_table("latency_table", args.latency_table, latency_space(args)[0])
@@ -124,16 +120,18 @@ def latency_space(args):
 
     `--module cell` builds `stage_nasnet(filters=--filters)`: a `nasnet` table
     of these `stages` and `filters`; `--module residual` a `resnet` one of
-    these `stages` (its widths are fixed).
+    these `stages` and `block` (the family's widths are fixed).
 
     Example:
 
     >>> latency_space(argparse.Namespace(module="cell", stages=3, filters=8))
     ('nasnet', {'stages': 3, 'filters': 8})
+    >>> latency_space(argparse.Namespace(module="residual", stages=4, block="bottleneck"))
+    ('resnet', {'stages': 4, 'block': 'bottleneck'})
     """
     if args.module == "cell":
         return "nasnet", {"stages": args.stages, "filters": args.filters}
-    return "resnet", {"stages": args.stages}
+    return "resnet", {"stages": args.stages, "block": args.block}
 
 
 def budgets(args):

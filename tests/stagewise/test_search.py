@@ -128,11 +128,13 @@ def test_bad_latency_table_options_fail_before_anything_is_written(tmp_path, cap
          "`--latency-table` must be an existing latency table JSON file (`keras-nas latency-table --space "
          "resnet|nasnet`)"),
         (["--latency-table", table, "--max-latency-ms", "9", "--block", "bottleneck"],
-         "`--latency-table` covers basic-block ResNets (`--module` residual, `--block` basic) and NASNet-A cells "
-         "(`--module` cell) only"),
+         "`--latency-table` was measured for image_size=8, channels=1, num_classes=10, stages=3, block=basic; this "
+         "run needs `keras-nas latency-table --space resnet --image-size 8 --channels 1 --num-classes 10 --stages 3 "
+         "--block bottleneck`"),
         (["--latency-table", other, "--max-latency-ms", "9"],
-         "`--latency-table` was measured for image_size=16, channels=1, num_classes=10, stages=3; this run needs "
-         "`keras-nas latency-table --space resnet --image-size 8 --channels 1 --num-classes 10 --stages 3`"),
+         "`--latency-table` was measured for image_size=16, channels=1, num_classes=10, stages=3, block=basic; this "
+         "run needs `keras-nas latency-table --space resnet --image-size 8 --channels 1 --num-classes 10 --stages 3 "
+         "--block basic`"),
         # A table of the other module's space, each way.
         (["--latency-table", table, "--max-latency-ms", "9", "--module", "cell"],
          "`--latency-table`: `table` must be a latency table of the nasnet space; it is one of the resnet space "
@@ -183,6 +185,26 @@ def test_a_nasnet_table_prices_cell_networks_before_anything_is_trained(tmp_path
     assert not (tmp_path / "run").exists()
     args = argparse.Namespace(module="cell", block="basic", filters=8, stages=3, l2=0.0)
     assert command.latency_space(args) == ("nasnet", {"stages": 3, "filters": 8})
+    cost = command.cost_function(command.builder(args, (8, 8, 1), 10), measure_latency=True,
+                                 table=latency.read_table(table))
+    assert [cost(d)["latency_ms"] for d in ([1, 1, 1], [2, 1, 1], [1, 3, 2])] == [3.0, 4.0, 6.0]
+
+
+def test_a_bottleneck_table_prices_bottleneck_networks_before_anything_is_trained(tmp_path, capsys):
+    from keras_nas import latency
+    from keras_nas.stagewise import command
+
+    # Every bottleneck block costs 1 ms in the table: resnet:1,1,1 predicts 3 ms > 2.5, refused before training.
+    table = _made_up_table(tmp_path / "t.json", "resnet", "resnet/bottleneck", 1.0,
+                           {"stages": 3, "block": "bottleneck"})
+    with pytest.raises(SystemExit) as exit_info:
+        _run(tmp_path, "--block", "bottleneck", "--max-latency-ms", "2.5", "--latency-table", table)
+    assert exit_info.value.code == 2
+    assert ("`--max-latency-ms` must leave room for the initial network resnet-bottleneck:1,1,1 (latency_ms 3)"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+    args = argparse.Namespace(module="residual", block="bottleneck", stages=3, l2=0.0)
+    assert command.latency_space(args) == ("resnet", {"stages": 3, "block": "bottleneck"})
     cost = command.cost_function(command.builder(args, (8, 8, 1), 10), measure_latency=True,
                                  table=latency.read_table(table))
     assert [cost(d)["latency_ms"] for d in ([1, 1, 1], [2, 1, 1], [1, 3, 2])] == [3.0, 4.0, 6.0]
