@@ -12,7 +12,9 @@ measured and Spearman's rank correlation (scipy.stats.spearmanr); the issue's
 goal is a median within 15% and a rank correlation >= 0.9.
 
 - resnet: `stage_resnet(depths)` with basic blocks, 3 stages, each depth
-  uniform in 1..`--max-depth`.
+  uniform in 1..`--max-depth`; with `--resnet-block bottleneck`,
+  `stage_resnet(depths, block="bottleneck")` (ResNet-50's family: 7x7/pool
+  stem, 1x1-3x3-1x1 blocks, widths 64..512 x4), 4 stages.
 - epnas: `EPNASSpace("layers", initial_layers=(2, 12)).random_architecture`
   (Table 2's layer-by-layer space, 2 to 12 layers).
 - nasnet: `stage_nasnet(depths, filters=--nasnet-filters)` (stage-wise
@@ -32,6 +34,7 @@ busy machine (another benchmark on the 2 cores) disturbs the times.
 
     python benchmarks/bench_latency.py [--spaces resnet,epnas,darts,nasnet] [--runtime tflite|tf] [--threads 1]
         [--image-size 32] [--channels 3] [--samples 20] [--seed 0] [--runs 30] [--full-table]
+        [--resnet-block basic|bottleneck]
 
 Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
 """
@@ -45,9 +48,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+RESNET_STAGES = {"basic": 3, "bottleneck": 4}  # the CIFAR family's stages, ResNet-50's
+
 
 def sample_models(space, count, seed, image_size, channels, num_classes, max_depth, darts_cells=5,
-                  darts_channels=16, nasnet_filters=8):
+                  darts_channels=16, nasnet_filters=8, resnet_block="basic"):
     """`[(description, model)]` of `count` seeded random architectures of `space`."""
     import numpy as np
 
@@ -56,10 +61,11 @@ def sample_models(space, count, seed, image_size, channels, num_classes, max_dep
     if space == "resnet":
         from keras_nas.stagewise.resnet import stage_resnet
 
+        stages = RESNET_STAGES[resnet_block]
         for _ in range(count):
-            depths = tuple(int(d) for d in rng.integers(1, max_depth + 1, size=3))
+            depths = tuple(int(d) for d in rng.integers(1, max_depth + 1, size=stages))
             models.append((f"resnet:{','.join(map(str, depths))}",
-                           stage_resnet(depths, input_shape=(image_size, image_size, channels),
+                           stage_resnet(depths, block=resnet_block, input_shape=(image_size, image_size, channels),
                                         num_classes=num_classes)))
     elif space == "nasnet":
         from keras_nas.stagewise.nasnet import stage_nasnet
@@ -100,12 +106,13 @@ def bench_space(space, args):
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     models = sample_models(space, args.samples, args.seed, **size, max_depth=args.max_depth,
                            darts_cells=args.darts_cells, darts_channels=args.darts_channels,
-                           nasnet_filters=args.nasnet_filters)
+                           nasnet_filters=args.nasnet_filters, resnet_block=args.resnet_block)
     needed = list(dict.fromkeys(k for _, m in models for k in latency.model_keys(m, space)))
     start = time.perf_counter()
     # The table of the settings the sampled networks were built with (as keras-nas latency-table is given them).
     settings = {"darts": {"cells": args.darts_cells, "init_channels": args.darts_channels},
-                "nasnet": {"stages": 3, "filters": args.nasnet_filters}}.get(space, {})
+                "nasnet": {"stages": 3, "filters": args.nasnet_filters},
+                "resnet": {"stages": RESNET_STAGES[args.resnet_block], "block": args.resnet_block}}.get(space, {})
     table = latency.measure_table(space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
                                   warmup=args.warmup, keys=None if args.full_table else needed, **settings)
     table_seconds = time.perf_counter() - start
@@ -146,6 +153,8 @@ def main(argv=None):
     parser.add_argument("--darts-channels", type=int, default=16, help="darts: its initial channels")
     parser.add_argument("--nasnet-filters", type=int, default=8, help="nasnet: filters F of the first stage")
     parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
+    parser.add_argument("--resnet-block", default="basic", choices=tuple(RESNET_STAGES),
+                        help="resnet: basic (3 stages) or bottleneck (4 stages) blocks")
     args = parser.parse_args(argv)
     if args.runtime == "tf":
         from keras_nas import latency
