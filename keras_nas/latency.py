@@ -6,7 +6,7 @@ A table is JSON, measured once per machine, runtime and input size:
 {"space": "resnet", "device": {"platform", "cpu", "cpu_count"}, "runtime": "tflite", "threads": 1,
  "versions": {"tensorflow", "keras", "keras_nas"}, "created": ISO 8601 UTC time,
  "config": {"image_size": 32, "channels": 3, "num_classes": 10, ...}, "runs": 30, "warmup": 5,
- "overhead_ms": 0.012, "entries": {key: median_ms}}
+ "instances": 5, "overhead_ms": 0.012, "entries": {key: median_ms}}
 ```
 
 A key names a block kind and the shapes and settings that fix its cost,
@@ -15,7 +15,8 @@ e.g. `resnet/basic|in=32x32x16|filters=16|stride=1|shortcut=padding` or
 tiny Keras model holding only that block, at batch 1: the `tf` runtime calls a
 compiled `tf.function` (`threads` intra-op threads), the `tflite` runtime
 converts it to TFLite builtin ops and calls `tf.lite.Interpreter.invoke` with
-`num_threads=threads`; `warmup` calls, then the median of `runs` timed calls.
+`num_threads=threads`; `warmup` calls, then the median of `runs` timed calls
+(for tflite spread over `instances` interpreters, each warmed up).
 
 Fixed overhead: every measured model pays a per-call cost that does not
 depend on its blocks (the function or interpreter call, fetching the
@@ -137,7 +138,7 @@ def _random_inputs(shapes):
     return [rng.standard_normal(tuple(int(d) for d in shape)).astype("float32") for shape in shapes]
 
 
-def _median_ms(call, runs, warmup):
+def _timed_ms(call, runs, warmup):
     for _ in range(warmup):
         call()
     times = []
@@ -145,11 +146,22 @@ def _median_ms(call, runs, warmup):
         start = time.perf_counter()
         call()
         times.append((time.perf_counter() - start) * 1000.0)
-    return float(statistics.median(times))
+    return times
 
 
-def measure_model(model, *, runtime="tflite", threads=1, runs=30, warmup=5):
+def _median_ms(call, runs, warmup):
+    return float(statistics.median(_timed_ms(call, runs, warmup)))
+
+
+def measure_model(model, *, runtime="tflite", threads=1, runs=30, warmup=5, instances=5):
     """Median latency (ms) of one batch-1 call of `model` with `runtime`: what one table entry measures.
+
+    With the `tflite` runtime the timed calls are spread over `instances`
+    interpreters (each warmed up with `warmup` calls) and the median is
+    taken over all of them: one interpreter of a small model runs ~20%
+    slower than the others now and then, for its whole life (where its
+    buffers land), which a single interpreter would report as the model's
+    latency (figures: benchmarks/RESULTS.md, "Latency tables").
 
     Args:
         model: a Keras model whose inputs have known shapes (a network has
@@ -159,8 +171,11 @@ def measure_model(model, *, runtime="tflite", threads=1, runs=30, warmup=5):
             (TFLite interpreter). Defaults to `"tflite"`.
         threads: int. Intra-op threads (tf) or interpreter `num_threads`.
             Defaults to `1`.
-        runs: int. Timed calls. Defaults to `30`.
-        warmup: int. Untimed calls first. Defaults to `5`.
+        runs: int. Timed calls in all. Defaults to `30`.
+        warmup: int. Untimed calls first (per interpreter). Defaults to `5`.
+        instances: int. TFLite interpreters the timed calls are spread
+            over (at most `runs`; the `tf` runtime uses one function).
+            Defaults to `5`.
 
     Example:
 
@@ -170,39 +185,45 @@ def measure_model(model, *, runtime="tflite", threads=1, runs=30, warmup=5):
     """
     import tensorflow as tf
 
-    _check_measuring(runtime, threads, runs, warmup)
+    _check_measuring(runtime, threads, runs, warmup, instances)
     if runtime == "tf":
         _set_tf_threads(threads)
         fn = tf.function(lambda *t: model(_one_or_list(t), training=False))
         x = [tf.constant(a) for a in _random_inputs((1,) + tuple(t.shape[1:]) for t in model.inputs)]
         return _median_ms(lambda: fn(*x).numpy(), runs, warmup)
-    return _measure_tflite(tflite_model_bytes(model), threads, runs, warmup)
+    return _measure_tflite(tflite_model_bytes(model), threads, runs, warmup, instances)
 
 
-def _measure_tflite(content, threads, runs, warmup):
+def _measure_tflite(content, threads, runs, warmup, instances=1):
     import warnings
 
     import tensorflow as tf
 
     from keras_nas import export
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-        with export._quiet_native_stderr():
-            interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads)
-            interpreter.allocate_tensors()
-            # Random data of each input's own shape: the interpreter's input order need not be the model's.
-            details = interpreter.get_input_details()
-            for detail, x in zip(details, _random_inputs(d["shape"] for d in details)):
-                interpreter.set_tensor(detail["index"], x)
-            interpreter.invoke()  # the XNNPACK line comes at the first call
-    return _median_ms(interpreter.invoke, runs, warmup)
+    instances = min(instances, runs)
+    times = []
+    for i in range(instances):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+            with export._quiet_native_stderr():
+                interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads)
+                interpreter.allocate_tensors()
+                # Random data of each input's own shape: the interpreter's input order need not be the model's.
+                details = interpreter.get_input_details()
+                for detail, x in zip(details, _random_inputs(d["shape"] for d in details)):
+                    interpreter.set_tensor(detail["index"], x)
+                interpreter.invoke()  # the XNNPACK line comes at the first call
+        times += _timed_ms(interpreter.invoke, runs // instances + (i < runs % instances), warmup)
+        del interpreter
+    return float(statistics.median(times))
 
 
-def _check_measuring(runtime, threads, runs, warmup):
+def _check_measuring(runtime, threads, runs, warmup, instances=1):
     if runtime not in RUNTIMES:
         raise ValueError(f"`runtime` must be one of {list(RUNTIMES)}. Received: runtime={runtime!r}")
-    for name, value, low in (("threads", threads, 1), ("runs", runs, 1), ("warmup", warmup, 0)):
+    for name, value, low in (("threads", threads, 1), ("runs", runs, 1), ("warmup", warmup, 0),
+                             ("instances", instances, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
 
@@ -953,7 +974,7 @@ def table_keys(space, *, image_size, channels, num_classes, **settings):
 
 
 def measure_table(space, *, image_size, channels, num_classes, runtime="tflite", threads=1, runs=30, warmup=5,
-                  keys=None, progress=None, **settings):
+                  instances=5, keys=None, progress=None, **settings):
     """Measures every block `space` can produce at this input size; returns the table (a JSON-safe dict).
 
     Args:
@@ -966,6 +987,8 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
         threads: int. Defaults to `1`.
         runs: int. Timed calls per entry. Defaults to `30`.
         warmup: int. Untimed calls first. Defaults to `5`.
+        instances: int. TFLite interpreters each entry's timed calls are
+            spread over (`measure_model`). Defaults to `5`.
         keys: list of str or None. Measure only these keys (each must be
             one of the space's keys); None measures all. Defaults to None.
         progress: callable or None. `progress(done, total, key)` after each
@@ -987,7 +1010,7 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
     """
     import keras
 
-    _check_measuring(runtime, threads, runs, warmup)
+    _check_measuring(runtime, threads, runs, warmup, instances)
     _check_size(image_size, channels, num_classes)
     space_object = _space(space)
     unknown = set(settings) - set(space_object.SETTINGS)
@@ -1001,11 +1024,11 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
             raise ValueError(f"`keys` must be keys of the {space} space at this input size. Received: {missing[0]!r}")
         builders = {k: builders[k] for k in dict.fromkeys(keys)}
     identity = keras.Sequential([keras.Input((image_size, image_size, channels)), keras.layers.Identity()])
-    overhead = measure_model(identity, runtime=runtime, threads=threads, runs=runs, warmup=warmup)
+    overhead = measure_model(identity, runtime=runtime, threads=threads, runs=runs, warmup=warmup, instances=instances)
     entries = {}
     for i, (k, build) in enumerate(builders.items()):
         keras.utils.set_random_seed(0)
-        ms = measure_model(build(), runtime=runtime, threads=threads, runs=runs, warmup=warmup)
+        ms = measure_model(build(), runtime=runtime, threads=threads, runs=runs, warmup=warmup, instances=instances)
         entries[k] = round(max(ms - overhead, 0.0), 6)
         keras.backend.clear_session()
         if progress is not None:
@@ -1021,6 +1044,7 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
                    **space_object.SETTINGS, **settings},
         "runs": runs,
         "warmup": warmup,
+        "instances": instances if runtime == "tflite" else 1,
         "overhead_ms": round(overhead, 6),
         "entries": entries,
     }

@@ -247,11 +247,38 @@ def test_a_tiny_real_measurement_has_the_table_fields_and_positive_times():
     table = latency.measure_table("resnet", image_size=8, channels=1, num_classes=10, runtime="tflite", runs=3,
                                   warmup=1, keys=[key])
     assert set(latency.TABLE_FIELDS) <= set(table)
-    assert (table["runtime"], table["threads"], table["runs"]) == ("tflite", 1, 3)
+    assert (table["runtime"], table["threads"], table["runs"], table["instances"]) == ("tflite", 1, 3, 5)
     assert set(table["versions"]) == {"tensorflow", "keras", "keras_nas"}
     assert list(table["entries"]) == [key]
     assert table["entries"][key] > 0 and table["overhead_ms"] > 0
     json.dumps(table)
+
+
+def test_tflite_timed_calls_are_spread_over_interpreters(monkeypatch):
+    import keras
+    import tensorflow as tf
+
+    made, invokes = [], []
+
+    class Counting(tf.lite.Interpreter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def invoke(self):
+            invokes.append(len(made))
+            return super().invoke()
+
+    monkeypatch.setattr(tf.lite, "Interpreter", Counting)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3)])
+    assert latency.measure_model(model, runs=7, warmup=2, instances=3) > 0
+    # 3 interpreters; each: 1 first call + 2 warm-up + its share of the 7 timed calls (3, 2, 2)
+    assert len(made) == 3 and [invokes.count(i) for i in (1, 2, 3)] == [6, 5, 5]
+    made.clear()
+    latency.measure_model(model, runs=2, warmup=0, instances=5)  # no more interpreters than timed calls
+    assert len(made) == 2
+    with pytest.raises(ValueError, match=r"`instances` must be an int >= 1. Received: instances=0"):
+        latency.measure_model(model, instances=0)
 
 
 def _refused(argv, capsys):

@@ -312,7 +312,7 @@ def sparse_latency_function(graph, build, args):
 
     The sparse model is built from the masks' channel selection as the search
     materialises it (weights do not change its latency); timed by
-    `keras_nas.latency.measure_model`, median of 30 runs after 5 warm-up.
+    `keras_nas.latency.measure_model`, median of 30 calls over 5 interpreters.
     """
     from keras_nas import latency
 

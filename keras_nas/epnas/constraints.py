@@ -136,8 +136,9 @@ def child_latency(model, table=None):
     (`keras_nas.costs.predict_latency`: no run, same runtime and threads as
     the table); without one, the child is timed here and now as every
     search times a model on the spot (`keras_nas.latency.measure_model`:
-    converted to TFLite, 1 interpreter thread, batch 1, median of 30 after 5
-    warm-up), so the bound means what the exported `.tflite` does.
+    converted to TFLite, 1 interpreter thread, batch 1, median of 30 calls
+    over 5 interpreters), so the bound means what the exported `.tflite`
+    does.
     The usage then enters Eq. 2-3 like any other resource.
 
     Args:

@@ -145,8 +145,9 @@ def cost_function(build, measure_latency, table=None):
 
     Latency is predicted from `table` (`keras_nas.latency.predict_latency`)
     when there is one, else measured (`keras_nas.latency.measure_model`:
-    batch 1, TFLite, 1 thread, median of 30 after 5 warm-up, as every search
-    times a model on the spot), and only when `measure_latency`; else it is 0.
+    batch 1, TFLite, 1 thread, median of 30 calls over 5 interpreters, as
+    every search times a model on the spot), and only when
+    `measure_latency`; else it is 0.
     """
     from keras_nas import costs, latency
 
