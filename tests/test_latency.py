@@ -254,6 +254,14 @@ def test_a_tiny_real_measurement_has_the_table_fields_and_positive_times():
     json.dumps(table)
 
 
+def test_timed_calls_run_with_the_garbage_collector_off_and_restore_it():
+    import gc
+
+    states = []
+    assert len(latency._timed_ms(lambda: states.append(gc.isenabled()), runs=3, warmup=2)) == 3
+    assert states == [False] * 5 and gc.isenabled()
+
+
 def test_tflite_timed_calls_are_spread_over_interpreters(monkeypatch):
     import keras
     import tensorflow as tf
