@@ -310,15 +310,19 @@ def _targets_text(rho, latency_ms):
 def sparse_latency_function(graph, build, args):
     """`(masks, model=None) -> ms`: batch-1 TFLite latency (1 thread) of the sparse model of `masks` (or of `model`).
 
-    The sparse model is built from the masks' channel selection as the search
-    materialises it (weights do not change its latency); timed by
-    `keras_nas.latency.measure_model`, median of 30 calls over 5 interpreters.
+    The sparse model is built from the masks' channel selection in the
+    channel order `cnas.materialize` gives the final model (`channel_layout`:
+    contiguous kept channels read as slices, not gathers; weights do not
+    change its latency); timed by `keras_nas.latency.measure_model`, median
+    of 30 calls over 5 interpreters.
     """
     from keras_nas import latency
+    from keras_nas.cnas.layout import channel_layout
 
     def measure(masks, model=None):
         if model is None:
-            model = build(selection=graph.selection(masks), **sparse_overrides(args))
+            selection = channel_layout(graph.topology, graph.selection(masks))
+            model = build(selection=selection, **sparse_overrides(args))
         return latency.measure_model(model, runtime="tflite", threads=1)
 
     return measure

@@ -102,3 +102,22 @@ def test_sparse_nasnet_node_runs_its_live_ops_in_one_depthwise_conv():
     assert sorted(layer.name for layer in depthwise) == sorted(f"{n}_depthwise" for n in live_nodes)
     pointwise = [layer for layer in sparse.layers if layer.name.endswith("_pointwise")]
     assert len(pointwise) == len(selection["edges"])
+
+
+def test_the_search_times_the_sparse_model_in_the_channel_order_it_will_have(monkeypatch):
+    import argparse
+
+    from keras_nas import latency
+    from keras_nas.cnas.command import sparse_latency_function
+
+    timed = []
+    monkeypatch.setattr(latency, "measure_model", lambda model, **kwargs: timed.append(model) or 0.5)
+    for space, build in _builds():
+        model, graph, masks = pruned_model(build)
+        sparse, _ = cnas.materialize(model, graph, lambda sel: build(selection=sel))
+        args = argparse.Namespace(space="densenet", data_format="channels_last")  # no builder overrides
+        assert sparse_latency_function(graph, build, args)(graph.effective(masks)) == 0.5
+        # The model timed during the search reads its channels as the final model does: the same runs.
+        assert _runs(timed[-1]) == _runs(sparse), space
+        assert [type(layer).__name__ for layer in timed[-1].layers] == [type(layer).__name__
+                                                                         for layer in sparse.layers], space
