@@ -25,6 +25,11 @@ goal is a median within 15% and a rank correlation >= 0.9.
   derived (`derive_genotype`) from uniform random scores, as EoiNAS derives
   its cells.
 
+`--stability N` instead times one small network (`stage_resnet((1, 1, 1))`)
+N times with one TFLite interpreter per measurement and N times with five
+(`measure_model(instances=)`) and prints both spreads: one interpreter now
+and then runs slow for its whole life.
+
 The EPNAS table has thousands of keys (every conv at every input channel
 count, width and resolution); by default only the keys the sampled
 architectures use are measured (`--full-table` measures them all, as
@@ -35,6 +40,7 @@ busy machine (another benchmark on the 2 cores) disturbs the times.
     python benchmarks/bench_latency.py [--spaces resnet,epnas,darts,nasnet] [--runtime tflite|tf] [--threads 1]
         [--image-size 32] [--channels 3] [--samples 20] [--seed 0] [--runs 30] [--full-table]
         [--resnet-block basic|bottleneck]
+    python benchmarks/bench_latency.py --stability 8 --image-size 8 --channels 1
 
 Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
 """
@@ -136,6 +142,23 @@ def bench_space(space, args):
     return {"space": space, "median_error": statistics.median(errors), "spearman": rho}
 
 
+def stability(args):
+    """Spread of repeated measurements of one network with 1 and with 5 interpreters per measurement."""
+    from keras_nas import latency
+    from keras_nas.stagewise.resnet import stage_resnet
+
+    model = stage_resnet((1, 1, 1), input_shape=(args.image_size, args.image_size, args.channels),
+                         num_classes=args.num_classes)
+    for instances in (1, 5):
+        values = [latency.measure_model(model, runtime="tflite", threads=args.threads, runs=args.runs,
+                                        warmup=args.warmup, instances=instances) for _ in range(args.stability)]
+        median = statistics.median(values)
+        print(f"resnet:1,1,1 at {args.image_size}x{args.image_size}x{args.channels}, {instances} interpreter(s) per "
+              f"measurement, {args.stability} measurements: {' '.join(f'{1000 * v:.1f}' for v in values)} us; "
+              f"median {1000 * median:.1f} us, range {100 * (max(values) - min(values)) / median:.0f}% of it",
+              flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spaces", default="resnet,epnas")
@@ -153,6 +176,8 @@ def main(argv=None):
     parser.add_argument("--darts-channels", type=int, default=16, help="darts: its initial channels")
     parser.add_argument("--nasnet-filters", type=int, default=8, help="nasnet: filters F of the first stage")
     parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
+    parser.add_argument("--stability", type=int, default=0, metavar="N",
+                        help="time one small network N times with 1 and with 5 interpreters instead")
     parser.add_argument("--resnet-block", default="basic", choices=tuple(RESNET_STAGES),
                         help="resnet: basic (3 stages) or bottleneck (4 stages) blocks")
     args = parser.parse_args(argv)
@@ -162,6 +187,8 @@ def main(argv=None):
         latency._set_tf_threads(args.threads)  # before TensorFlow builds its thread pools
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); runtime {args.runtime}, "
           f"{args.threads} thread(s)", flush=True)
+    if args.stability:
+        return stability(args)
     summaries = [bench_space(space, args) for space in args.spaces.split(",")]
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     for s in summaries:

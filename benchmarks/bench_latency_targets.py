@@ -12,7 +12,7 @@ times the free run's measured latency, through the method's own option:
 - cnas: `target_latency_ms` alone (channels zeroed until the materialised sparse model meets it).
 
 Both runs' `best_model.keras` are then timed the same way (`keras_nas.latency.measure_model`: TFLite, 1 thread,
-batch 1, median of 30 runs after 5 warm-up) and evaluated on the test split. Prints one table row per method
+batch 1, median of 30 calls over 5 interpreters) and evaluated on the test split. Prints one table row per method
 (free latency / accuracy, target, constrained latency / accuracy, met) and writes `latency_targets.json` into
 `--out`. A finished run's results.json is read back, so a killed benchmark resumes.
 
