@@ -299,17 +299,13 @@ class _ResNetSpace(_Space):
         if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
             raise ValueError(f"`stages` must be an int >= 1. Received: stages={stages!r}")
         bottleneck = block == "bottleneck"
-        # stage_resnet's default widths of the family.
-        base = resnet._IMAGENET_WIDTHS if bottleneck else resnet._CIFAR_WIDTHS
-        widths = [base[min(i, len(base) - 1)] * 2 ** max(0, i - len(base) + 1) for i in range(stages)]
+        widths = resnet.default_widths(stages, block)
         expansion = resnet._EXPANSION if bottleneck else 1
-        size = image_size
-        stem_in = (size, size, channels)
-        if bottleneck:
-            size = _halve(_halve(size))  # the 7x7 stride-2 conv, then the stride-2 max pooling
-            table = {self._stem_key(stem_in, widths[0], bottleneck): (self._bottleneck_stem, stem_in, widths[0])}
-        else:
-            table = {self._stem_key(stem_in, widths[0], bottleneck): (self._stem, stem_in, widths[0])}
+        stem_in = (image_size, image_size, channels)
+        table = {self._stem_key(stem_in, widths[0], bottleneck): (self._bottleneck_stem if bottleneck else self._stem,
+                                                                  stem_in, widths[0])}
+        # The 7x7 stride-2 conv, then the stride-2 max pooling.
+        size = _halve(_halve(image_size)) if bottleneck else image_size
         previous = widths[0]  # channels into the first block: the stem's
         for s, filters in enumerate(widths):
             stride = 2 if s else 1
@@ -317,14 +313,13 @@ class _ResNetSpace(_Space):
             if s:
                 size = _halve(size)
             for shape, block_stride in ((first, stride), ((size, size, filters * expansion), 1)):
+                shortcut = "padding"
                 if bottleneck:
                     changes = block_stride > 1 or shape[-1] != filters * expansion
                     shortcut = "projection" if changes else "identity"
-                    table[self._block_key(shape, filters, block_stride, shortcut, block)] = (
-                        self._bottleneck_block, shape, filters, block_stride)
-                else:
-                    table[self._block_key(shape, filters, block_stride, "padding", block)] = (
-                        self._block, shape, filters, block_stride)
+                build = self._bottleneck_block if bottleneck else self._block
+                table[self._block_key(shape, filters, block_stride, shortcut, block)] = (build, shape, filters,
+                                                                                         block_stride)
             previous = filters * expansion
         head_in = (size, size, previous)
         table[key("resnet/head", **{"in": shape_text(head_in)}, classes=num_classes)] = (self._head, head_in,

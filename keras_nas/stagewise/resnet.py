@@ -12,6 +12,16 @@ _IMAGENET_WIDTHS = (64, 128, 256, 512)
 _EXPANSION = 4
 
 
+def default_widths(stages, block="basic"):
+    """Filters of each stage when `stage_resnet` is given no `widths`: the family's, doubling after them.
+
+    >>> default_widths(4), default_widths(5, "bottleneck")
+    ([16, 32, 64, 128], [64, 128, 256, 512, 1024])
+    """
+    base = _CIFAR_WIDTHS if block == "basic" else _IMAGENET_WIDTHS
+    return [base[min(i, len(base) - 1)] * 2 ** max(0, i - len(base) + 1) for i in range(stages)]
+
+
 def _check_depths(stage_depths):
     if isinstance(stage_depths, (str, bytes)) or not hasattr(stage_depths, "__len__"):
         raise TypeError(
@@ -198,8 +208,7 @@ def stage_resnet(
             f"`shortcut` must be one of {list(SHORTCUTS)}. Received: shortcut={shortcut!r}"
         )
     if widths is None:
-        base = _CIFAR_WIDTHS if block == "basic" else _IMAGENET_WIDTHS
-        widths = [base[min(i, len(base) - 1)] * 2 ** max(0, i - len(base) + 1) for i in range(len(depths))]
+        widths = default_widths(len(depths), block)
     widths = list(widths)
     if len(widths) != len(depths) or any(
         isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths
