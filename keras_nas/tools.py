@@ -138,9 +138,9 @@ def _json_out(name, value):
 
 
 LATENCY_TABLE = (
-    Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic or bottleneck blocks), nasnet "
-           "(stage-wise --module cell, NASNet-A cells), darts (the evaluation network EoiNAS/GDAS/DARTS derive) or "
-           "epnas (layer-by-layer); cnas not yet", validate=_latency_space, optional=False,
+    Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic or bottleneck blocks), "
+           "nasnet (stage-wise --module cell, NASNet-A cells), darts (the evaluation network EoiNAS/GDAS/DARTS "
+           "derive) or epnas (layer-by-layer); cnas not yet", validate=_latency_space, optional=False,
            expected=f"one of {list(LATENCY_SUPPORTED)}", metavar="{" + ",".join(LATENCY_SPACES) + "}"),
     Option("runtime", "tflite", "tf (a compiled tf.function) or tflite (TFLite interpreter)", choices=("tf", "tflite")),
     Option("threads", 1, "intra-op threads (tf) or interpreter threads (tflite)", low=1),
@@ -534,7 +534,8 @@ def run_latency_table(args):
 
     from keras_nas import latency
 
-    settings = {"resnet": {"stages": args.stages, "block": args.block}, "nasnet": {"stages": args.stages, "filters": args.filters},
+    settings = {"resnet": {"stages": args.stages, "block": args.block},
+                "nasnet": {"stages": args.stages, "filters": args.filters},
                 "darts": {"cells": args.cells, "init_channels": args.init_channels},
                 "epnas": {"channel_table": args.channel_table}}[args.space]
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}

@@ -301,7 +301,8 @@ def _refused(argv, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--space", "cnas"], "`--space` must be one of ['resnet', 'nasnet', 'darts', 'epnas'] (the spaces with latency "
                           "tables so far; cnas is not done yet). Received: --space cnas"),
-    (["--space", "resnet", "--runtime", "onnx"], "`--runtime` must be one of ['tf', 'tflite']. Received: --runtime onnx"),
+    (["--space", "resnet", "--runtime", "onnx"],
+     "`--runtime` must be one of ['tf', 'tflite']. Received: --runtime onnx"),
     (["--space", "resnet", "--threads", "0"], "`--threads` must be an int >= 1. Received: --threads 0"),
     (["--space", "epnas", "--stages", "2"], "`--stages` does not apply to the epnas space (resnet and nasnet "
                                             "only). Received: --stages 2"),

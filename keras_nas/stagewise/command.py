@@ -76,8 +76,8 @@ OPTIONS = (
     Option("latency_table", None, "with --max-latency-ms: predict each candidate's latency from this table "
            "(keras-nas latency-table --space resnet for --module residual, --space nasnet for --module cell, at the "
            "data's --image-size/--channels/--num-classes and these --stages, and for resnet this --block, for "
-           "nasnet these --filters; measured here or on the device) instead of timing it; the best model is still timed "
-           "on this machine", validate=common_options.latency_table_file("resnet|nasnet"), paper="none",
+           "nasnet these --filters; measured here or on the device) instead of timing it; the best model is still "
+           "timed on this machine", validate=common_options.latency_table_file("resnet|nasnet"), paper="none",
            group=GROUP, metavar="TABLE.json"),
     Option("donor", None, "weight transfer: a trained deeper .keras network of the same family",
            validate=lambda name, value: io.check_keras_path(name, value), paper="ResNet-110", group=GROUP,
