@@ -20,6 +20,11 @@ goal is a median within 15% and a rank correlation >= 0.9.
 - nasnet: `stage_nasnet(depths, filters=--nasnet-filters)` (stage-wise
   `--module cell`, default filters 8 as its `--filters`), 3 stages, each
   depth uniform in 1..`--max-depth`.
+- cnas: CNAS sparse networks (`channel_nasnet(1, --cnas-nodes,
+  --cnas-channels)`, channels first, as `keras-nas search cnas`
+  materialises them) of random masks (`latency_model.sample_masks`, a
+  seed apart from the `--cnas-fit-samples` networks the table is fitted
+  to: the table is tested on networks it has not seen).
 - darts: `eval_network(genotype, cells=--darts-cells, channels=--darts-channels)`
   (no auxiliary head, no drop-path: the network as it serves) of genotypes
   derived (`derive_genotype`) from uniform random scores, as EoiNAS derives
@@ -37,7 +42,7 @@ architectures use are measured (`--full-table` measures them all, as
 either way. The 1-minute load average is printed at the start and end: a
 busy machine (another benchmark on the 2 cores) disturbs the times.
 
-    python benchmarks/bench_latency.py [--spaces resnet,epnas,darts,nasnet] [--runtime tflite|tf] [--threads 1]
+    python benchmarks/bench_latency.py [--spaces resnet,epnas,darts,nasnet,cnas] [--runtime tflite|tf] [--threads 1]
         [--image-size 32] [--channels 3] [--samples 20] [--seed 0] [--runs 30] [--full-table]
         [--resnet-block basic|bottleneck]
     python benchmarks/bench_latency.py --stability 8 --image-size 8 --channels 1
@@ -58,7 +63,8 @@ RESNET_STAGES = {"basic": 3, "bottleneck": 4}  # the CIFAR family's stages, ResN
 
 
 def sample_models(space, count, seed, image_size, channels, num_classes, max_depth, darts_cells=5,
-                  darts_channels=16, nasnet_filters=8, resnet_block="basic"):
+                  darts_channels=16, nasnet_filters=8, resnet_block="basic", cnas_nodes=3,
+                  cnas_channels=8):
     """`[(description, model)]` of `count` seeded random architectures of `space`."""
     import numpy as np
 
@@ -92,6 +98,23 @@ def sample_models(space, count, seed, image_size, channels, num_classes, max_dep
                            eval_network(genotype, cells=darts_cells, channels=darts_channels, num_classes=num_classes,
                                         input_shape=(image_size, image_size, channels), auxiliary=False,
                                         drop_path=0.0)))
+    elif space == "cnas":
+        from keras_nas.cnas import latency_model
+        from keras_nas.cnas.channel_graph import ChannelGraph
+        from keras_nas.cnas.layout import channel_layout
+        from keras_nas.cnas.nasnet_space import channel_nasnet
+
+        kwargs = dict(cells_per_stage=1, nodes=cnas_nodes, channels=cnas_channels, num_classes=num_classes,
+                      input_shape=(image_size, image_size, channels))
+        _, topology = channel_nasnet(**kwargs, return_topology=True)
+        graph = ChannelGraph(topology)
+        # A seed of its own: the table fits its costs to networks of `sample_masks` with the table's seed (0).
+        rng = np.random.default_rng(seed + 1000)
+        for _ in range(count):
+            masks = latency_model.sample_masks(graph, rng)
+            share = graph.input_channels(masks) / graph.input_channels(graph.full_masks())
+            models.append((f"{share:.0%} channels", channel_nasnet(
+                **kwargs, data_format="channels_first", selection=channel_layout(topology, graph.selection(masks)))))
     else:
         from keras_nas.epnas.space import EPNASSpace
 
@@ -112,15 +135,23 @@ def bench_space(space, args):
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     models = sample_models(space, args.samples, args.seed, **size, max_depth=args.max_depth,
                            darts_cells=args.darts_cells, darts_channels=args.darts_channels,
-                           nasnet_filters=args.nasnet_filters, resnet_block=args.resnet_block)
+                           nasnet_filters=args.nasnet_filters, resnet_block=args.resnet_block,
+                           cnas_nodes=args.cnas_nodes, cnas_channels=args.cnas_channels)
     needed = list(dict.fromkeys(k for _, m in models for k in latency.model_keys(m, space)))
+    if space == "cnas":
+        needed = None  # fitted together: no subset to measure
     start = time.perf_counter()
     # The table of the settings the sampled networks were built with (as keras-nas latency-table is given them).
     settings = {"darts": {"cells": args.darts_cells, "init_channels": args.darts_channels},
                 "nasnet": {"stages": 3, "filters": args.nasnet_filters},
-                "resnet": {"stages": RESNET_STAGES[args.resnet_block], "block": args.resnet_block}}.get(space, {})
+                "resnet": {"stages": RESNET_STAGES[args.resnet_block], "block": args.resnet_block},
+                "cnas": {"nodes": args.cnas_nodes, "init_channels": args.cnas_channels,
+                         "samples": args.cnas_fit_samples}}.get(space, {})
     table = latency.measure_table(space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
                                   warmup=args.warmup, keys=None if args.full_table else needed, **settings)
+    if "fit" in table:
+        print(f"  fitted to {table['fit']['samples']} networks: median error {table['fit']['median_error']:.1%} on "
+              f"them; costs per unit {', '.join(f'{k}={v:.3g}' for k, v in table['entries'].items())}", flush=True)
     table_seconds = time.perf_counter() - start
     print(f"\n{space}: table of {len(table['entries'])} entries (overhead {table['overhead_ms']:.4f} ms) in "
           f"{table_seconds:.0f} s; {len(models)} architectures at {args.image_size}x{args.image_size}x{args.channels}",
@@ -175,6 +206,9 @@ def main(argv=None):
     parser.add_argument("--darts-cells", type=int, default=5, help="darts: cells of the evaluation network")
     parser.add_argument("--darts-channels", type=int, default=16, help="darts: its initial channels")
     parser.add_argument("--nasnet-filters", type=int, default=8, help="nasnet: filters F of the first stage")
+    parser.add_argument("--cnas-nodes", type=int, default=3, help="cnas: nodes per cell (cnas --nodes)")
+    parser.add_argument("--cnas-channels", type=int, default=8, help="cnas: C of stage 1 (cnas --init-channels)")
+    parser.add_argument("--cnas-fit-samples", type=int, default=40, help="cnas: networks the table is fitted to")
     parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
     parser.add_argument("--stability", type=int, default=0, metavar="N",
                         help="time one small network N times with 1 and with 5 interpreters instead")

@@ -41,9 +41,14 @@ head is left out, it does not run when the model serves) and `nasnet`
 shape of its two inputs and its filters a network of 1 or more cells per
 stage gives it, e.g. `nasnet/normal|ip=4x4x96|p=4x4x64|filters=16`, and the
 head; a cell reading two tensors is measured as a model of two inputs).
-Another space plugs in by adding a `_Space` to `SPACES` (`entries`
-enumerates its keys with a builder each, `layer_key` names the key a built
-model's layer stands for); `cnas` is not done yet.
+`cnas` (CNAS sparse networks, `keras_nas.cnas.channel_nasnet` with a
+selection) is fitted rather than enumerated: an edge may keep any subset of
+its input channels, so its entries are latencies per unit of a few counts
+of a network's layers (`keras_nas.cnas.latency_model`), fitted to measured
+random sparse networks, and `predicted = overhead_ms + sum(entries[key] *
+count[key])`. Another space plugs in by adding a `_Space` to `SPACES`
+(`entries` enumerates its keys with a builder each, `layer_key` names the
+key a built model's layer stands for; or `fit` and `model_counts`).
 """
 
 import datetime
@@ -915,6 +920,99 @@ class _NASNetSpace(_Space):
         return _walk(self, model)
 
 
+class _CNASSpace(_Space):
+    """CNAS sparse networks of the NASNet-shaped space (`keras_nas.cnas.channel_nasnet` with a `selection`).
+
+    Not one entry per block: an edge may keep any subset of its input
+    channels. The entries are the latencies per unit of a few counts of
+    the network's layers (`keras_nas.cnas.latency_model.FEATURES`: calls
+    and multiply-accumulates of the convolutions, slices, concatenations,
+    elements moved), fitted by non-negative least squares to `samples`
+    sparse networks of random masks (seeded by `seed`) measured end to end;
+    `overhead_ms` is the fitted intercept (stem, head, the call itself).
+    `cells`, `nodes`, `ops_per_node`, `init_channels` are the search's
+    (`keras-nas search cnas`); `data_format` is the sparse model's layout
+    (`--sparse-data-format`, whose `auto` is channels_first for this
+    space). The table also records `fit`: the samples and the median error
+    on them.
+    """
+
+    name = "cnas"
+    SETTINGS = {"cells": 1, "nodes": 3, "ops_per_node": 2, "init_channels": 8, "data_format": "channels_first",
+                "samples": 40, "seed": 0}
+
+    def entries(self, image_size, channels, num_classes, **settings):
+        from keras_nas.cnas import latency_model
+
+        self._network(image_size, channels, num_classes, **settings)  # checks the settings
+        return {latency_model.feature_key(f): None for f in latency_model.FEATURES}
+
+    @staticmethod
+    def _network(image_size, channels, num_classes, cells=1, nodes=3, ops_per_node=2, init_channels=8,
+                 data_format="channels_first", samples=40, seed=0):
+        for name, value, low in (("samples", samples, 2), ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
+        if data_format not in ("channels_first", "channels_last"):
+            raise ValueError(f"`data_format` must be 'channels_first' or 'channels_last'. Received: "
+                             f"data_format={data_format!r}")
+        for name, value, low in (("cells", cells, 1), ("nodes", nodes, 1), ("ops_per_node", ops_per_node, 1),
+                                 ("init_channels", init_channels, 2)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
+        if init_channels % ops_per_node or init_channels % 2:
+            raise ValueError(f"`init_channels` must be even and divisible by `ops_per_node`. Received: "
+                             f"init_channels={init_channels}, ops_per_node={ops_per_node}")
+        if image_size < 4:
+            raise ValueError(f"`image_size` must be >= 4 for the 3 stages of the cnas space. Received: "
+                             f"image_size={image_size}")
+        return {"cells_per_stage": cells, "nodes": nodes, "channels": init_channels, "ops_per_node": ops_per_node,
+                "num_classes": num_classes, "input_shape": (image_size, image_size, channels)}
+
+    def fit(self, image_size, channels, num_classes, measure, progress=None, **settings):
+        """`(overhead_ms, entries, extra)`: the counts' latencies fitted to measured random sparse networks."""
+        import keras
+
+        from keras_nas.cnas import latency_model
+        from keras_nas.cnas.channel_graph import ChannelGraph
+        from keras_nas.cnas.layout import channel_layout
+        from keras_nas.cnas.nasnet_space import channel_nasnet
+
+        settings = {**self.SETTINGS, **settings}
+        kwargs = self._network(image_size, channels, num_classes, **settings)
+        _, topology = channel_nasnet(**kwargs, return_topology=True)
+        graph = ChannelGraph(topology)
+        rng = np.random.default_rng(settings["seed"])
+        counts, measured = [], []
+        for i in range(settings["samples"]):
+            masks = latency_model.sample_masks(graph, rng)
+            selection = channel_layout(topology, graph.selection(masks))
+            keras.utils.set_random_seed(0)
+            model = channel_nasnet(**kwargs, selection=selection, data_format=settings["data_format"])
+            counts.append(latency_model.layer_features(model))
+            measured.append(measure(model))
+            keras.backend.clear_session()
+            if progress is not None:
+                progress(i + 1, settings["samples"], f"sparse network {i + 1}")
+        overhead, entries = latency_model.fit_entries(counts, measured)
+        table = {"overhead_ms": overhead, "entries": entries}
+        errors = [abs(latency_model.predict_from_features(c, table) / m - 1) for c, m in zip(counts, measured)]
+        extra = {"fit": {"samples": len(measured), "median_error": round(float(statistics.median(errors)), 4),
+                         "measured_ms": [round(min(measured), 6), round(max(measured), 6)]}}
+        return overhead, entries, extra
+
+    def model_counts(self, model):
+        from keras_nas.cnas import latency_model
+
+        if not any(layer.name.endswith("_node0_depthwise") or layer.name.endswith("_node0_op0_sepconv")
+                   for layer in model.layers):
+            raise ValueError(f"model {model.name!r} is not a CNAS NASNet-shaped network (channel_nasnet).")
+        return {latency_model.feature_key(f): v for f, v in latency_model.layer_features(model).items()}
+
+    def model_keys(self, model):
+        return list(self.model_counts(model))
+
+
 def _bind(build, *arguments):
     return lambda: build(*arguments)
 
@@ -932,7 +1030,8 @@ def _walk(space, model):
     return keys
 
 
-SPACES = {"resnet": _ResNetSpace, "epnas": _EPNASSpace, "darts": _DARTSSpace, "nasnet": _NASNetSpace}
+SPACES = {"resnet": _ResNetSpace, "epnas": _EPNASSpace, "darts": _DARTSSpace, "nasnet": _NASNetSpace,
+          "cnas": _CNASSpace}
 
 
 def _space(name):
@@ -987,8 +1086,8 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
     """Measures every block `space` can produce at this input size; returns the table (a JSON-safe dict).
 
     Args:
-        space: str. `"resnet"`, `"nasnet"`, `"epnas"` or `"darts"` (see
-            the module doc).
+        space: str. `"resnet"`, `"nasnet"`, `"epnas"`, `"darts"` or
+            `"cnas"` (see the module doc).
         image_size: int. Height and width of the network input.
         channels: int. Channels of the network input.
         num_classes: int. Classifier outputs.
@@ -1007,7 +1106,11 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
             `"basic"`), `stages` and `filters` for nasnet (stage-wise `--stages`,
             `--filters`; defaults 3 and 8), `channel_table` for epnas (the
             search's channel table; default Table 2's 16..256), `cells` and
-            `init_channels` for darts (defaults 5 and 16).
+            `init_channels` for darts (defaults 5 and 16); for cnas `cells`,
+            `nodes`, `ops_per_node`, `init_channels` (the search's; defaults
+            1, 3, 2, 8), `data_format` (the sparse models' layout; default
+            `"channels_first"`), `samples` (random sparse networks the
+            costs are fitted to; default 40) and `seed` (default 0).
 
     Returns:
         dict with the fields of the module doc.
@@ -1027,6 +1130,40 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
         raise ValueError(f"`{sorted(unknown)[0]}` does not apply to the {space} space (settings: "
                          f"{sorted(space_object.SETTINGS) or 'none'}).")
     builders = space_object.entries(image_size, channels, num_classes, **settings)
+    extra = {}
+    if hasattr(space_object, "fit"):
+        if keys is not None:
+            raise ValueError(f"`keys` does not apply to the {space} space (its entries are fitted together).")
+
+        def measure(model):
+            return measure_model(model, runtime=runtime, threads=threads, runs=runs, warmup=warmup,
+                                 instances=instances)
+
+        overhead, entries, extra = space_object.fit(image_size, channels, num_classes, measure, progress, **settings)
+    else:
+        overhead, entries = _measure_entries(builders, keys, space, image_size, channels, runtime, threads, runs,
+                                             warmup, instances, progress)
+    return {
+        "space": space,
+        "device": device_info(),
+        "runtime": runtime,
+        "threads": threads,
+        "versions": _versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": {"image_size": image_size, "channels": channels, "num_classes": num_classes,
+                   **space_object.SETTINGS, **settings},
+        "runs": runs,
+        "warmup": warmup,
+        "instances": instances if runtime == "tflite" else 1,
+        "overhead_ms": round(overhead, 6),
+        "entries": entries,
+        **extra,
+    }
+
+
+def _measure_entries(builders, keys, space, image_size, channels, runtime, threads, runs, warmup, instances, progress):
+    import keras
+
     if keys is not None:
         missing = [k for k in keys if k not in builders]
         if missing:
@@ -1042,21 +1179,7 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
         keras.backend.clear_session()
         if progress is not None:
             progress(i + 1, len(builders), k)
-    return {
-        "space": space,
-        "device": device_info(),
-        "runtime": runtime,
-        "threads": threads,
-        "versions": _versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "config": {"image_size": image_size, "channels": channels, "num_classes": num_classes,
-                   **space_object.SETTINGS, **settings},
-        "runs": runs,
-        "warmup": warmup,
-        "instances": instances if runtime == "tflite" else 1,
-        "overhead_ms": round(overhead, 6),
-        "entries": entries,
-    }
+    return overhead, entries
 
 
 def _check_size(image_size, channels, num_classes):
@@ -1182,6 +1305,14 @@ def predict_latency(model, table):
     table = read_table(table)
     entries = table["entries"]
     total = float(table["overhead_ms"])
+    space = _space(table["space"])
+    if hasattr(space, "model_counts"):  # a fitted space (cnas): entries are ms per unit of a count
+        counts = space.model_counts(model)
+        missing = [k for k in counts if k not in entries]
+        if missing:
+            raise ValueError(f"`table` has no entry {missing[0]!r}; measure it again with `keras-nas latency-table "
+                             f"--space {table['space']}`.")
+        return total + sum(entries[k] * v for k, v in counts.items())
     for k in model_keys(model, table["space"]):
         if k not in entries:
             config = table.get("config", {})

@@ -118,15 +118,11 @@ REPORT = (
            optional=False),
 )
 LATENCY_SPACES = ("resnet", "nasnet", "darts", "epnas", "cnas")  # keras_nas.latency.ALL_SPACES
-LATENCY_SUPPORTED = ("resnet", "nasnet", "darts", "epnas")  # keras_nas.latency.SPACES (that module's spaces load Keras)
 
 
 def _latency_space(name, value):
     if value not in LATENCY_SPACES:
-        raise OptionError(f"`{name}` must be one of {list(LATENCY_SUPPORTED)}.", **{name: value})
-    if value not in LATENCY_SUPPORTED:
-        raise OptionError(f"`{name}` must be one of {list(LATENCY_SUPPORTED)} (the spaces with latency tables so "
-                          f"far; {value} is not done yet).", **{name: value})
+        raise OptionError(f"`{name}` must be one of {list(LATENCY_SPACES)}.", **{name: value})
     return value
 
 
@@ -140,8 +136,9 @@ def _json_out(name, value):
 LATENCY_TABLE = (
     Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic or bottleneck blocks), "
            "nasnet (stage-wise --module cell, NASNet-A cells), darts (the evaluation network EoiNAS/GDAS/DARTS "
-           "derive) or epnas (layer-by-layer); cnas not yet", validate=_latency_space, optional=False,
-           expected=f"one of {list(LATENCY_SUPPORTED)}", metavar="{" + ",".join(LATENCY_SPACES) + "}"),
+           "derive), epnas (layer-by-layer) or cnas (CNAS sparse networks: per-unit costs fitted to measured "
+           "random ones)", validate=_latency_space, optional=False,
+           expected=f"one of {list(LATENCY_SPACES)}", metavar="{" + ",".join(LATENCY_SPACES) + "}"),
     Option("runtime", "tflite", "tf (a compiled tf.function) or tflite (TFLite interpreter)", choices=("tf", "tflite")),
     Option("threads", 1, "intra-op threads (tf) or interpreter threads (tflite)", low=1),
     Option("image_size", 8, "height and width of the network input (digits: 8)", low=1,
@@ -155,9 +152,17 @@ LATENCY_TABLE = (
            choices=("basic", "bottleneck")),
     Option("filters", 8, "nasnet: filters F of the first stage's cells, doubling each stage (stage-wise --filters)",
            low=1),
-    Option("cells", 5, "darts: cells of the evaluation network (eoinas --eval-cells)", low=3),
-    Option("init_channels", 16, "darts: initial channels C of the evaluation network (eoinas --eval-channels)",
+    Option("cells", None, "darts: cells of the evaluation network (eoinas --eval-cells; default 5); cnas: normal "
+           "cells per stage (cnas --cells; default 1)", type=int, low=1),
+    Option("init_channels", None, "darts: initial channels C of the evaluation network (eoinas --eval-channels; "
+           "default 16); cnas: node output channels C of stage 1 (cnas --init-channels; default 8)", type=int,
            low=1),
+    Option("nodes", 3, "cnas: nodes per cell (cnas --nodes)", low=1),
+    Option("ops_per_node", 2, "cnas: ops per node (cnas --ops-per-node)", low=1),
+    Option("sparse_data_format", "channels_first", "cnas: layout of the sparse models (cnas --sparse-data-format; "
+           "its auto is channels_first for the nasnet space)", choices=("channels_first", "channels_last")),
+    Option("samples", 40, "cnas: random sparse networks measured end to end to fit the table (each converted to "
+           "TFLite: seconds each)", low=2),
     Option("channel_table", None, "epnas: the search's --channel-table, comma-separated (default Table 2's "
            "16,32,64,96,128,256)", parse=options_lib.int_list,
            validate=lambda name, value: options_lib.check_int_list(name, value, low=2, metavar="comma-separated "
@@ -516,10 +521,25 @@ def check_latency_table(args):
         raise OptionError(f"`block` does not apply to the {args.space} space (resnet only).", block=args.block)
     if args.space != "nasnet" and args.filters != 8:
         raise OptionError(f"`filters` does not apply to the {args.space} space (nasnet only).", filters=args.filters)
-    for name, default in (("cells", 5), ("init_channels", 16)):
-        if args.space != "darts" and getattr(args, name) != default:
-            raise OptionError(f"`{name}` does not apply to the {args.space} space (darts only).",
+    for name in ("cells", "init_channels"):
+        if args.space not in ("darts", "cnas") and getattr(args, name) is not None:
+            raise OptionError(f"`{name}` does not apply to the {args.space} space (darts and cnas only).",
                               **{name: getattr(args, name)})
+    if args.space == "darts" and args.cells is not None and args.cells < 3:
+        raise OptionError("`cells` must be >= 3 for the darts space (its reductions sit at 1/3 and 2/3).",
+                          cells=args.cells)
+    for name, default in (("nodes", 3), ("ops_per_node", 2), ("sparse_data_format", "channels_first"),
+                          ("samples", 40)):
+        if args.space != "cnas" and getattr(args, name) != default:
+            raise OptionError(f"`{name}` does not apply to the {args.space} space (cnas only).",
+                              **{name: getattr(args, name)})
+    if args.space == "cnas":
+        channels = 8 if args.init_channels is None else args.init_channels
+        if channels % 2 or channels % args.ops_per_node:
+            raise OptionError("`init_channels` must be even and divisible by `ops_per_node`.",
+                              init_channels=channels, ops_per_node=args.ops_per_node)
+        if args.image_size < 4:
+            raise OptionError("`image_size` must be >= 4 for the cnas space (3 stages).", image_size=args.image_size)
     if args.channel_table is not None:
         if args.space != "epnas":
             raise OptionError(f"`channel_table` does not apply to the {args.space} space (epnas only).",
@@ -536,23 +556,33 @@ def run_latency_table(args):
 
     settings = {"resnet": {"stages": args.stages, "block": args.block},
                 "nasnet": {"stages": args.stages, "filters": args.filters},
-                "darts": {"cells": args.cells, "init_channels": args.init_channels},
+                "darts": {"cells": 5 if args.cells is None else args.cells,
+                          "init_channels": 16 if args.init_channels is None else args.init_channels},
+                "cnas": {"cells": 1 if args.cells is None else args.cells, "nodes": args.nodes,
+                         "ops_per_node": args.ops_per_node,
+                         "init_channels": 8 if args.init_channels is None else args.init_channels,
+                         "data_format": args.sparse_data_format, "samples": args.samples},
                 "epnas": {"channel_table": args.channel_table}}[args.space]
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     total = len(latency.table_keys(args.space, **size, **settings))
-    print(f"Measuring {total:,} {args.space} entries at {args.image_size}x{args.image_size}x{args.channels} "
+    fitted = args.space == "cnas"
+    what = f"{args.samples} random {args.space} sparse networks" if fitted else f"{total:,} {args.space} entries"
+    print(f"Measuring {what} at {args.image_size}x{args.image_size}x{args.channels} "
           f"({args.runtime}, {args.threads} thread{'s' if args.threads > 1 else ''}, median of {args.runs} runs "
-          f"after {args.warmup} warm-up)", flush=True)
+          f"after {args.warmup} warm-up){' to fit ' + str(total) + ' costs per unit' if fitted else ''}", flush=True)
     start = time.perf_counter()
-    step = max(1, total // 20)
+    step = max(1, (args.samples if fitted else total) // 20)
 
     def progress(done, count, key):
         if done % step == 0 or done == count:
-            print(f"  {done:,}/{count:,} entries, {time.perf_counter() - start:.0f} s", flush=True)
+            unit = "networks" if fitted else "entries"
+            print(f"  {done:,}/{count:,} {unit}, {time.perf_counter() - start:.0f} s", flush=True)
 
     table = latency.measure_table(args.space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
                                   warmup=args.warmup, progress=progress, **settings)
     latency.save_table(table, args.out, overwrite=args.overwrite)
-    print(f"Latency table of {len(table['entries']):,} entries (overhead {table['overhead_ms']:.4f} ms) written to "
-          f"{args.out} in {time.perf_counter() - start:.0f} s", flush=True)
+    fit = (f", median error {table['fit']['median_error']:.1%} on the {table['fit']['samples']} networks it was fitted "
+           "to" if "fit" in table else "")
+    print(f"Latency table of {len(table['entries']):,} entries (overhead {table['overhead_ms']:.4f} ms{fit}) written "
+          f"to {args.out} in {time.perf_counter() - start:.0f} s", flush=True)
     return table

@@ -237,9 +237,10 @@ def test_a_file_that_is_not_a_table_is_refused(tmp_path):
         latency.load_table(str(path))
 
 
-def test_unsupported_spaces_are_refused_with_the_supported_ones():
-    with pytest.raises(ValueError, match=r"one of \['resnet', 'epnas', 'darts', 'nasnet'\].*cnas is not done yet"):
-        latency.table_keys("cnas", image_size=8, channels=1, num_classes=10)
+def test_unknown_spaces_are_refused_with_the_supported_ones():
+    with pytest.raises(ValueError, match=r"one of \['resnet', 'epnas', 'darts', 'nasnet', 'cnas'\]. Received: "
+                                         r"space='mobilenet'"):
+        latency.table_keys("mobilenet", image_size=8, channels=1, num_classes=10)
 
 
 def test_a_tiny_real_measurement_has_the_table_fields_and_positive_times():
@@ -299,8 +300,8 @@ def _refused(argv, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--space", "cnas"], "`--space` must be one of ['resnet', 'nasnet', 'darts', 'epnas'] (the spaces with latency "
-                          "tables so far; cnas is not done yet). Received: --space cnas"),
+    (["--space", "mobilenet"], "`--space` must be one of ['resnet', 'nasnet', 'darts', 'epnas', 'cnas']. Received: "
+                               "--space mobilenet"),
     (["--space", "resnet", "--runtime", "onnx"],
      "`--runtime` must be one of ['tf', 'tflite']. Received: --runtime onnx"),
     (["--space", "resnet", "--threads", "0"], "`--threads` must be an int >= 1. Received: --threads 0"),
@@ -313,7 +314,7 @@ def _refused(argv, capsys):
                                                       "Received: --block bottleneck"),
     (["--space", "resnet", "--block", "wide"], "`--block` must be one of ['basic', 'bottleneck']. Received: "
                                                "--block wide"),
-    (["--space", "resnet", "--cells", "8"], "`--cells` does not apply to the resnet space (darts only). "
+    (["--space", "resnet", "--cells", "8"], "`--cells` does not apply to the resnet space (darts and cnas only). "
                                             "Received: --cells 8"),
 ])
 def test_cli_refuses_bad_options_in_one_line(extra, message, tmp_path, capsys):

@@ -3,7 +3,8 @@
 Read from the smallest piece to the command: `channel_mask`,
 `channel_select`, `channels_first_factorized_reduce`, `nasnet_space` and
 `densenet_space` (the one-shot networks), `channel_graph`, `taylor`
-(Algorithm 1), `progressive`, `layout`, `sparse` (materialise), `channel_pruning`
+(Algorithm 1), `latency_model` (what a channel costs, from a cnas latency
+table), `progressive`, `layout`, `sparse` (materialise), `channel_pruning`
 (the callback), `command`."""
 
 from keras_nas._lazy import exports
@@ -22,6 +23,8 @@ _NAMES = {
     "normalize_layerwise": "taylor",
     "saliency_function": "taylor",
     "channel_importance": "taylor",
+    "layer_features": "latency_model",
+    "channel_savings": "latency_model",
     "channels_to_remove": "progressive",
     "zero_least_salient": "progressive",
     "random_masks": "progressive",

@@ -64,6 +64,11 @@ OPTIONS = (
     Option("target_latency_ms", None, "also zero channels until the materialised sparse model's batch-1 latency "
            "on this machine (TFLite, 1 thread, measured after every iteration) is at most MS; alone or with "
            "--sparsity (both must hold)", type=float, low=0, low_open=True, group=SEARCH, metavar="MS"),
+    Option("latency_table", None, "with --target-latency-ms: a cnas latency table (keras-nas latency-table --space "
+           "cnas at this run's input size, --cells, --nodes, --ops-per-node, --init-channels): channels then go in "
+           "increasing saliency per ms they save (ours, not the paper's), and results.json gives the table's "
+           "prediction beside the measurement", validate=common_options.latency_table_file("cnas"), paper="none",
+           group=SEARCH, metavar="TABLE.json"),
     Option("gamma", 0.1, "share of remaining input channels zeroed per iteration", low=0, high=1, low_open=True,
            high_open=True, paper=0.1, group=SEARCH),
     Option("saliency_batches", 10, "minibatches m per Taylor saliency", low=1, group=SEARCH),
@@ -90,7 +95,8 @@ OPTIONS = (
 # folders from before `--sparse-data-format` built their sparse model channels last, those from
 # before `--saliency-form` ranked by |x dx| ("taylor").
 ADDED_DEFAULTS = {"sparse_data_format": "channels_last", "saliency_form": "taylor", "skip_unreadable_images": False,
-                  "strategy": "default", "mixed_precision": False, "jit_compile": False, "target_latency_ms": None}
+                  "strategy": "default", "mixed_precision": False, "jit_compile": False, "target_latency_ms": None,
+                  "latency_table": None}
 DEFAULT_SPARSITY = 0.46  # Table 1's rho
 
 
@@ -120,6 +126,16 @@ def check(args):
     if args.min_learning_rate > args.learning_rate:
         raise OptionError("`min_learning_rate` must be <= `learning_rate`.", min_learning_rate=args.min_learning_rate,
                           learning_rate=args.learning_rate)
+    if args.latency_table is not None:
+        if args.target_latency_ms is None:
+            raise OptionError("`latency_table` is read for a latency target only; add `target_latency_ms`.",
+                              names=("target_latency_ms",), latency_table=args.latency_table)
+        if args.space != "nasnet":
+            raise OptionError("`latency_table` applies to `space` nasnet only (the cnas latency tables model its "
+                              "sparse networks).", latency_table=args.latency_table, space=args.space)
+        from keras_nas import latency  # pure Python at import (its measuring loads TensorFlow)
+
+        latency.read_option_table("latency_table", args.latency_table, "cnas")
     one_shot = "CNAS is one one-shot search, not a set of trials"
     common_options.refuse_unused(args, {
         "chief": f"{one_shot}; use `strategy` mirrored to spread it over local devices.",
@@ -358,13 +374,28 @@ def run(args):
           f"on {dataset.name} {dataset.input_shape}: one-shot |W| = {total:,} weights, "
           f"|X| = {graph.input_channels(graph.full_masks()):,} input channels on {len(graph.edges)} edges; "
           f"target {_targets_text(rho, args.target_latency_ms)} -> {out}", flush=True)
-    latency_fn, latency_report = None, None
+    latency_fn, latency_report, table, cost_fn = None, None, None, None
+    if args.latency_table is not None:
+        from keras_nas import latency
+        from keras_nas.cnas import latency_model
+
+        table = latency.read_option_table(
+            "latency_table", args.latency_table, "cnas", dataset.input_shape, dataset.num_classes, cells=args.cells,
+            nodes=args.nodes, ops_per_node=args.ops_per_node, init_channels=args.init_channels,
+            data_format=sparse_data_format(args))
+        shapes = latency_model.edge_shapes(oneshot, graph)
+
+        def cost_fn(masks):
+            return latency_model.channel_savings(graph, masks, shapes, table)
     if args.target_latency_ms is not None:
         latency_fn = sparse_latency_function(graph, build, args)
         with _scope(strategy):
             dense = build(masked=False)
         latency_report = {"target_ms": args.target_latency_ms, "runtime": "tflite", "threads": 1,
-                          "oneshot_ms": latency_fn(None, model=dense)}
+                          "oneshot_ms": latency_fn(None, model=dense),
+                          "ranking": "saliency per ms saved" if table is not None else "saliency"}
+        if table is not None:
+            latency_report["table"] = args.latency_table
         del dense
         print(f"[latency] the one-shot network takes {latency_report['oneshot_ms']:.4f} ms (TFLite, 1 thread, batch "
               f"1); target {args.target_latency_ms} ms", flush=True)
@@ -380,7 +411,7 @@ def run(args):
     search = ChannelPruning(topology, rho, gamma=args.gamma, saliency_batches=args.saliency_batches,
                             finetune_epochs=args.finetune_epochs, saliency_data=dataset.train, strategy=strategy,
                             saliency_form=args.saliency_form, target_latency_ms=args.target_latency_ms,
-                            latency_fn=latency_fn)
+                            latency_fn=latency_fn, cost_fn=cost_fn)
     iterations = max_iterations(graph.input_channels(graph.full_masks()), args.gamma) * args.finetune_epochs
     search_done = train_phase(
         "search", oneshot, dataset, out, epochs=iterations, lr_fn=lambda epoch: args.search_learning_rate,
@@ -461,7 +492,13 @@ def run(args):
         latency_report["searched_ms"] = log[-1].get("latency_ms") if log else latency_report["oneshot_ms"]
         latency_report["measured_ms"] = latency_fn(None, model=final)
         latency_report["met"] = latency_report["measured_ms"] <= args.target_latency_ms
-        print(f"[latency] final model: {latency_report['measured_ms']:.4f} ms measured (one-shot "
+        predicted = ""
+        if table is not None:
+            from keras_nas import latency
+
+            latency_report["predicted_ms"] = latency.predict_latency(final, table)
+            predicted = f", {latency_report['predicted_ms']:.4f} ms predicted by the table"
+        print(f"[latency] final model: {latency_report['measured_ms']:.4f} ms measured{predicted} (one-shot "
               f"{latency_report['oneshot_ms']:.4f} ms), target {args.target_latency_ms} ms "
               f"{'met' if latency_report['met'] else 'NOT met'}", flush=True)
     _plots(out, report, log, total, f"CNAS ({args.space}), {_targets_text(rho, args.target_latency_ms)}")

@@ -1,0 +1,195 @@
+"""A latency model of CNAS sparse networks, fitted to measured ones, and the latency one input channel costs.
+
+CNAS (paper 004) has no latency term; this is ours (issue 24). A sparse
+network's kept channels are a combinatorial choice (each edge any subset of
+its inputs), so a table cannot hold one entry per block as the other spaces'
+tables do. Instead the network's Keras layers are reduced to a few counts
+(`layer_features`): calls and work per kind of op (convolutions and their
+multiply-accumulates, depthwise convolutions, channel slices, concatenations,
+ReLUs, factorized reductions). A table of the `cnas` space holds one
+latency per unit of each count, fitted by non-negative least squares
+(scikit-learn's `LinearRegression(positive=True)`) to sparse networks of
+random masks measured end to end (`fit_entries`), and the fixed part of
+the network as its `overhead_ms`. Then
+
+    predicted = overhead_ms + sum(entries[key] * count[key])
+
+and the latency an input channel of an edge costs is what the counts lose
+when it goes (`channel_savings`): its share of the node's slice, ReLU and
+depthwise convolution and of the edge's pointwise convolution, plus the
+calls of the ops that disappear with the edge's (or node's) last channel.
+Channels then go in increasing saliency per millisecond saved
+(`keras_nas.cnas.zero_least_salient(..., cost=...)`).
+
+How well the fit predicts measured networks: benchmarks/RESULTS.md,
+"Latency tables".
+"""
+
+import numpy as np
+
+# Counts of a sparse network's layers; "k" = thousands (multiply-accumulates or tensor elements).
+FEATURES = ("conv", "conv_kmac", "depthwise", "depthwise_kmac", "slice", "concat", "relu", "reduce", "kelement")
+
+
+def feature_key(feature):
+    """The table key of a count: `cnas/<feature>`."""
+    return f"cnas/{feature}"
+
+
+def _size(shape):
+    return int(np.prod([int(d) for d in shape[1:]]))
+
+
+def _channels(shape, data_format):
+    return int(shape[1] if data_format == "channels_first" else shape[-1])
+
+
+def _spatial(shape, data_format):
+    dims = shape[2:] if data_format == "channels_first" else shape[1:-1]
+    return int(np.prod([int(d) for d in dims]))
+
+
+def layer_features(model):
+    """The counts of `FEATURES` of a CNAS network (sparse or dense; masks and gates are not counted).
+
+    Layers that every network of the space has once (the input transpose,
+    the stem's BatchNorm, the head's pooling and classifier) are left to
+    the fitted intercept; BatchNorms after a convolution fold into it when
+    the model is converted.
+
+    Example:
+
+    >>> from keras_nas.cnas.nasnet_space import channel_nasnet
+    >>> layer_features(channel_nasnet(1, 1, 4, stages=1, input_shape=(4, 4, 1), masked=False))["depthwise"]
+    2.0
+    """
+    import keras
+
+    from keras_nas.cnas.channel_select import ChannelSelect
+    from keras_nas.cnas.channels_first_factorized_reduce import ChannelsFirstFactorizedReduce
+    from keras_nas.layers.factorized_reduce import FactorizedReduce
+
+    counts = dict.fromkeys(FEATURES, 0.0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+        shape_in, shape_out = tuple(inputs[0].shape), tuple(layer.output.shape)
+        data_format = getattr(layer, "data_format", "channels_last")
+        if isinstance(layer, FactorizedReduce):
+            axis_format = "channels_first" if isinstance(layer, ChannelsFirstFactorizedReduce) else "channels_last"
+            counts["reduce"] += 1
+            macs = _spatial(shape_out, axis_format) * _channels(shape_in, axis_format) * layer.filters // 2
+            counts["conv_kmac"] += macs / 1e3
+            counts["kelement"] += (_size(shape_in) + _size(shape_out)) / 1e3
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            counts["depthwise"] += 1
+            counts["depthwise_kmac"] += _size(shape_out) * int(np.prod(layer.kernel_size)) / 1e3
+            counts["kelement"] += (_size(shape_in) + _size(shape_out)) / 1e3
+        elif isinstance(layer, keras.layers.Conv2D) and layer.name != "stem_conv":
+            counts["conv"] += 1
+            macs = _size(shape_out) * _channels(shape_in, data_format) * int(np.prod(layer.kernel_size))
+            counts["conv_kmac"] += macs / 1e3
+            counts["kelement"] += (_size(shape_in) + _size(shape_out)) / 1e3
+        elif isinstance(layer, ChannelSelect):
+            runs = sum(len(r) for _, r in layer._segments)
+            counts["slice"] += runs
+            counts["concat"] += runs > 1
+            counts["kelement"] += _size(shape_out) / 1e3
+        elif isinstance(layer, keras.layers.Concatenate):
+            counts["concat"] += 1
+            counts["kelement"] += _size(shape_out) / 1e3
+        elif isinstance(layer, keras.layers.ReLU) and layer.name != "head_relu":
+            counts["relu"] += 1
+            counts["kelement"] += _size(shape_out) / 1e3
+    return counts
+
+
+def predict_from_features(counts, table):
+    """`overhead_ms + sum(entries[cnas/<f>] * counts[f])` (pure)."""
+    entries = table["entries"]
+    return float(table["overhead_ms"]) + sum(entries[feature_key(f)] * float(counts[f]) for f in FEATURES)
+
+
+def sample_masks(graph, rng):
+    """Random masks spanning the search's range: a keep share per cell in [0.02, 1], varied per edge.
+
+    Each edge of a cell keeps each input channel with probability
+    `p_cell * u_e` (`p_cell` uniform in [0.02, 1], `u_e` in [0.5, 1.5],
+    clipped to 1), so thin and whole edges, dead edges and dead nodes
+    occur, and the cells' resolutions and widths vary apart (which lets
+    the fit tell work per element from work per multiply-accumulate); one
+    channel from `d` per cell stays (as the search keeps it).
+    """
+    shares = {}
+    masks = {}
+    for name, full in graph.full_masks().items():
+        cell = graph.cell_of(name)
+        if cell not in shares:
+            shares[cell] = rng.uniform(0.02, 1.0)
+        keep = min(1.0, shares[cell] * rng.uniform(0.5, 1.5))
+        masks[name] = (rng.random(len(full)) < keep).astype(np.float32)
+    floor = graph.minimal_masks()
+    return graph.effective({n: np.maximum(masks[n], floor[n]) for n in masks})
+
+
+def fit_entries(counts, latencies_ms):
+    """Non-negative least squares of latencies on counts: `(overhead_ms, {key: ms per unit})`.
+
+    Args:
+        counts: list of dicts `layer_features` returned.
+        latencies_ms: list of float. The measured latencies of the same networks.
+    """
+    from sklearn.linear_model import LinearRegression
+
+    # The intercept as a column of ones, so that it too is constrained to >= 0 (fit_intercept would leave it free).
+    x = np.array([[1.0] + [c[f] for f in FEATURES] for c in counts], dtype=np.float64)
+    y = np.asarray(latencies_ms, dtype=np.float64)
+    regression = LinearRegression(positive=True, fit_intercept=False).fit(x, y)
+    overhead, *weights = regression.coef_
+    return float(overhead), {feature_key(f): float(w) for f, w in zip(FEATURES, weights)}
+
+
+def edge_shapes(model, graph):
+    """`{edge: (spatial size, output channels)}` of every edge of a one-shot network (its mask layer's input)."""
+    shapes = {}
+    for name in graph.edges:
+        edge = graph.topology["edges"][name]
+        shape = tuple(model.get_layer(edge["mask"]).input.shape)
+        shapes[name] = (int(np.prod(shape[1:-1])), int(edge["outputs"]))
+    return shapes
+
+
+def channel_savings(graph, masks, shapes, table):
+    """Milliseconds removing one more kept input channel of each edge saves, by the table's fitted costs (pure).
+
+    Per channel of an edge at spatial size `s` with `out` outputs: the
+    node's slice copy, ReLU and 3x3 depthwise convolution, the edge's share
+    slice and its pointwise convolution lose `s` elements and `9 s` and
+    `s out` multiply-accumulates. The edge's last channel also removes its
+    pointwise convolution and share slice, the node's last its depthwise
+    convolution, ReLU and slice. Removing a node's output does not count
+    what it saves downstream (those channels are removed with it, for free).
+
+    Returns:
+        dict edge -> float > 0 (a floor of 1e-9 ms keeps the ratio finite).
+    """
+    entries = {f: table["entries"][feature_key(f)] for f in FEATURES}
+    eff = graph.effective(masks)
+    node_kept = {}
+    for name in graph.edges:
+        node = graph.topology["edges"][name].get("node", name)
+        node_kept[node] = node_kept.get(node, 0) + int(eff[name].sum())
+    savings = {}
+    for name in graph.edges:
+        s, out = shapes[name]
+        kept = int(eff[name].sum())
+        node = graph.topology["edges"][name].get("node", name)
+        # Elements: the node's slice copy, ReLU, depthwise input and output, the share copy, the pointwise input.
+        ms = (entries["kelement"] * 6 * s + entries["depthwise_kmac"] * 9 * s + entries["conv_kmac"] * s * out) / 1e3
+        if kept <= 1:
+            ms += entries["conv"] + entries["slice"] + entries["kelement"] * s * out / 1e3
+        if node_kept[node] <= 1:
+            ms += entries["depthwise"] + entries["relu"] + entries["slice"]
+        savings[name] = max(ms, 1e-9)
+    return savings
