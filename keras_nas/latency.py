@@ -931,14 +931,15 @@ class _CNASSpace(_Space):
     sparse networks of random masks (seeded by `seed`) measured end to end;
     `overhead_ms` is the fitted intercept (stem, head, the call itself).
     `cells`, `nodes`, `ops_per_node`, `init_channels` are the search's
-    (`keras-nas search cnas`); `data_format` is the sparse model's layout
+    (`keras-nas search cnas`); `sparse_data_format` is the sparse model's layout
     (`--sparse-data-format`, whose `auto` is channels_first for this
     space). The table also records `fit`: the samples and the median error
     on them.
     """
 
     name = "cnas"
-    SETTINGS = {"cells": 1, "nodes": 3, "ops_per_node": 2, "init_channels": 8, "data_format": "channels_first",
+    SETTINGS = {"cells": 1, "nodes": 3, "ops_per_node": 2, "init_channels": 8,
+                "sparse_data_format": "channels_first",
                 "samples": 40, "seed": 0}
 
     def entries(self, image_size, channels, num_classes, **settings):
@@ -949,13 +950,13 @@ class _CNASSpace(_Space):
 
     @staticmethod
     def _network(image_size, channels, num_classes, cells=1, nodes=3, ops_per_node=2, init_channels=8,
-                 data_format="channels_first", samples=40, seed=0):
+                 sparse_data_format="channels_first", samples=40, seed=0):
         for name, value, low in (("samples", samples, 2), ("seed", seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
-        if data_format not in ("channels_first", "channels_last"):
-            raise ValueError(f"`data_format` must be 'channels_first' or 'channels_last'. Received: "
-                             f"data_format={data_format!r}")
+        if sparse_data_format not in ("channels_first", "channels_last"):
+            raise ValueError(f"`sparse_data_format` must be 'channels_first' or 'channels_last'. Received: "
+                             f"sparse_data_format={sparse_data_format!r}")
         for name, value, low in (("cells", cells, 1), ("nodes", nodes, 1), ("ops_per_node", ops_per_node, 1),
                                  ("init_channels", init_channels, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -988,7 +989,7 @@ class _CNASSpace(_Space):
             masks = latency_model.sample_masks(graph, rng)
             selection = channel_layout(topology, graph.selection(masks))
             keras.utils.set_random_seed(0)
-            model = channel_nasnet(**kwargs, selection=selection, data_format=settings["data_format"])
+            model = channel_nasnet(**kwargs, selection=selection, data_format=settings["sparse_data_format"])
             counts.append(latency_model.layer_features(model))
             measured.append(measure(model))
             keras.backend.clear_session()
@@ -1108,7 +1109,7 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
             search's channel table; default Table 2's 16..256), `cells` and
             `init_channels` for darts (defaults 5 and 16); for cnas `cells`,
             `nodes`, `ops_per_node`, `init_channels` (the search's; defaults
-            1, 3, 2, 8), `data_format` (the sparse models' layout; default
+            1, 3, 2, 8), `sparse_data_format` (the sparse models' layout; default
             `"channels_first"`), `samples` (random sparse networks the
             costs are fitted to; default 40) and `seed` (default 0).
 

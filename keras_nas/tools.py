@@ -561,7 +561,7 @@ def run_latency_table(args):
                 "cnas": {"cells": 1 if args.cells is None else args.cells, "nodes": args.nodes,
                          "ops_per_node": args.ops_per_node,
                          "init_channels": 8 if args.init_channels is None else args.init_channels,
-                         "data_format": args.sparse_data_format, "samples": args.samples},
+                         "sparse_data_format": args.sparse_data_format, "samples": args.samples},
                 "epnas": {"channel_table": args.channel_table}}[args.space]
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     total = len(latency.table_keys(args.space, **size, **settings))

@@ -29,6 +29,7 @@ EXAMPLES = [
     ("keras_nas.epnas.prediction", "shrink_perturb"),
     ("keras_nas.latency", "key"),
     ("keras_nas.latency", "table_keys"),
+    ("keras_nas.cnas.latency_model", "layer_features"),
 ]
 
 

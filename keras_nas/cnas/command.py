@@ -364,6 +364,19 @@ def run(args):
     if rho is not None and rho <= floor:
         raise OptionError(f"`sparsity` must be above {floor:.3f} for this network: the weights outside the "
                           "searchable edges and one input channel per cell remain.", sparsity=rho)
+    table, cost_fn = None, None  # the table is checked against the run before anything is written
+    if args.latency_table is not None:
+        from keras_nas import latency
+        from keras_nas.cnas import latency_model
+
+        table = latency.read_option_table(
+            "latency_table", args.latency_table, "cnas", dataset.input_shape, dataset.num_classes, cells=args.cells,
+            nodes=args.nodes, ops_per_node=args.ops_per_node, init_channels=args.init_channels,
+            sparse_data_format=sparse_data_format(args))
+        shapes = latency_model.edge_shapes(oneshot, graph)
+
+        def cost_fn(masks):
+            return latency_model.channel_savings(graph, masks, shapes, table)
     option_list = OPTIONS + common_options.SEARCH_OPTIONS
     config = common.run_config(args, "cnas", option_list)
     resumed = common.open_results(args, "keras-nas search cnas", config, option_list, added_defaults=ADDED_DEFAULTS,
@@ -374,19 +387,7 @@ def run(args):
           f"on {dataset.name} {dataset.input_shape}: one-shot |W| = {total:,} weights, "
           f"|X| = {graph.input_channels(graph.full_masks()):,} input channels on {len(graph.edges)} edges; "
           f"target {_targets_text(rho, args.target_latency_ms)} -> {out}", flush=True)
-    latency_fn, latency_report, table, cost_fn = None, None, None, None
-    if args.latency_table is not None:
-        from keras_nas import latency
-        from keras_nas.cnas import latency_model
-
-        table = latency.read_option_table(
-            "latency_table", args.latency_table, "cnas", dataset.input_shape, dataset.num_classes, cells=args.cells,
-            nodes=args.nodes, ops_per_node=args.ops_per_node, init_channels=args.init_channels,
-            data_format=sparse_data_format(args))
-        shapes = latency_model.edge_shapes(oneshot, graph)
-
-        def cost_fn(masks):
-            return latency_model.channel_savings(graph, masks, shapes, table)
+    latency_fn, latency_report = None, None
     if args.target_latency_ms is not None:
         latency_fn = sparse_latency_function(graph, build, args)
         with _scope(strategy):

@@ -50,7 +50,7 @@ def _spatial(shape, data_format):
 
 
 def layer_features(model):
-    """The counts of `FEATURES` of a CNAS network (sparse or dense; masks and gates are not counted).
+    """The counts of `FEATURES` of a CNAS sparse network (`channel_nasnet` with a `selection`).
 
     Layers that every network of the space has once (the input transpose,
     the stem's BatchNorm, the head's pooling and classifier) are left to
@@ -59,9 +59,14 @@ def layer_features(model):
 
     Example:
 
+    >>> from keras_nas.cnas.channel_graph import ChannelGraph
     >>> from keras_nas.cnas.nasnet_space import channel_nasnet
-    >>> layer_features(channel_nasnet(1, 1, 4, stages=1, input_shape=(4, 4, 1), masked=False))["depthwise"]
-    2.0
+    >>> _, topology = channel_nasnet(1, 1, 4, stages=1, input_shape=(4, 4, 1), return_topology=True)
+    >>> graph = ChannelGraph(topology)
+    >>> sparse = channel_nasnet(1, 1, 4, stages=1, input_shape=(4, 4, 1),
+    ...                         selection=graph.selection(graph.full_masks()))
+    >>> layer_features(sparse)["depthwise"]  # the node's two ops share one depthwise conv
+    1.0
     """
     import keras
 

@@ -116,7 +116,7 @@ def test_measure_table_fits_a_cnas_table_and_it_predicts_sparse_models(tmp_path)
                                   cells=1, nodes=1, init_channels=4, samples=3)
     assert table["space"] == "cnas" and table["fit"]["samples"] == 3
     assert set(table["entries"]) == {latency_model.feature_key(f) for f in latency_model.FEATURES}
-    assert table["config"]["data_format"] == "channels_first" and table["config"]["nodes"] == 1
+    assert table["config"]["sparse_data_format"] == "channels_first" and table["config"]["nodes"] == 1
     _, topology = channel_nasnet(1, 1, 4, input_shape=(4, 4, 1), num_classes=3, return_topology=True)
     graph = ChannelGraph(topology)
     sparse = channel_nasnet(1, 1, 4, input_shape=(4, 4, 1), num_classes=3, data_format="channels_first",
@@ -155,4 +155,20 @@ def test_cnas_search_refuses_a_table_without_a_target_or_of_another_space(tmp_pa
             cli.main(["search", "cnas", "--out", str(out)] + argv)
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cnas_search_refuses_a_table_of_another_network_before_writing(tmp_path, capsys):
+    table = tmp_path / "cnas.json"
+    table.write_text(json.dumps({**_table(), "config": {"image_size": 8, "channels": 1, "num_classes": 10,
+                                                         "init_channels": 16}}))
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["search", "cnas", "--out", str(out), "--target-latency-ms", "1", "--latency-table", str(table)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "`--latency-table` was measured for image_size=8, channels=1, num_classes=10, cells=1, nodes=3, " \
+           "ops_per_node=2, init_channels=16, sparse_data_format=channels_first; this run needs `keras-nas " \
+           "latency-table --space cnas --image-size 8 --channels 1 --num-classes 10 --cells 1 --nodes 3 " \
+           "--ops-per-node 2 --init-channels 8 --sparse-data-format channels_first`" in err
     assert not out.exists()
