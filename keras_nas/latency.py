@@ -938,8 +938,7 @@ class _CNASSpace(_Space):
     """
 
     name = "cnas"
-    SETTINGS = {"cells": 1, "nodes": 3, "ops_per_node": 2, "init_channels": 8,
-                "sparse_data_format": "channels_first",
+    SETTINGS = {"cells": 1, "nodes": 3, "ops_per_node": 2, "init_channels": 8, "sparse_data_format": "channels_first",
                 "samples": 40, "seed": 0}
 
     def entries(self, image_size, channels, num_classes, **settings):

@@ -494,9 +494,7 @@ def run(args):
         latency_report["measured_ms"] = latency_fn(None, model=final)
         latency_report["met"] = latency_report["measured_ms"] <= args.target_latency_ms
         predicted = ""
-        if table is not None:
-            from keras_nas import latency
-
+        if table is not None:  # `latency` was imported with the table
             latency_report["predicted_ms"] = latency.predict_latency(final, table)
             predicted = f", {latency_report['predicted_ms']:.4f} ms predicted by the table"
         print(f"[latency] final model: {latency_report['measured_ms']:.4f} ms measured{predicted} (one-shot "

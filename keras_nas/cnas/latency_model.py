@@ -177,7 +177,7 @@ def channel_savings(graph, masks, shapes, table):
     what it saves downstream (those channels are removed with it, for free).
 
     Returns:
-        dict edge -> float > 0 (a floor of 1e-9 ms keeps the ratio finite).
+        dict edge -> float > 0 in milliseconds (floored at 1e-9, so the ratio stays finite).
     """
     entries = {f: table["entries"][feature_key(f)] for f in FEATURES}
     eff = graph.effective(masks)

@@ -172,3 +172,19 @@ def test_cnas_search_refuses_a_table_of_another_network_before_writing(tmp_path,
            "latency-table --space cnas --image-size 8 --channels 1 --num-classes 10 --cells 1 --nodes 3 " \
            "--ops-per-node 2 --init-channels 8 --sparse-data-format channels_first`" in err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_cnas_search_with_a_table_ranks_per_ms_and_reports_the_prediction(tmp_path):
+    import subprocess
+    import sys
+
+    table, out = tmp_path / "c.json", tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "keras_nas", "latency-table", "--space", "cnas", "--samples", "4",
+                    "--runs", "5", "--out", str(table)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "keras_nas", "search", "cnas", "--out", str(out), "--epochs", "1",
+                    "--final-epochs", "1", "--gamma", "0.3", "--saliency-batches", "2", "--no-baselines",
+                    "--target-latency-ms", "0.001", "--latency-table", str(table)], check=True, capture_output=True)
+    report = json.loads((out / "results.json").read_text())["latency"]
+    assert report["ranking"] == "saliency per ms saved" and report["table"] == str(table)
+    assert report["predicted_ms"] > 0 and report["measured_ms"] > 0
