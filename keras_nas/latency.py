@@ -1004,8 +1004,8 @@ class _CNASSpace(_Space):
     def model_counts(self, model):
         from keras_nas.cnas import latency_model
 
-        if not any(layer.name.endswith("_node0_depthwise") or layer.name.endswith("_node0_op0_sepconv")
-                   for layer in model.layers):
+        # Every cell keeps its two pre-processing layers (the search keeps a channel of `d` per cell).
+        if not any(re.fullmatch(r"cell\d+_pre[ab](_conv)?", layer.name) for layer in model.layers):
             raise ValueError(f"model {model.name!r} is not a CNAS NASNet-shaped network (channel_nasnet).")
         return {latency_model.feature_key(f): v for f, v in latency_model.layer_features(model).items()}
 

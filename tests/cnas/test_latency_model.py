@@ -53,6 +53,15 @@ def test_predict_latency_of_a_cnas_model_sums_costs_per_unit():
     expected = 0.5 + 0.01 * 4 + 0.1 * counts["depthwise_kmac"] + 0.002 * 4
     assert latency.predict_latency(sparse, table) == pytest.approx(expected)
     assert latency_model.predict_from_features(counts, table) == pytest.approx(expected)
+    # A network whose first nodes are all pruned away is still one of the space.
+    kw = {**KW, "nodes": 2}
+    _, topology = channel_nasnet(**kw, return_topology=True)
+    graph = ChannelGraph(topology)
+    masks = {name: np.zeros_like(m) for name, m in graph.full_masks().items()}
+    masks["cell1_node1_op0"][np.flatnonzero(graph.from_d("cell1_node1_op0"))[0]] = 1.0
+    thin = channel_nasnet(**kw, selection=graph.selection(masks))
+    assert "cell1_node0_depthwise" not in [layer.name for layer in thin.layers]
+    assert latency.predict_latency(thin, table) > 0.5
     with pytest.raises(ValueError, match="is not a CNAS NASNet-shaped network"):
         import keras
 
