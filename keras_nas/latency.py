@@ -1120,7 +1120,6 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
     >>> table = measure_table("resnet", image_size=8, channels=1, num_classes=10, runs=5)
     >>> save_table(table, "resnet_8.json")
     """
-    import keras
 
     _check_measuring(runtime, threads, runs, warmup, instances)
     _check_size(image_size, channels, num_classes)
