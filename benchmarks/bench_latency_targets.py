@@ -3,7 +3,8 @@ what it found, the found model's TFLite latency measured on this machine.
 
 For every method the script runs the library's own search (`keras_nas.<method>.search`) twice into
 `--out/<method>/{free,target}`: first without a latency target, then with a target of `--ratio` (default 0.8)
-times the free run's measured latency, through the method's own option:
+times the free run's measured latency, through the method's own option (each search aims `--latency-margin`
+below it, the library's default unless given):
 
 - stagewise: `max_latency_ms` (a stage stops growing when the candidate would exceed it);
 - epnas: `constraint latency_ms<=T` (a soft constraint of Eq. 2-3; best = highest reward among feasible children);
@@ -17,7 +18,7 @@ batch 1, median of 30 calls over 5 interpreters) and evaluated on the test split
 `--out`. A finished run's results.json is read back, so a killed benchmark resumes.
 
     PYTHONPATH=. python benchmarks/bench_latency_targets.py [--methods stagewise,epnas,eoinas,cnas]
-        [--out runs/bench_latency_targets] [--ratio 0.8]
+        [--out runs/bench_latency_targets] [--ratio 0.8] [--latency-margin SHARE]
 
 Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
 """
@@ -81,6 +82,8 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", default="runs/bench_latency_targets")
     parser.add_argument("--ratio", type=float, default=0.8)
+    parser.add_argument("--latency-margin", type=float, default=None,
+                        help="the searches' latency_margin (default: the library's)")
     args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     unknown = sorted(set(methods) - set(METHODS))
@@ -93,7 +96,8 @@ def main(argv=None):
         free = measure(free_dir, run_search(method, free_dir, **SETTINGS[method]))
         target = round(args.ratio * free["latency_ms"], 6)
         target_dir = os.path.join(args.out, method, "target")
-        results = run_search(method, target_dir, **SETTINGS[method], **target_options(method, target))
+        margin = {} if args.latency_margin is None else {"latency_margin": args.latency_margin}
+        results = run_search(method, target_dir, **SETTINGS[method], **target_options(method, target), **margin)
         found = measure(target_dir, results)
         rows[method] = {"free": free, "target_ms": target, "constrained": found,
                         "met": found["latency_ms"] <= target, "search_report": results.get("latency")

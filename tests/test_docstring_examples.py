@@ -19,6 +19,7 @@ EXAMPLES = [
     ("keras_nas.eoinas.search_cell", "cell_edges"),
     ("keras_nas.epnas.constraints", "parse_constraint"),
     ("keras_nas.epnas.constraints", "parse_constraints"),
+    ("keras_nas.epnas.constraints", "with_latency_margin"),
     ("keras_nas.epnas.reward", "soft_penalty"),
     ("keras_nas.epnas.parameter_store", "splice"),
     ("keras_nas.cnas.layout", "gray_rank"),
@@ -30,6 +31,8 @@ EXAMPLES = [
     ("keras_nas.latency", "key"),
     ("keras_nas.latency", "table_keys"),
     ("keras_nas.cnas.latency_model", "layer_features"),
+    ("keras_nas.engine.common_options", "latency_margin"),
+    ("keras_nas.engine.common_options", "search_latency"),
 ]
 
 

@@ -69,6 +69,7 @@ OPTIONS = (
            "increasing saliency per ms they save (ours, not the paper's), and results.json gives the table's "
            "prediction beside the measurement", validate=common_options.latency_table_file("cnas"), paper="none",
            group=SEARCH, metavar="TABLE.json"),
+    common_options.latency_margin_option(SEARCH, "--target-latency-ms"),
     Option("gamma", 0.1, "share of remaining input channels zeroed per iteration", low=0, high=1, low_open=True,
            high_open=True, paper=0.1, group=SEARCH),
     Option("saliency_batches", 10, "minibatches m per Taylor saliency", low=1, group=SEARCH),
@@ -93,10 +94,11 @@ OPTIONS = (
 )
 # Settings added after results folders were written without them, with the value those runs had:
 # folders from before `--sparse-data-format` built their sparse model channels last, those from
-# before `--saliency-form` ranked by |x dx| ("taylor").
+# before `--saliency-form` ranked by |x dx| ("taylor"). `--latency-margin` came with the latency targets,
+# before any release: a folder of an earlier latency-target run resumes with the default margin.
 ADDED_DEFAULTS = {"sparse_data_format": "channels_last", "saliency_form": "taylor", "skip_unreadable_images": False,
                   "strategy": "default", "mixed_precision": False, "jit_compile": False, "target_latency_ms": None,
-                  "latency_table": None}
+                  "latency_table": None, "latency_margin": None}
 DEFAULT_SPARSITY = 0.46  # Table 1's rho
 
 
@@ -126,6 +128,7 @@ def check(args):
     if args.min_learning_rate > args.learning_rate:
         raise OptionError("`min_learning_rate` must be <= `learning_rate`.", min_learning_rate=args.min_learning_rate,
                           learning_rate=args.learning_rate)
+    common_options.latency_margin(args.latency_margin, args.target_latency_ms is not None, "target_latency_ms")
     if args.latency_table is not None:
         if args.target_latency_ms is None:
             raise OptionError("`latency_table` is read for a latency target only; add `target_latency_ms`.",
@@ -318,8 +321,9 @@ def _plots(out, report, iterations, total_params, title):
     io.save_figure(fig, os.path.join(out, "pruning.png"))
 
 
-def _targets_text(rho, latency_ms):
-    parts = ([f"rho = {rho}"] if rho is not None else []) + ([f"latency <= {latency_ms} ms"] if latency_ms else [])
+def _targets_text(rho, latency_ms, margin=0.0):
+    aim = f" (searching for {common_options.search_latency(latency_ms, margin):.4g} ms)" if latency_ms and margin else ""
+    parts = ([f"rho = {rho}"] if rho is not None else []) + ([f"latency <= {latency_ms} ms{aim}"] if latency_ms else [])
     return " and ".join(parts)
 
 
@@ -361,6 +365,11 @@ def run(args):
     graph = cnas.ChannelGraph(topology)
     floor = graph.sparsity(graph.minimal_masks())
     rho = target_sparsity(args)
+    margin = common_options.latency_margin(args.latency_margin, args.target_latency_ms is not None,
+                                           "target_latency_ms")
+    # The latency the pruning stops at: the target less the margin (headroom for timing noise; ours).
+    goal_ms = (None if args.target_latency_ms is None else
+               common_options.search_latency(args.target_latency_ms, margin))
     if rho is not None and rho <= floor:
         raise OptionError(f"`sparsity` must be above {floor:.3f} for this network: the weights outside the "
                           "searchable edges and one input channel per cell remain.", sparsity=rho)
@@ -386,20 +395,21 @@ def run(args):
     print(f"{'Resuming' if resumed else 'Starting'} CNAS ({args.space}, CNAS-{'R' if args.mode == 'retrain' else 'W'}) "
           f"on {dataset.name} {dataset.input_shape}: one-shot |W| = {total:,} weights, "
           f"|X| = {graph.input_channels(graph.full_masks()):,} input channels on {len(graph.edges)} edges; "
-          f"target {_targets_text(rho, args.target_latency_ms)} -> {out}", flush=True)
+          f"target {_targets_text(rho, args.target_latency_ms, margin)} -> {out}", flush=True)
     latency_fn, latency_report = None, None
     if args.target_latency_ms is not None:
         latency_fn = sparse_latency_function(graph, build, args)
         with _scope(strategy):
             dense = build(masked=False)
-        latency_report = {"target_ms": args.target_latency_ms, "runtime": "tflite", "threads": 1,
+        latency_report = {"target_ms": args.target_latency_ms, "margin": margin, "search_target_ms": goal_ms,
+                          "runtime": "tflite", "threads": 1,
                           "oneshot_ms": latency_fn(None, model=dense),
                           "ranking": "saliency per ms saved" if table is not None else "saliency"}
         if table is not None:
             latency_report["table"] = args.latency_table
         del dense
         print(f"[latency] the one-shot network takes {latency_report['oneshot_ms']:.4f} ms (TFLite, 1 thread, batch "
-              f"1); target {args.target_latency_ms} ms", flush=True)
+              f"1); target {_targets_text(None, args.target_latency_ms, margin)}", flush=True)
 
     # (1) one-shot model.
     oneshot_done = train_phase("oneshot", oneshot, dataset, out, epochs=args.epochs, lr_fn=_lr(args, args.epochs),
@@ -411,7 +421,7 @@ def run(args):
     # (2) progressive zeroing to rho.
     search = ChannelPruning(topology, rho, gamma=args.gamma, saliency_batches=args.saliency_batches,
                             finetune_epochs=args.finetune_epochs, saliency_data=dataset.train, strategy=strategy,
-                            saliency_form=args.saliency_form, target_latency_ms=args.target_latency_ms,
+                            saliency_form=args.saliency_form, target_latency_ms=goal_ms,
                             latency_fn=latency_fn, cost_fn=cost_fn)
     iterations = max_iterations(graph.input_channels(graph.full_masks()), args.gamma) * args.finetune_epochs
     search_done = train_phase(

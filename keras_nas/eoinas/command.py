@@ -51,12 +51,15 @@ OPTIONS = SEARCH_OPTIONS + (
            "--eval-channels); without it, --latency-weight or --target-latency-ms measure one on the spot into "
            "<out>/latency_table.json (TFLite, 1 thread)", validate=common_options.latency_table_file("darts"),
            group=LATENCY, metavar="TABLE.json"),
+    common_options.latency_margin_option(LATENCY, "--target-latency-ms"),
 )
 # Settings added after results folders were written without them, with the value those runs had.
+# `--latency-margin` came with the latency targets, before any release: a folder of an earlier
+# latency-target run resumes with the default margin.
 ADDED_DEFAULTS = {"update_unsampled_ops": True, "lower_weight_case": False, "lower_arch_case": False, "executor": "auto",
                   "skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
                   "jit_compile": False, "limit_skip_connections": None, "latency_weight": 0.0,
-                  "target_latency_ms": None, "latency_table": None}
+                  "target_latency_ms": None, "latency_table": None, "latency_margin": None}
 
 
 def upgrade_legacy_config(config):
@@ -71,6 +74,7 @@ def upgrade_legacy_config(config):
 def check(args):
     """The options checked against each other (each alone is checked by its `Option`)."""
     validate_search_options(**{o.name: getattr(args, o.name) for o in SEARCH_OPTIONS})
+    common_options.latency_margin(args.latency_margin, args.target_latency_ms is not None, "target_latency_ms")
     if not args.update_unsampled_ops and args.strategy == "mirrored":
         raise OptionError("`update_unsampled_ops=False` runs on one replica only.", update_unsampled_ops=False,
                           strategy=args.strategy)
@@ -189,11 +193,15 @@ def run(args):
                           "searched_expected_ms": search.get("expected_latency_ms"),
                           "searched_predicted_ms": genotypes.genotype_latency(genotype, costs)}
         if args.target_latency_ms is not None:
+            # The derivation aims at the target less the margin (headroom for timing noise; ours).
+            margin = common_options.latency_margin(args.latency_margin, True, "target_latency_ms")
+            goal_ms = common_options.search_latency(args.target_latency_ms, margin)
             genotype, swaps, met = genotypes.fit_latency_target(
                 _scores_after_skip_limit(search, collapse), np.array(search["scores"]["reduce"], dtype="float64"),
-                costs, args.target_latency_ms)
-            latency_report.update(swaps=swaps, predicted_met=met)
-            print(f"Latency target {args.target_latency_ms} ms: the searched cells predict "
+                costs, goal_ms)
+            latency_report.update(margin=margin, search_target_ms=goal_ms, swaps=swaps, predicted_met=met)
+            aim = f" (derived for {goal_ms:.4g} ms, the margin {margin} below)" if margin else ""
+            print(f"Latency target {args.target_latency_ms} ms{aim}: the searched cells predict "
                   f"{latency_report['searched_predicted_ms']:.4f} ms; {len(swaps)} op(s) swapped for cheaper ones, "
                   f"{genotypes.genotype_latency(genotype, costs):.4f} ms predicted"
                   f"{'' if met else ' (not reachable: every kept edge holds its cheapest op)'}",

@@ -29,9 +29,12 @@ BASELINES = ("none", "random")
 INSERT_INITS = ("identity", "fresh")
 # Settings added after results folders were written without them, with the value those runs had
 # (`results_folder.open_folder(added_defaults=...)`): such a folder resumes unless the setting is changed.
+# `--latency-margin` came with the latency constraint, before any release: a folder of an earlier
+# latency-constrained run resumes with the default margin.
 ADDED_DEFAULTS = {"insert_init": "fresh", "shared_lr_scale": 1.0, "shared_shrink": 1.0, "shared_noise": 0.0,
                   "prediction_decay_epochs": None, "skip_unreadable_images": False, "strategy": "default",
-                  "mixed_precision": False, "jit_compile": False, "latency_table": None}
+                  "mixed_precision": False, "jit_compile": False, "latency_table": None,
+                  "latency_margin": None}
 
 
 GROUP = "EPNAS options"
@@ -67,6 +70,7 @@ OPTIONS = (
     Option("latency_table", None, "with a latency_ms constraint: predict each child's latency from this table "
            "(keras-nas latency-table --space epnas, same input size) instead of timing each child (TensorFlow, "
            "batch 1)", validate=common_options.latency_table_file("epnas"), metavar="TABLE.json", group=GROUP),
+    common_options.latency_margin_option(GROUP, "a latency_ms<=X constraint"),
     Option("penalty_base", 0.9, "base penalty p of Eq. 2", low=0, high=1, paper=0.9, group=GROUP),
     Option("episodes", 3, "episodes", low=1, paper=15, group=GROUP),
     Option("branches", 3, "parallel branches N per episode", low=1, paper=8, group=GROUP),
@@ -156,6 +160,7 @@ def check(args):
         constraints = parse_constraints(args.constraint)
     except (TypeError, ValueError) as error:
         raise options.reword(error, vars(args), "`constraint`: ") from None
+    search_constraints(args, constraints)
     latency_table = getattr(args, "latency_table", None)
     if latency_table is not None:
         from keras_nas import latency  # pure Python at import (its measuring loads TensorFlow)
@@ -173,6 +178,19 @@ def check(args):
             raise OptionError(f"`latency_table`: {str(error).split(' Received: ')[0]}",
                               latency_table=latency_table) from None
     return constraints
+
+
+def search_constraints(args, constraints):
+    """The parsed `constraints` as the search applies them: a latency_ms upper bound less `latency_margin`."""
+    from keras_nas.epnas.constraints import with_latency_margin
+
+    bounded = any(c["resource"] == "latency_ms" and c["upper"] is not None for c in constraints)
+    margin = common_options.latency_margin(getattr(args, "latency_margin", None), bounded, "constraint")
+    try:
+        return with_latency_margin(constraints, margin) if bounded else constraints
+    except ValueError as error:
+        raise OptionError(f"`constraint`: {error}", names=("latency_margin",), constraint=args.constraint,
+                          latency_margin=margin) from None
 
 
 def check_table_input(args, dataset):
@@ -267,12 +285,15 @@ def feasible(row):
 
 
 def latency_target(model_path, row, constraints, table=None):
-    """`{"target", "predicted", "measured", "runtime", "threads"}` of the saved child for a latency_ms bound.
+    """`{"target", "search_bound", "margin", "predicted", "measured", "met", ...}` of the saved child for a latency_ms bound.
 
+    `constraints` are those the search applied (`search_constraints`):
+    `target` is the bound as given, `search_bound` the one less the margin.
     `predicted` is the latency the search used (the table's sum; None when
     the children were timed); `measured` times the saved model on this
     machine: with the table's runtime and threads when there is a table,
-    else as the search timed it (TFLite, 1 thread, `keras_nas.latency.measure_model`).
+    else as the search timed it (TFLite, 1 thread, `keras_nas.latency.measure_model`);
+    `met` compares it with the bounds as given.
     """
     from keras_nas import costs, latency
 
@@ -287,8 +308,11 @@ def latency_target(model_path, row, constraints, table=None):
     else:
         runtime, threads, predicted = "tflite", 1, None
         measured = latency.measure_model(model, runtime=runtime, threads=threads)
-    return {"target": target["text"], "predicted": predicted, "measured": measured, "runtime": runtime,
-            "threads": threads}
+    upper = target.get("target_upper", target["upper"])
+    met = (target["lower"] is None or measured >= target["lower"]) and (upper is None or measured <= upper)
+    return {"target": target.get("target", target["text"]), "search_bound": target["text"],
+            "margin": target.get("margin"),
+            "predicted": predicted, "measured": measured, "met": bool(met), "runtime": runtime, "threads": threads}
 
 
 def summarize(oracle, tuner, out, constraints, penalty_base, method, dataset=None, latency_table=None):
@@ -400,7 +424,9 @@ def run(args):
     """Runs (or resumes) the search described by `args`; returns results.json's dict."""
     import numpy as np
 
-    constraints = check(args)
+    constraints = search_constraints(args, check(args))
+    shown = ", ".join(c["text"] + (f" ({c['target']} less the latency margin)" if "target" in c else "")
+                      for c in constraints)
     method = "random" if args.baseline == "random" else "epnas"
     out = args.out
     strategy, dataset = common.start(args)
@@ -418,7 +444,7 @@ def run(args):
         f"({args.mode}) on {dataset.name} {dataset.input_shape}: {args.episodes} episodes x {args.branches} "
         f"branches x {args.steps} steps = {budget} children, "
         + (f"{args.prediction_epochs} epochs with prediction + sharing" if args.prediction else f"{args.epochs} epochs")
-        + f" each; constraints: {', '.join(c['text'] for c in constraints) or 'none'} -> {out}",
+        + f" each; constraints: {shown or 'none'} -> {out}",
         flush=True,
     )
     oracle, tuner = build_search(args, space, constraints, dataset, out, strategy, latency_table=table)
@@ -431,7 +457,7 @@ def run(args):
     b = results["best"]
     if b is None and "best_by_reward" in results:
         b = results["best_by_reward"]
-        print(f"No child meets every constraint ({', '.join(c['text'] for c in constraints)}); best_model.keras "
+        print(f"No child meets every constraint ({shown}); best_model.keras "
               "is the child of highest reward (`best_by_reward` in results.json).", flush=True)
     if b is not None:
         print(
@@ -445,8 +471,9 @@ def run(args):
         if "latency_target" in results:
             t = results["latency_target"]
             predicted = "timed" if t["predicted"] is None else f"predicted {t['predicted']:.3f} ms"
-            print(f"  latency target {t['target']}: {predicted}, measured {t['measured']:.3f} ms on this machine "
-                  f"({t['runtime']}, {t['threads'] or 'default'} threads)", flush=True)
+            print(f"  latency target {t['target']} (searched for {t['search_bound']}): {predicted}, measured "
+                  f"{t['measured']:.4f} ms on this machine ({t['runtime']}, {t['threads'] or 'default'} threads), "
+                  f"{'met' if t['met'] else 'NOT met'}", flush=True)
         if results.get("best_by_reward") and results["best"] is not None:
             r = results["best_by_reward"]
             print(f"  (child {r['trial_id']} has a higher reward, {r['reward']:.4f}, but breaks a constraint)",

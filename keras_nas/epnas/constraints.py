@@ -104,6 +104,34 @@ def parse_constraints(texts):
     return [dict(v, text=" and ".join(v["text"])) for v in merged.values()]
 
 
+def with_latency_margin(constraints, margin):
+    """The constraints a search applies: a `latency_ms` upper bound lowered by the share `margin`.
+
+    The lowered bound is the soft constraint of Eq. 2-3 (headroom for timing
+    noise; ours, in no paper). The bound as given stays in `target` (its
+    text) and `target_upper`, which the saved child's measured latency is
+    judged against, beside the `margin`. Raises a `ValueError` when the lowered bound falls below
+    a `latency_ms` lower bound.
+
+    Example:
+
+    >>> with_latency_margin(parse_constraints(["latency_ms<=2", "params<=1e5"]), 0.1)
+    [{'resource': 'latency_ms', 'lower': None, 'upper': 1.8, 'text': 'latency_ms<=1.8', 'target': 'latency_ms<=2', 'target_upper': 2.0, 'margin': 0.1}, {'resource': 'params', ...}]
+    """
+    out = []
+    for c in constraints:
+        if c["resource"] == "latency_ms" and c["upper"] is not None:
+            upper = c["upper"] * (1.0 - margin)
+            if c["lower"] is not None and c["lower"] > upper:
+                raise ValueError(f"Contradictory constraints: {c['text']!r} less the latency margin {margin} leaves "
+                                 f"latency_ms<={upper:.6g}, below the lower bound {c['lower']:g}.")
+            text = " and ".join(([f"latency_ms>={c['lower']:g}"] if c["lower"] is not None else [])
+                                + [f"latency_ms<={upper:.6g}"])
+            c = dict(c, upper=upper, text=text, target=c["text"], target_upper=c["upper"], margin=margin)
+        out.append(c)
+    return out
+
+
 def constraint_report(usages, constraints, base=0.9):
     """Per constraint: usage, bounds, satisfied (hard, Eq. 1) and `V(U)` (Eq. 2)."""
 

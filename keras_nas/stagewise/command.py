@@ -25,9 +25,11 @@ from keras_nas.engine import runtime as common
 MODULES = ("residual", "cell")
 GROUP = "stage-wise options"
 # Settings added after results folders were written without them, with the value those runs had.
+# `--latency-margin` came with the latency budgets, before any release: a folder of an earlier
+# latency-budget run resumes with the default margin.
 ADDED_DEFAULTS = {"skip_unreadable_images": False, "strategy": "default", "mixed_precision": False,
                   "jit_compile": False, "max_params": None, "max_macs": None, "max_latency_ms": None,
-                  "latency_table": None}
+                  "latency_table": None, "latency_margin": None}
 # --max-params / --max-macs / --max-latency-ms -> the oracle's budget names.
 BUDGET_OPTIONS = {"max_params": "params", "max_macs": "macs", "max_latency_ms": "latency_ms"}
 
@@ -79,6 +81,7 @@ OPTIONS = (
            "nasnet these --filters; measured here or on the device) instead of timing it; the best model is still "
            "timed on this machine", validate=common_options.latency_table_file("resnet|nasnet"), paper="none",
            group=GROUP, metavar="TABLE.json"),
+    common_options.latency_margin_option(GROUP, "--max-latency-ms"),
     Option("donor", None, "weight transfer: a trained deeper .keras network of the same family",
            validate=lambda name, value: io.check_keras_path(name, value), paper="ResNet-110", group=GROUP,
            metavar="MODEL.keras"),
@@ -101,6 +104,7 @@ def check(args):
         "max_failures": "Algorithm 1 needs every network it trains, so the search stops at the first failed one "
                         "(with its reason).",
     })
+    common_options.latency_margin(args.latency_margin, args.max_latency_ms is not None, "max_latency_ms")
     if args.module == "cell" and args.block != "basic":
         raise OptionError("`block` applies to `module` residual only.", module=args.module, block=args.block)
     if args.latency_table is not None:
@@ -134,10 +138,19 @@ def latency_space(args):
     return "resnet", {"stages": args.stages, "block": args.block}
 
 
-def budgets(args):
-    """`{resource: limit}` of the budgets given (`StageWiseOracle(budgets=)`)."""
-    return {resource: getattr(args, name) for name, resource in BUDGET_OPTIONS.items()
-            if getattr(args, name, None) is not None}
+def budgets(args, search=True):
+    """`{resource: limit}` of the budgets given (`StageWiseOracle(budgets=)`).
+
+    With `search` the latency budget is the one the search applies: the
+    `max_latency_ms` less the `latency_margin` (headroom for timing noise);
+    else as given.
+    """
+    limits = {resource: getattr(args, name) for name, resource in BUDGET_OPTIONS.items()
+              if getattr(args, name, None) is not None}
+    if search and "latency_ms" in limits:
+        margin = common_options.latency_margin(getattr(args, "latency_margin", None), True, "max_latency_ms")
+        limits["latency_ms"] = common_options.search_latency(limits["latency_ms"], margin)
+    return limits
 
 
 def cost_function(build, measure_latency, table=None):
@@ -175,8 +188,11 @@ def check_budgets(args, cost, architecture):
     if exceeded:
         resource, value, limit = exceeded
         name = next(n for n, r in BUDGET_OPTIONS.items() if r == resource)
+        given = getattr(args, name)
+        searched = f" (searched for {limit:,.6g}, `latency_margin` below it)" if limit != given else ""
         raise OptionError(f"`{name}` must leave room for the initial network {architecture} ({resource} "
-                          f"{value:,.6g}); lower `m0` or raise the budget.", **{name: limit, "m0": args.m0})
+                          f"{value:,.6g}){searched}; lower `m0` or raise the budget.",
+                          names=("latency_margin",) if searched else (), **{name: given, "m0": args.m0})
 
 
 def builder(args, input_shape, num_classes):
@@ -371,16 +387,19 @@ def summarize(tuner, oracle, dataset, out, latency=True):
 
             # As the search measured it (TFLite, 1 thread), not the best block's TensorFlow latency.
             b = {**b, "latency_ms": latency.measure_model(io.load_model(b["path"]), runtime="tflite")}
-        results["budgets"] = {resource: {"target": limit, "predicted": predicted.get(resource),
+        # "met" holds against the budget as given; the search applied the latency one less the margin.
+        config = io.read_json(os.path.join(out, io.CONFIG_FILE), {})
+        given = {resource: config.get(name, oracle.budgets.get(resource)) for name, resource in BUDGET_OPTIONS.items()}
+        results["budgets"] = {resource: {"target": given[resource], "predicted": predicted.get(resource),
                                          "measured": None if b is None else b.get(resource),
                                          "met": None if b is None or b.get(resource) is None
-                                         else b[resource] <= limit}
-                              for resource, limit in oracle.budgets.items()}
+                                         else b[resource] <= given[resource]}
+                              for resource in oracle.budgets}
         if "latency_ms" in results["budgets"]:
             # Where the prediction came from; the measurement is always TFLite, 1 thread, on this machine.
             results["budgets"]["latency_ms"].update(
-                {"table": io.read_json(os.path.join(out, io.CONFIG_FILE), {}).get("latency_table"), "runtime": "tflite",
-                 "threads": 1})
+                {"search_target": oracle.budgets["latency_ms"], "margin": common_options.latency_margin(
+                    config.get("latency_margin"), True, "max_latency_ms"), "table": config.get("latency_table"), "runtime": "tflite", "threads": 1})
     if models:
         _plots(out, models, oracle.num_stages)
     return contract.write(out, "stagewise", results, results.pop("best"))
@@ -479,7 +498,8 @@ def run(args):
             f"iteration {d['iteration']}: A {d['previous_depths']} vs T {d['temporary_depths']}, "
             f"importance A {[round(v, 4) for v in d['importance_a']]} T "
             f"{[round(v, 4) for v in d['importance_t']]} -> {d['stage_depths']}"
-            + "".join(f"; stage {b['stage']} not grown: {b['resource']} {b['value']:,.6g} > budget {b['limit']:,.6g}"
+            + "".join(f"; stage {b['stage']} not grown: {b['resource']} {b['value']:,.6g} > budget "
+                      f"{'less the latency margin ' if b['resource'] == 'latency_ms' else ''}{b['limit']:,.6g}"
                       for b in d.get("blocked", [])),
             flush=True,
         )
@@ -503,7 +523,8 @@ def run(args):
         source = (f"predicted {r['predicted']:,.6g} from {r['table']}, measured " if r.get("table") else
                   "measured " if resource == "latency_ms" else "")
         where = " on this machine (TFLite, 1 thread)" if resource == "latency_ms" else ""
-        print(f"budget {resource} <= {r['target']:,.6g}: best model {source}{r['measured']:,.6g}{where} "
+        aim = f" (searched for {r['search_target']:,.6g})" if r.get("margin") else ""
+        print(f"budget {resource} <= {r['target']:,.6g}{aim}: best model {source}{r['measured']:,.6g}{where} "
               f"({'met' if r['met'] else 'NOT met'})", flush=True)
     print(f"{results['models_trained']} networks trained; results in {out}", flush=True)
     return results

@@ -89,4 +89,5 @@ def test_a_cnas_search_with_a_latency_target_meets_it_on_this_machine(tmp_path):
     results = json.loads((out / "results.json").read_text())
     report = results["latency"]
     assert report["met"] and 0 < report["measured_ms"] <= 1000 and report["oneshot_ms"] > 0
+    assert report["margin"] == 0.1 and report["search_target_ms"] == pytest.approx(900)
     assert results["target_sparsity"] is None and results["iterations"] == []  # met before any pruning

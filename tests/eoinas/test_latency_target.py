@@ -212,3 +212,4 @@ def test_a_search_with_a_latency_target_meets_it_on_this_machine(tmp_path):
     assert (out / "latency_table.json").exists()  # measured on the spot
     assert report["met"] and report["measured_ms"] <= 1000 and report["predicted_ms"] > 0
     assert report["swaps"] == []  # the searched cells already met a loose target
+    assert report["margin"] == 0.1 and report["search_target_ms"] == pytest.approx(900)

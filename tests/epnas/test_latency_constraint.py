@@ -104,8 +104,11 @@ def test_search_with_a_latency_table_reports_target_predicted_and_measured(tmp_p
         results = json.load(f)
     target = results["latency_target"]
     assert target["target"] == "latency_ms<=0.05" and target["runtime"] == "tflite" and target["measured"] > 0
+    # The soft constraint is the bound less the default latency margin 0.1; "met" is judged against the bound.
+    assert target["search_bound"] == "latency_ms<=0.045" and target["margin"] == 0.1
+    assert target["met"] is (target["measured"] <= 0.05)
     for child in results["children"]:
-        assert child["penalties"]["latency_ms"] == pytest.approx(0.9 ** max(0.0, child["latency_ms"] / 0.05 - 1))
+        assert child["penalties"]["latency_ms"] == pytest.approx(0.9 ** max(0.0, child["latency_ms"] / 0.045 - 1))
     chosen = results["best"] or results["best_by_reward"]
     assert target["predicted"] == next(c["latency_ms"] for c in results["children"]
                                        if c["trial_id"] == chosen["trial_id"])

@@ -156,19 +156,24 @@ def test_bad_latency_table_options_fail_before_anything_is_written(tmp_path, cap
 
 
 def test_latency_budget_from_a_table_stops_growth(tmp_path, capsys):
-    # Every block costs 1 ms in the table: resnet:1,1,1 predicts 3 ms and any grown stage 4 ms > 3.5.
+    # Every block costs 1 ms in the table: resnet:1,1,1 predicts 3 ms and any grown stage 4 ms. The budget 4.2
+    # less the default latency margin 0.1 is 3.78 < 4: no stage grows (without the margin each one could).
     table = _resnet_table(tmp_path / "t.json")
-    assert _run(tmp_path, "--max-latency-ms", "3.5", "--latency-table", table, "--epochs", "1") == 0
+    assert _run(tmp_path, "--max-latency-ms", "4.2", "--latency-table", table, "--epochs", "1") == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     (decision,) = results["decisions"]
     assert decision["stage_depths"] == [1, 1, 1] and decision["cost"]["latency_ms"] == 3.0
     assert [b["value"] for b in decision["blocked"]] == [4.0, 4.0, 4.0]
+    assert [b["limit"] for b in decision["blocked"]] == [pytest.approx(3.78)] * 3
     budget = results["budgets"]["latency_ms"]
-    assert budget["target"] == 3.5 and budget["predicted"] == 3.0 and budget["table"] == table
+    assert budget["target"] == 4.2 and budget["predicted"] == 3.0 and budget["table"] == table
+    assert budget["search_target"] == pytest.approx(3.78) and budget["margin"] == 0.1
     assert 0 < budget["measured"] < 3.5 and budget["met"] is True  # the real model is far faster than made-up 3 ms
     assert (budget["runtime"], budget["threads"]) == ("tflite", 1)
-    assert (f"budget latency_ms <= 3.5: best model predicted 3 from {table}, measured {budget['measured']:,.6g} on "
-            "this machine (TFLite, 1 thread) (met)") in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "stage 1 not grown: latency_ms 4 > budget less the latency margin 3.78" in out
+    assert (f"budget latency_ms <= 4.2 (searched for 3.78): best model predicted 3 from {table}, measured "
+            f"{budget['measured']:,.6g} on this machine (TFLite, 1 thread) (met)") in out
 
 
 def test_a_nasnet_table_prices_cell_networks_before_anything_is_trained(tmp_path, capsys):
