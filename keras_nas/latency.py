@@ -983,23 +983,14 @@ class _CNASSpace(_Space):
         _, topology = channel_nasnet(**kwargs, return_topology=True)
         graph = ChannelGraph(topology)
         rng = np.random.default_rng(settings["seed"])
-        counts, measured = [], []
-        for i in range(settings["samples"]):
+
+        def sample(i):
             masks = latency_model.sample_masks(graph, rng)
             selection = channel_layout(topology, graph.selection(masks))
             keras.utils.set_random_seed(0)
-            model = channel_nasnet(**kwargs, selection=selection, data_format=settings["sparse_data_format"])
-            counts.append(latency_model.layer_features(model))
-            measured.append(measure(model))
-            keras.backend.clear_session()
-            if progress is not None:
-                progress(i + 1, settings["samples"], f"sparse network {i + 1}")
-        overhead, entries = latency_model.fit_entries(counts, measured)
-        table = {"overhead_ms": overhead, "entries": entries}
-        errors = [abs(latency_model.predict_from_features(c, table) / m - 1) for c, m in zip(counts, measured)]
-        extra = {"fit": {"samples": len(measured), "median_error": round(float(statistics.median(errors)), 4),
-                         "measured_ms": [round(min(measured), 6), round(max(measured), 6)]}}
-        return overhead, entries, extra
+            return channel_nasnet(**kwargs, selection=selection, data_format=settings["sparse_data_format"])
+
+        return _fit_networks(sample, self.model_counts, measure, settings["samples"], progress, "sparse network")
 
     def model_counts(self, model):
         from keras_nas.cnas import latency_model
@@ -1011,6 +1002,58 @@ class _CNASSpace(_Space):
 
     def model_keys(self, model):
         return list(self.model_counts(model))
+
+
+def fit_counts(counts, latencies_ms):
+    """Non-negative least squares of latencies on counts: `(overhead_ms, {key: ms per unit})`.
+
+    The table of a fitted space (`cnas`) holds one latency per unit of each
+    count of a network's layers; this finds them from measured networks
+    with scikit-learn's `LinearRegression(positive=True)`, the intercept
+    (`overhead_ms`) as a column of ones so that it too is >= 0.
+
+    Args:
+        counts: list of dicts `{key: count}`, all with the same keys.
+        latencies_ms: list of float. The measured latencies of the same networks.
+
+    Example:
+
+    >>> overhead, entries = fit_counts([{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 2.0}, {"a": 1.0, "b": 1.0}],
+    ...                                [1.5, 2.5, 2.5])
+    >>> round(overhead, 6), {k: round(v, 6) for k, v in entries.items()}
+    (0.5, {'a': 1.0, 'b': 1.0})
+    """
+    from sklearn.linear_model import LinearRegression
+
+    keys = list(counts[0])
+    x = np.array([[1.0] + [float(c[k]) for k in keys] for c in counts], dtype=np.float64)
+    y = np.asarray(latencies_ms, dtype=np.float64)
+    overhead, *weights = LinearRegression(positive=True, fit_intercept=False).fit(x, y).coef_
+    return float(overhead), {k: float(w) for k, w in zip(keys, weights)}
+
+
+def _fitted_ms(counts, table):
+    return float(table["overhead_ms"]) + sum(table["entries"][k] * float(v) for k, v in counts.items())
+
+
+def _fit_networks(sample, count, measure, samples, progress, what):
+    """`(overhead_ms, entries, extra)` of a fitted space: `samples` networks `sample(i)`, counted and measured."""
+    import keras
+
+    counts, measured = [], []
+    for i in range(samples):
+        model = sample(i)
+        counts.append(count(model))
+        measured.append(measure(model))
+        keras.backend.clear_session()
+        if progress is not None:
+            progress(i + 1, samples, f"{what} {i + 1}")
+    overhead, entries = fit_counts(counts, measured)
+    table = {"overhead_ms": overhead, "entries": entries}
+    errors = [abs(_fitted_ms(c, table) / m - 1) for c, m in zip(counts, measured)]
+    extra = {"fit": {"samples": len(measured), "median_error": round(float(statistics.median(errors)), 4),
+                     "measured_ms": [round(min(measured), 6), round(max(measured), 6)]}}
+    return overhead, entries, extra
 
 
 def _bind(build, *arguments):

@@ -145,14 +145,9 @@ def fit_entries(counts, latencies_ms):
         counts: list of dicts `layer_features` returned.
         latencies_ms: list of float. The measured latencies of the same networks.
     """
-    from sklearn.linear_model import LinearRegression
+    from keras_nas.latency import fit_counts
 
-    # The intercept as a column of ones, so that it too is constrained to >= 0 (fit_intercept would leave it free).
-    x = np.array([[1.0] + [c[f] for f in FEATURES] for c in counts], dtype=np.float64)
-    y = np.asarray(latencies_ms, dtype=np.float64)
-    regression = LinearRegression(positive=True, fit_intercept=False).fit(x, y)
-    overhead, *weights = regression.coef_
-    return float(overhead), {feature_key(f): float(w) for f, w in zip(FEATURES, weights)}
+    return fit_counts([{feature_key(f): c[f] for f in FEATURES} for c in counts], latencies_ms)
 
 
 def edge_shapes(model, graph):
