@@ -25,6 +25,11 @@ goal is a median within 15% and a rank correlation >= 0.9.
   materialises them) of random masks (`latency_model.sample_masks`, a
   seed apart from the `--cnas-fit-samples` networks the table is fitted
   to: the table is tested on networks it has not seen).
+- epnas-module: EPNAS module networks (`EPNASSpace("module")` of
+  `--epnas-module-stages`, `--epnas-module-filters`, 1 cell per stage, as
+  `keras-nas search epnas --mode module`) of random cells of 1 to 5 branches
+  (`latency_model.sample_cell`, a seed apart from the
+  `--epnas-module-fit-samples` networks the table is fitted to).
 - darts: `eval_network(genotype, cells=--darts-cells, channels=--darts-channels)`
   (no auxiliary head, no drop-path: the network as it serves) of genotypes
   derived (`derive_genotype`) from uniform random scores, as EoiNAS derives
@@ -42,7 +47,7 @@ architectures use are measured (`--full-table` measures them all, as
 either way. The 1-minute load average is printed at the start and end: a
 busy machine (another benchmark on the 2 cores) disturbs the times.
 
-    python benchmarks/bench_latency.py [--spaces resnet,epnas,darts,nasnet,cnas] [--runtime tflite|tf] [--threads 1]
+    python benchmarks/bench_latency.py [--spaces resnet,epnas,epnas-module,darts,nasnet,cnas] [--runtime tflite|tf] [--threads 1]
         [--image-size 32] [--channels 3] [--samples 20] [--seed 0] [--runs 30] [--full-table]
         [--resnet-block basic|bottleneck]
     python benchmarks/bench_latency.py --stability 8 --image-size 8 --channels 1
@@ -64,7 +69,7 @@ RESNET_STAGES = {"basic": 3, "bottleneck": 4}  # the CIFAR family's stages, ResN
 
 def sample_models(space, count, seed, image_size, channels, num_classes, max_depth, darts_cells=5,
                   darts_channels=16, nasnet_filters=8, resnet_block="basic", cnas_nodes=3,
-                  cnas_channels=8):
+                  cnas_channels=8, module_stages=2, module_filters=16):
     """`[(description, model)]` of `count` seeded random architectures of `space`."""
     import numpy as np
 
@@ -115,6 +120,18 @@ def sample_models(space, count, seed, image_size, channels, num_classes, max_dep
             share = graph.input_channels(masks) / graph.input_channels(graph.full_masks())
             models.append((f"{share:.0%} channels", channel_nasnet(
                 **kwargs, data_format="channels_first", selection=channel_layout(topology, graph.selection(masks)))))
+    elif space == "epnas-module":
+        from keras_nas.epnas import latency_model
+        from keras_nas.epnas.space import EPNASSpace
+
+        module = EPNASSpace("module", min_layers=1, initial_layers=(1, 5), num_stages=module_stages,
+                            cells_per_stage=1, filters=module_filters)
+        # A seed of its own: the table fits its costs to cells of `sample_cell` with the table's seed (0).
+        rng = np.random.default_rng(seed + 1000)
+        for _ in range(count):
+            cell = latency_model.sample_cell(module, rng)
+            models.append((f"{len(cell)} branches", module.build(cell, (image_size, image_size, channels),
+                                                                 num_classes)))
     else:
         from keras_nas.epnas.space import EPNASSpace
 
@@ -136,9 +153,10 @@ def bench_space(space, args):
     models = sample_models(space, args.samples, args.seed, **size, max_depth=args.max_depth,
                            darts_cells=args.darts_cells, darts_channels=args.darts_channels,
                            nasnet_filters=args.nasnet_filters, resnet_block=args.resnet_block,
-                           cnas_nodes=args.cnas_nodes, cnas_channels=args.cnas_channels)
+                           cnas_nodes=args.cnas_nodes, cnas_channels=args.cnas_channels,
+                           module_stages=args.epnas_module_stages, module_filters=args.epnas_module_filters)
     needed = list(dict.fromkeys(k for _, m in models for k in latency.model_keys(m, space)))
-    if space == "cnas":
+    if space in ("cnas", "epnas-module"):
         needed = None  # fitted together: no subset to measure
     start = time.perf_counter()
     # The table of the settings the sampled networks were built with (as keras-nas latency-table is given them).
@@ -146,7 +164,9 @@ def bench_space(space, args):
                 "nasnet": {"stages": 3, "filters": args.nasnet_filters},
                 "resnet": {"stages": RESNET_STAGES[args.resnet_block], "block": args.resnet_block},
                 "cnas": {"nodes": args.cnas_nodes, "init_channels": args.cnas_channels,
-                         "samples": args.cnas_fit_samples}}.get(space, {})
+                         "samples": args.cnas_fit_samples},
+                "epnas-module": {"stages": args.epnas_module_stages, "filters": args.epnas_module_filters,
+                                 "samples": args.epnas_module_fit_samples}}.get(space, {})
     table = latency.measure_table(space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
                                   warmup=args.warmup, keys=None if args.full_table else needed, **settings)
     if "fit" in table:
@@ -209,6 +229,10 @@ def main(argv=None):
     parser.add_argument("--cnas-nodes", type=int, default=3, help="cnas: nodes per cell (cnas --nodes)")
     parser.add_argument("--cnas-channels", type=int, default=8, help="cnas: C of stage 1 (cnas --init-channels)")
     parser.add_argument("--cnas-fit-samples", type=int, default=40, help="cnas: networks the table is fitted to")
+    parser.add_argument("--epnas-module-stages", type=int, default=2, help="epnas-module: stages (epnas --stages)")
+    parser.add_argument("--epnas-module-filters", type=int, default=16, help="epnas-module: epnas --filters")
+    parser.add_argument("--epnas-module-fit-samples", type=int, default=40,
+                        help="epnas-module: networks the table is fitted to")
     parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
     parser.add_argument("--stability", type=int, default=0, metavar="N",
                         help="time one small network N times with 1 and with 5 interpreters instead")

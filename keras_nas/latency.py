@@ -46,7 +46,9 @@ selection) is fitted rather than enumerated: an edge may keep any subset of
 its input channels, so its entries are latencies per unit of a few counts
 of a network's layers (`keras_nas.cnas.latency_model`), fitted to measured
 random sparse networks, and `predicted = overhead_ms + sum(entries[key] *
-count[key])`. Another space plugs in by adding a `_Space` to `SPACES`
+count[key])`. So is `epnas-module` (EPNAS module search, Table 3,
+`keras_nas.epnas.latency_model`): a branch may read any earlier branch, of
+many widths. Another space plugs in by adding a `_Space` to `SPACES`
 (`entries` enumerates its keys with a builder each, `layer_key` names the
 key a built model's layer stands for; or `fit` and `model_counts`).
 """
@@ -62,7 +64,7 @@ import time
 
 import numpy as np
 
-ALL_SPACES = ("resnet", "nasnet", "darts", "epnas", "cnas")
+ALL_SPACES = ("resnet", "nasnet", "darts", "epnas", "epnas-module", "cnas")
 RUNTIMES = ("tf", "tflite")
 TABLE_FIELDS = ("space", "device", "runtime", "threads", "versions", "created", "config", "overhead_ms", "entries")
 
@@ -558,8 +560,8 @@ class _EPNASSpace(_Space):
         match = re.fullmatch(r"L\d+_([\w-]+?)__(\w+)", name)
         if not match:
             if name.startswith(("stem__", "reduce")) or re.match(r"C\d+_", name):
-                raise ValueError("the latency tables cover the EPNAS layer-by-layer space only; this model is a "
-                                 f"module (cell) search network (layer {name!r}).")
+                raise ValueError(f"this model is an EPNAS module (cell) search network (layer {name!r}): its table is "
+                                 "one of the epnas-module space (`keras-nas latency-table --space epnas-module`).")
             raise ValueError(f"layer {name!r} is not part of an EPNAS layer-by-layer network (L<i>_<type>__*, "
                              "pool, predictions).")
         kind, role = match.groups()
@@ -1004,6 +1006,67 @@ class _CNASSpace(_Space):
         return list(self.model_counts(model))
 
 
+class _EPNASModuleSpace(_Space):
+    """EPNAS module (cell) networks (Table 3, `EPNASSpace("module").build`): fitted, as the cnas space is.
+
+    A branch may read the cell input or any earlier branch, of many widths,
+    so the entries are latencies per unit of a few counts of the network's
+    layers (`keras_nas.epnas.latency_model.FEATURES`: calls and work of
+    convolutions, poolings, concatenations), fitted by non-negative least
+    squares to `samples` networks of random cells of 1 to `max_branches`
+    branches (seeded by `seed`) measured end to end. `stages`,
+    `cells_per_stage`, `filters` and `channel_table` are the search's
+    (`keras-nas search epnas --mode module`; the channel table defaults to
+    Table 3's 8..32).
+    """
+
+    name = "epnas-module"
+    SETTINGS = {"stages": 2, "cells_per_stage": 1, "filters": 16, "channel_table": None, "max_branches": 5,
+                "samples": 40, "seed": 0}
+
+    def entries(self, image_size, channels, num_classes, **settings):
+        from keras_nas.epnas import latency_model
+
+        self._space(**{**self.SETTINGS, **settings})  # checks the settings
+        return {latency_model.feature_key(f): None for f in latency_model.FEATURES}
+
+    @staticmethod
+    def _space(stages, cells_per_stage, filters, channel_table, max_branches, samples, seed):
+        from keras_nas.epnas.space import EPNASSpace
+
+        for name, value, low in (("samples", samples, 2), ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
+        return EPNASSpace("module", max_layers=max_branches, min_layers=1, initial_layers=(1, max_branches),
+                          channels=channel_table, num_stages=stages, cells_per_stage=cells_per_stage,
+                          filters=filters)
+
+    def fit(self, image_size, channels, num_classes, measure, progress=None, **settings):
+        """`(overhead_ms, entries, extra)`: the counts' latencies fitted to measured random module networks."""
+        import keras
+
+        from keras_nas.epnas import latency_model
+
+        settings = {**self.SETTINGS, **settings}
+        space = self._space(**settings)
+        rng = np.random.default_rng(settings["seed"])
+
+        def sample(i):
+            cell = latency_model.sample_cell(space, rng)
+            keras.utils.set_random_seed(0)
+            return space.build(cell, (image_size, image_size, channels), num_classes)
+
+        return _fit_networks(sample, self.model_counts, measure, settings["samples"], progress, "module network")
+
+    def model_counts(self, model):
+        from keras_nas.epnas import latency_model
+
+        return latency_model.layer_features(model)
+
+    def model_keys(self, model):
+        return list(self.model_counts(model))
+
+
 def fit_counts(counts, latencies_ms):
     """Non-negative least squares of latencies on counts: `(overhead_ms, {key: ms per unit})`.
 
@@ -1073,8 +1136,8 @@ def _walk(space, model):
     return keys
 
 
-SPACES = {"resnet": _ResNetSpace, "epnas": _EPNASSpace, "darts": _DARTSSpace, "nasnet": _NASNetSpace,
-          "cnas": _CNASSpace}
+SPACES = {"resnet": _ResNetSpace, "epnas": _EPNASSpace, "epnas-module": _EPNASModuleSpace, "darts": _DARTSSpace,
+          "nasnet": _NASNetSpace, "cnas": _CNASSpace}
 
 
 def _space(name):
@@ -1130,7 +1193,7 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
 
     Args:
         space: str. `"resnet"`, `"nasnet"`, `"epnas"`, `"darts"` or
-            `"cnas"` (see the module doc).
+            `"epnas-module"` or `"cnas"` (see the module doc).
         image_size: int. Height and width of the network input.
         channels: int. Channels of the network input.
         num_classes: int. Classifier outputs.
@@ -1153,7 +1216,11 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
             `nodes`, `ops_per_node`, `init_channels` (the search's; defaults
             1, 3, 2, 8), `sparse_data_format` (the sparse models' layout; default
             `"channels_first"`), `samples` (random sparse networks the
-            costs are fitted to; default 40) and `seed` (default 0).
+            costs are fitted to; default 40) and `seed` (default 0); for
+            epnas-module `stages`, `cells_per_stage`, `filters`,
+            `channel_table` (the search's; defaults 2, 1, 16 and Table 3's
+            8..32), `max_branches` (of the random cells; default 5),
+            `samples` (default 40) and `seed` (default 0).
 
     Returns:
         dict with the fields of the module doc.
@@ -1300,7 +1367,8 @@ def read_option_table(name, path, space, input_shape=None, num_classes=None, **s
     config = {**SPACES[space].SETTINGS, **table.get("config", {})} if space in SPACES else table.get("config", {})
     if height != width or any(config.get(k) != v for k, v in wanted.items()):
         found = ", ".join(f"{k}={config.get(k)}" for k in wanted)
-        needed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in wanted.items())
+        needed = " ".join(f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                          for k, v in wanted.items() if v is not None)
         raise OptionError(f"`{name}` was measured for {found}; this run needs `keras-nas latency-table --space "
                           f"{space} {needed}`.", **{name: path})
     return table
@@ -1329,6 +1397,8 @@ def predict_latency(model, table):
             `stage_resnet`, basic or bottleneck blocks as the table's
             `block` setting; `nasnet`: from
             `stage_nasnet`; `epnas`: from `EPNASSpace("layers").build`;
+            `epnas-module`: from `EPNASSpace("module").build`; `cnas`: a
+            sparse `channel_nasnet`;
             `darts`: from `eval_network`).
         table: dict or str. A table from `measure_table`, or its JSON path.
 

@@ -117,7 +117,7 @@ REPORT = (
     Option("folder", None, "results folder", validate=lambda name, value: _existing_folder(name, value),
            optional=False),
 )
-LATENCY_SPACES = ("resnet", "nasnet", "darts", "epnas", "cnas")  # keras_nas.latency.ALL_SPACES
+LATENCY_SPACES = ("resnet", "nasnet", "darts", "epnas", "epnas-module", "cnas")  # keras_nas.latency.ALL_SPACES
 
 
 def _latency_space(name, value):
@@ -136,8 +136,9 @@ def _json_out(name, value):
 LATENCY_TABLE = (
     Option("space", None, "search space whose blocks are measured: resnet (stage-wise, basic or bottleneck blocks), "
            "nasnet (stage-wise --module cell, NASNet-A cells), darts (the evaluation network EoiNAS/GDAS/DARTS "
-           "derive), epnas (layer-by-layer) or cnas (CNAS sparse networks: per-unit costs fitted to measured "
-           "random ones)", validate=_latency_space, optional=False,
+           "derive), epnas (layer-by-layer), epnas-module (EPNAS --mode module: per-unit costs fitted to measured "
+           "random cell networks) or cnas (CNAS sparse networks: per-unit costs fitted to measured random ones)",
+           validate=_latency_space, optional=False,
            expected=f"one of {list(LATENCY_SPACES)}", metavar="{" + ",".join(LATENCY_SPACES) + "}"),
     Option("runtime", "tflite", "tf (a compiled tf.function) or tflite (TFLite interpreter)", choices=("tf", "tflite")),
     Option("threads", 1, "intra-op threads (tf) or interpreter threads (tflite)", low=1),
@@ -145,12 +146,15 @@ LATENCY_TABLE = (
            high=common_options.MAX_IMAGE_SIZE, metavar="SIZE"),
     Option("channels", 1, "channels of the network input", low=1, metavar="C"),
     Option("num_classes", 10, "classifier outputs", low=2, metavar="K"),
-    Option("stages", 3, "resnet, nasnet: number of stages (stage-wise --stages; resnet widths 16, 32, 64 with basic "
-           "blocks, 64, 128, 256, 512 with bottleneck blocks, doubling after)", low=1),
+    Option("stages", None, "resnet, nasnet: number of stages (stage-wise --stages; default 3; resnet widths 16, 32, "
+           "64 with basic blocks, 64, 128, 256, 512 with bottleneck blocks, doubling after); epnas-module: stages of "
+           "cells (epnas --stages; default 2)", type=int, low=1),
     Option("block", "basic", "resnet: residual block type (stage-wise --block): basic (3x3 stem) or bottleneck (7x7 "
            "stride-2 stem and max pooling, 1x1-3x3-1x1 blocks, projection shortcuts)",
            choices=("basic", "bottleneck")),
-    Option("filters", 8, "nasnet: filters F of the first stage's cells, doubling each stage (stage-wise --filters)",
+    Option("filters", None, "nasnet: filters F of the first stage's cells, doubling each stage (stage-wise --filters; "
+           "default 8); epnas-module: stage-1 channels (epnas --filters; default 16)", type=int, low=1),
+    Option("cells_per_stage", None, "epnas-module: cells per stage (epnas --cells-per-stage; default 1)", type=int,
            low=1),
     Option("cells", None, "darts: cells of the evaluation network (eoinas --eval-cells; default 5); cnas: normal "
            "cells per stage (cnas --cells; default 1)", type=int, low=1),
@@ -161,10 +165,10 @@ LATENCY_TABLE = (
     Option("ops_per_node", 2, "cnas: ops per node (cnas --ops-per-node)", low=1),
     Option("sparse_data_format", "channels_first", "cnas: layout of the sparse models (cnas --sparse-data-format; "
            "its auto is channels_first for the nasnet space)", choices=("channels_first", "channels_last")),
-    Option("samples", 40, "cnas: random sparse networks measured end to end to fit the table (each converted to "
-           "TFLite: seconds each)", low=2),
-    Option("channel_table", None, "epnas: the search's --channel-table, comma-separated (default Table 2's "
-           "16,32,64,96,128,256)", parse=options_lib.int_list,
+    Option("samples", 40, "cnas, epnas-module: random networks measured end to end to fit the table (each converted "
+           "to TFLite: seconds each)", low=2),
+    Option("channel_table", None, "epnas, epnas-module: the search's --channel-table, comma-separated (default "
+           "Table 2's 16,32,64,96,128,256; Table 3's 8,12,16,24,32 for epnas-module)", parse=options_lib.int_list,
            validate=lambda name, value: options_lib.check_int_list(name, value, low=2, metavar="comma-separated "
                                                                     "even channel counts such as 16,32,64"),
            metavar="C1,C2,..."),
@@ -514,13 +518,17 @@ def run_report(args):
 def check_latency_table(args):
     if os.path.exists(args.out) and not args.overwrite:
         raise OptionError("`out` exists; pass `overwrite` to replace it.", names=("overwrite",), out=args.out)
-    if args.space not in ("resnet", "nasnet") and args.stages != 3:
-        raise OptionError(f"`stages` does not apply to the {args.space} space (resnet and nasnet only).",
+    if args.space not in ("resnet", "nasnet", "epnas-module") and args.stages is not None:
+        raise OptionError(f"`stages` does not apply to the {args.space} space (resnet, nasnet and epnas-module only).",
                           stages=args.stages)
     if args.space != "resnet" and args.block != "basic":
         raise OptionError(f"`block` does not apply to the {args.space} space (resnet only).", block=args.block)
-    if args.space != "nasnet" and args.filters != 8:
-        raise OptionError(f"`filters` does not apply to the {args.space} space (nasnet only).", filters=args.filters)
+    if args.space not in ("nasnet", "epnas-module") and args.filters is not None:
+        raise OptionError(f"`filters` does not apply to the {args.space} space (nasnet and epnas-module only).",
+                          filters=args.filters)
+    if args.space != "epnas-module" and args.cells_per_stage is not None:
+        raise OptionError(f"`cells_per_stage` does not apply to the {args.space} space (epnas-module only).",
+                          cells_per_stage=args.cells_per_stage)
     for name in ("cells", "init_channels"):
         if args.space not in ("darts", "cnas") and getattr(args, name) is not None:
             raise OptionError(f"`{name}` does not apply to the {args.space} space (darts and cnas only).",
@@ -528,11 +536,13 @@ def check_latency_table(args):
     if args.space == "darts" and args.cells is not None and args.cells < 3:
         raise OptionError("`cells` must be >= 3 for the darts space (its reductions sit at 1/3 and 2/3).",
                           cells=args.cells)
-    for name, default in (("nodes", 3), ("ops_per_node", 2), ("sparse_data_format", "channels_first"),
-                          ("samples", 40)):
+    for name, default in (("nodes", 3), ("ops_per_node", 2), ("sparse_data_format", "channels_first")):
         if args.space != "cnas" and getattr(args, name) != default:
             raise OptionError(f"`{name}` does not apply to the {args.space} space (cnas only).",
                               **{name: getattr(args, name)})
+    if args.space not in ("cnas", "epnas-module") and args.samples != 40:
+        raise OptionError(f"`samples` does not apply to the {args.space} space (cnas and epnas-module only).",
+                          samples=args.samples)
     if args.space == "cnas":
         channels = 8 if args.init_channels is None else args.init_channels
         if channels % 2 or channels % args.ops_per_node:
@@ -541,8 +551,9 @@ def check_latency_table(args):
         if args.image_size < 4:
             raise OptionError("`image_size` must be >= 4 for the cnas space (3 stages).", image_size=args.image_size)
     if args.channel_table is not None:
-        if args.space != "epnas":
-            raise OptionError(f"`channel_table` does not apply to the {args.space} space (epnas only).",
+        if args.space not in ("epnas", "epnas-module"):
+            raise OptionError(f"`channel_table` does not apply to the {args.space} space (epnas and epnas-module "
+                              "only).",
                               channel_table=args.channel_table)
         if any(c % 2 for c in args.channel_table):
             raise OptionError("`channel_table` must be even channel counts (crelu halves them).",
@@ -554,8 +565,13 @@ def run_latency_table(args):
 
     from keras_nas import latency
 
-    settings = {"resnet": {"stages": args.stages, "block": args.block},
-                "nasnet": {"stages": args.stages, "filters": args.filters},
+    stages = 3 if args.stages is None else args.stages
+    settings = {"resnet": {"stages": stages, "block": args.block},
+                "nasnet": {"stages": stages, "filters": 8 if args.filters is None else args.filters},
+                "epnas-module": {"stages": 2 if args.stages is None else args.stages,
+                                 "cells_per_stage": 1 if args.cells_per_stage is None else args.cells_per_stage,
+                                 "filters": 16 if args.filters is None else args.filters,
+                                 "channel_table": args.channel_table, "samples": args.samples},
                 "darts": {"cells": 5 if args.cells is None else args.cells,
                           "init_channels": 16 if args.init_channels is None else args.init_channels},
                 "cnas": {"cells": 1 if args.cells is None else args.cells, "nodes": args.nodes,
@@ -565,8 +581,9 @@ def run_latency_table(args):
                 "epnas": {"channel_table": args.channel_table}}[args.space]
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     total = len(latency.table_keys(args.space, **size, **settings))
-    fitted = args.space == "cnas"
-    what = f"{args.samples} random {args.space} sparse networks" if fitted else f"{total:,} {args.space} entries"
+    fitted = args.space in ("cnas", "epnas-module")
+    kind = "sparse networks" if args.space == "cnas" else "cell networks"
+    what = f"{args.samples} random {args.space} {kind}" if fitted else f"{total:,} {args.space} entries"
     print(f"Measuring {what} at {args.image_size}x{args.image_size}x{args.channels} "
           f"({args.runtime}, {args.threads} thread{'s' if args.threads > 1 else ''}, median of {args.runs} runs "
           f"after {args.warmup} warm-up){' to fit ' + str(total) + ' costs per unit' if fitted else ''}", flush=True)

@@ -52,3 +52,17 @@ def check_results_contract(out, *, beats_chance_by):
     assert best["test_accuracy"] >= chance + beats_chance_by, (
         f"test accuracy {best['test_accuracy']:.3f} is not {beats_chance_by} above chance ({chance:.3f})")
     return results
+
+
+def refused(argv, capsys):
+    """The one line `keras-nas ARGV` writes to stderr when it refuses an argument (exit code 2, no traceback)."""
+    import pytest
+
+    from keras_nas import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    return err

@@ -148,10 +148,10 @@ def test_the_resnet_table_holds_the_blocks_of_any_depths():
     assert set(latency.model_keys(stage_resnet((4, 3, 1), input_shape=(8, 8, 1)), "resnet")) <= set(keys)
 
 
-def test_an_epnas_module_network_is_refused():
+def test_an_epnas_module_network_is_refused_by_the_layers_table_and_named_its_own():
     space = EPNASSpace("module", num_stages=1, cells_per_stage=1, filters=8)
     model = space.build(space.random_architecture(np.random.default_rng(0)), (8, 8, 1), 10)
-    with pytest.raises(ValueError, match="layer-by-layer space only"):
+    with pytest.raises(ValueError, match="its table is one of the epnas-module space"):
         latency.model_keys(model, "epnas")
 
 
@@ -238,8 +238,8 @@ def test_a_file_that_is_not_a_table_is_refused(tmp_path):
 
 
 def test_unknown_spaces_are_refused_with_the_supported_ones():
-    with pytest.raises(ValueError, match=r"one of \['resnet', 'epnas', 'darts', 'nasnet', 'cnas'\]. Received: "
-                                         r"space='mobilenet'"):
+    with pytest.raises(ValueError, match=r"one of \['resnet', 'epnas', 'epnas-module', 'darts', 'nasnet', 'cnas'\]. "
+                                         r"Received: space='mobilenet'"):
         latency.table_keys("mobilenet", image_size=8, channels=1, num_classes=10)
 
 
@@ -300,15 +300,22 @@ def _refused(argv, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--space", "mobilenet"], "`--space` must be one of ['resnet', 'nasnet', 'darts', 'epnas', 'cnas']. Received: "
+    (["--space", "mobilenet"], "`--space` must be one of ['resnet', 'nasnet', 'darts', 'epnas', 'epnas-module', "
+                               "'cnas']. Received: "
                                "--space mobilenet"),
     (["--space", "resnet", "--runtime", "onnx"],
      "`--runtime` must be one of ['tf', 'tflite']. Received: --runtime onnx"),
     (["--space", "resnet", "--threads", "0"], "`--threads` must be an int >= 1. Received: --threads 0"),
-    (["--space", "epnas", "--stages", "2"], "`--stages` does not apply to the epnas space (resnet and nasnet "
-                                            "only). Received: --stages 2"),
-    (["--space", "resnet", "--filters", "16"], "`--filters` does not apply to the resnet space (nasnet only). "
-                                               "Received: --filters 16"),
+    (["--space", "epnas", "--stages", "2"], "`--stages` does not apply to the epnas space (resnet, nasnet and "
+                                            "epnas-module only). Received: --stages 2"),
+    (["--space", "resnet", "--filters", "16"], "`--filters` does not apply to the resnet space (nasnet and "
+                                               "epnas-module only). Received: --filters 16"),
+    (["--space", "nasnet", "--cells-per-stage", "2"], "`--cells-per-stage` does not apply to the nasnet space "
+                                                      "(epnas-module only). Received: --cells-per-stage 2"),
+    (["--space", "darts", "--samples", "5"], "`--samples` does not apply to the darts space (cnas and epnas-module "
+                                             "only). Received: --samples 5"),
+    (["--space", "epnas-module", "--channel-table", "8,9"], "`--channel-table` must be even channel counts (crelu "
+                                                            "halves them). Received: --channel-table 8,9"),
     (["--space", "nasnet", "--filters", "0"], "`--filters` must be an int >= 1. Received: --filters 0"),
     (["--space", "nasnet", "--block", "bottleneck"], "`--block` does not apply to the nasnet space (resnet only). "
                                                       "Received: --block bottleneck"),

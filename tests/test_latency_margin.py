@@ -2,40 +2,31 @@
 
 import pytest
 
-from keras_nas import cli
 from keras_nas.engine import common_options
 from keras_nas.engine.options import OptionError
 from keras_nas.epnas.constraints import parse_constraints, with_latency_margin
-
-
-def _refused(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    return err
+from tests.helpers import refused
 
 
 @pytest.mark.parametrize("method, target", [("stagewise", "--max-latency-ms"), ("epnas", "--constraint"),
                                             ("eoinas", "--target-latency-ms"), ("cnas", "--target-latency-ms")])
 def test_a_margin_without_a_latency_target_is_refused_before_anything_is_written(method, target, tmp_path, capsys):
     out = tmp_path / "run"
-    err = _refused(["search", method, "--latency-margin", "0.2", "--out", str(out)], capsys)
+    err = refused(["search", method, "--latency-margin", "0.2", "--out", str(out)], capsys)
     assert f"`--latency-margin` applies to a latency target only; add `{target}`. Received: --latency-margin 0.2" in err
     assert not out.exists()
 
 
 @pytest.mark.parametrize("value", ["1", "-0.1", "x"])
-def test_a_margin_outside_zero_to_one_is_refused(value, tmp_path, capsys):
-    err = _refused(["search", "cnas", "--target-latency-ms", "1", "--latency-margin", value, "--out",
+def test_a_margin_outside_zero_to_one_isrefused(value, tmp_path, capsys):
+    err = refused(["search", "cnas", "--target-latency-ms", "1", "--latency-margin", value, "--out",
                     str(tmp_path / "run")], capsys)
     assert "`--latency-margin` must be a float in [0, 1)" in err
     assert not (tmp_path / "run").exists()
 
 
-def test_an_epnas_margin_that_empties_the_latency_interval_is_refused(tmp_path, capsys):
-    err = _refused(["search", "epnas", "--constraint", "latency_ms<=1", "--constraint", "latency_ms>=0.95", "--out",
+def test_an_epnas_margin_that_empties_the_latency_interval_isrefused(tmp_path, capsys):
+    err = refused(["search", "epnas", "--constraint", "latency_ms<=1", "--constraint", "latency_ms>=0.95", "--out",
                     str(tmp_path / "run")], capsys)
     assert "less the latency margin 0.1 leaves latency_ms<=0.9, below the lower bound 0.95" in err
     assert not (tmp_path / "run").exists()

@@ -197,7 +197,7 @@ class ChannelPruning(keras.callbacks.Callback):
         self.reached = self.meets_targets(new, record.get("latency_ms"))
         if self.verbose:
             targets = ([f"target {self.target_sparsity}"] if self.target_sparsity is not None else [])
-            latency = (f"; latency {record['latency_ms']:.4f} ms, target {self.target_latency_ms} ms"
+            latency = (f"; latency {record['latency_ms']:.4f} ms, target {self.target_latency_ms:.6g} ms"
                        if "latency_ms" in record else "")
             print(f"CNAS iteration {record['iteration']}: zeroed {info['removed']} input channels, "
                   f"{info['remaining']} left, |W'| = {info['params']:,} ({record['sparsity']:.3f} of |W|"

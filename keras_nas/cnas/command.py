@@ -322,7 +322,8 @@ def _plots(out, report, iterations, total_params, title):
 
 
 def _targets_text(rho, latency_ms, margin=0.0):
-    aim = f" (searching for {common_options.search_latency(latency_ms, margin):.4g} ms)" if latency_ms and margin else ""
+    aim = (f" (searching for {common_options.search_latency(latency_ms, margin):.4g} ms)" if latency_ms and margin
+           else "")
     parts = ([f"rho = {rho}"] if rho is not None else []) + ([f"latency <= {latency_ms} ms{aim}"] if latency_ms else [])
     return " and ".join(parts)
 

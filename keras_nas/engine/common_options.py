@@ -102,7 +102,7 @@ def latency_margin(margin, target_given, target_option):
     >>> latency_margin(0.2, False, "target_latency_ms")
     Traceback (most recent call last):
     ...
-    keras_nas.engine.options.OptionError: `latency_margin` applies to a latency target only; add `target_latency_ms`. Received: latency_margin=0.2
+    keras_nas.engine.options.OptionError: `latency_margin` applies to a latency target only; add ... latency_margin=0.2
     """
     if margin is not None and not target_given:
         raise OptionError(f"`latency_margin` applies to a latency target only; add `{target_option}`.",

@@ -68,8 +68,10 @@ OPTIONS = (
            "with <= or >=, e.g. --constraint params<=2e6 --constraint intensity>=80 --constraint latency_ms<=2",
            repeat=True, validate=_constraint, paper="Table 5", metavar="RESOURCE<=VALUE", group=GROUP),
     Option("latency_table", None, "with a latency_ms constraint: predict each child's latency from this table "
-           "(keras-nas latency-table --space epnas, same input size) instead of timing each child (TensorFlow, "
-           "batch 1)", validate=common_options.latency_table_file("epnas"), metavar="TABLE.json", group=GROUP),
+           "(keras-nas latency-table --space epnas for --mode layers, --space epnas-module with these --stages, "
+           "--cells-per-stage, --filters, --channel-table for --mode module; same input size) instead of timing "
+           "each child (TFLite, 1 thread, batch 1)", validate=common_options.latency_table_file("epnas|epnas-module"),
+           metavar="TABLE.json", group=GROUP),
     common_options.latency_margin_option(GROUP, "a latency_ms<=X constraint"),
     Option("penalty_base", 0.9, "base penalty p of Eq. 2", low=0, high=1, paper=0.9, group=GROUP),
     Option("episodes", 3, "episodes", low=1, paper=15, group=GROUP),
@@ -169,11 +171,8 @@ def check(args):
         if not constrains_latency(constraints):
             raise OptionError("`latency_table` is read for a latency_ms constraint only; add `constraint` "
                               "latency_ms<=X.", names=("constraint",), latency_table=latency_table)
-        if args.mode != "layers":
-            raise OptionError("`latency_table` covers the layer-by-layer space only (`mode` layers); without it "
-                              "each child is timed.", latency_table=latency_table, mode=args.mode)
         try:
-            latency.read_table(latency_table, space="epnas")
+            latency.read_table(latency_table, space=latency_space(args)[0])
         except (TypeError, ValueError) as error:
             raise OptionError(f"`latency_table`: {str(error).split(' Received: ')[0]}",
                               latency_table=latency_table) from None
@@ -193,15 +192,36 @@ def search_constraints(args, constraints):
                           latency_margin=margin) from None
 
 
+def latency_space(args):
+    """`(space, settings)` of the latency table a run's children need (`keras_nas.latency` spaces).
+
+    Layer-by-layer children are priced op by op from an `epnas` table (its
+    channel table is not compared: a child whose key the table lacks is
+    refused by `predict_latency`); module networks by a fitted
+    `epnas-module` table of the run's stages, cells per stage, filters and
+    channel table.
+
+    Example:
+
+    >>> latency_space(argparse.Namespace(mode="module", stages=2, cells_per_stage=1, filters=16,
+    ...                                  channel_table=None))
+    ('epnas-module', {'stages': 2, 'cells_per_stage': 1, 'filters': 16, 'channel_table': None})
+    """
+    if args.mode == "layers":
+        return "epnas", {}
+    return "epnas-module", {"stages": args.stages, "cells_per_stage": args.cells_per_stage,
+                            "filters": args.filters, "channel_table": args.channel_table}
+
+
 def check_table_input(args, dataset):
     """`OptionError` unless the `--latency-table` was measured at the dataset's input size and classes."""
     if getattr(args, "latency_table", None) is None:
         return None
     from keras_nas import latency
 
-    # Its channel table is not compared: a child whose key the table lacks is refused by predict_latency.
-    return latency.read_option_table("latency_table", args.latency_table, "epnas", dataset.input_shape,
-                                     dataset.num_classes)
+    space, settings = latency_space(args)
+    return latency.read_option_table("latency_table", args.latency_table, space, dataset.input_shape,
+                                     dataset.num_classes, **settings)
 
 
 def make_space(args):
@@ -285,7 +305,7 @@ def feasible(row):
 
 
 def latency_target(model_path, row, constraints, table=None):
-    """`{"target", "search_bound", "margin", "predicted", "measured", "met", ...}` of the saved child for a latency_ms bound.
+    """`{"target", "search_bound", "margin", "predicted", "measured", "met", ...}` of the saved child's latency bound.
 
     `constraints` are those the search applied (`search_constraints`):
     `target` is the bound as given, `search_bound` the one less the margin.

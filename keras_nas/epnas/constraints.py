@@ -116,7 +116,8 @@ def with_latency_margin(constraints, margin):
     Example:
 
     >>> with_latency_margin(parse_constraints(["latency_ms<=2", "params<=1e5"]), 0.1)
-    [{'resource': 'latency_ms', 'lower': None, 'upper': 1.8, 'text': 'latency_ms<=1.8', 'target': 'latency_ms<=2', 'target_upper': 2.0, 'margin': 0.1}, {'resource': 'params', ...}]
+    [{'resource': 'latency_ms', 'lower': None, 'upper': 1.8, 'text': 'latency_ms<=1.8', 'target': 'latency_ms<=2',
+      'target_upper': 2.0, 'margin': 0.1}, {'resource': 'params', ...}]
     """
     out = []
     for c in constraints:
@@ -154,6 +155,11 @@ def constraint_report(usages, constraints, base=0.9):
 def constrains_latency(constraints):
     """Whether a `latency_ms` bound is among the parsed `constraints` (then each child's latency is needed)."""
     return any(c["resource"] == "latency_ms" for c in constraints)
+
+
+def table_space(space):
+    """The latency-table space (`keras_nas.latency`) of an `EPNASSpace`: `epnas` (layers) or `epnas-module`."""
+    return "epnas-module" if space.mode == "module" else "epnas"
 
 
 def child_latency(model, table=None):

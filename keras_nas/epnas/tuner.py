@@ -9,7 +9,7 @@ import time
 import keras
 
 from keras_nas import costs, io
-from keras_nas.epnas.constraints import child_latency, constrains_latency
+from keras_nas.epnas.constraints import child_latency, constrains_latency, table_space
 from keras_nas.latency import read_table
 from keras_nas.epnas.reward import constrained_reward
 from keras_nas.epnas.prediction import (PREDICTION_DECAYS, child_callbacks, compile_child, prediction_learning_rate,
@@ -140,7 +140,9 @@ class EPNASTuner(SearchTuner):
         logs_dir: str or None. TensorBoard root: each child logs to
             `logs_dir/trial_<id>`. Defaults to None (no logs).
         latency_table: dict, str or None. A latency table of the `epnas`
-            space (`keras-nas latency-table --space epnas`) or its path:
+            space for the layer-by-layer mode, of the `epnas-module` space
+            for the module mode (`keras-nas latency-table --space epnas` or
+            `--space epnas-module`), or its path:
             a `latency_ms` constraint then uses each child's predicted
             latency; None measures each child (`child_latency`). Read only
             when a `latency_ms` constraint is given. Defaults to None.
@@ -235,7 +237,7 @@ class EPNASTuner(SearchTuner):
         self.seed = int(seed)
         self.logs_dir = logs_dir
         self.jit_compile = bool(jit_compile)
-        self.latency_table = None if latency_table is None else read_table(latency_table, space="epnas")
+        self.latency_table = None if latency_table is None else read_table(latency_table, space=table_space(space))
         self._rebatched = {}
 
     def _scope(self):

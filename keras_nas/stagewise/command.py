@@ -398,8 +398,9 @@ def summarize(tuner, oracle, dataset, out, latency=True):
         if "latency_ms" in results["budgets"]:
             # Where the prediction came from; the measurement is always TFLite, 1 thread, on this machine.
             results["budgets"]["latency_ms"].update(
-                {"search_target": oracle.budgets["latency_ms"], "margin": common_options.latency_margin(
-                    config.get("latency_margin"), True, "max_latency_ms"), "table": config.get("latency_table"), "runtime": "tflite", "threads": 1})
+                {"search_target": oracle.budgets["latency_ms"],
+                 "margin": common_options.latency_margin(config.get("latency_margin"), True, "max_latency_ms"),
+                 "table": config.get("latency_table"), "runtime": "tflite", "threads": 1})
     if models:
         _plots(out, models, oracle.num_stages)
     return contract.write(out, "stagewise", results, results.pop("best"))

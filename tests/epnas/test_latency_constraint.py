@@ -79,7 +79,7 @@ def test_cli_checks_the_latency_table_against_the_constraints_and_mode(tmp_path,
     assert _refused(base, capsys) == ("keras-nas: error: `--latency-table` is read for a latency_ms constraint "
                                       "only; add `--constraint` latency_ms<=X. Received: --latency-table "
                                       f"{path}")
-    assert "covers the layer-by-layer space only" in _refused(
+    assert "must be a latency table of the epnas-module space; it is one of the epnas space" in _refused(
         base + ["--constraint", "latency_ms<=2", "--mode", "module"], capsys)
     path.write_text(json.dumps(_table("resnet")))
     assert "must be a latency table of the epnas space" in _refused(base + ["--constraint", "latency_ms<=2"], capsys)
