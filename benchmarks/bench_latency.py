@@ -231,7 +231,7 @@ def main(argv=None):
     parser.add_argument("--cnas-fit-samples", type=int, default=40, help="cnas: networks the table is fitted to")
     parser.add_argument("--epnas-module-stages", type=int, default=2, help="epnas-module: stages (epnas --stages)")
     parser.add_argument("--epnas-module-filters", type=int, default=16, help="epnas-module: epnas --filters")
-    parser.add_argument("--epnas-module-fit-samples", type=int, default=40,
+    parser.add_argument("--epnas-module-fit-samples", type=int, default=60,
                         help="epnas-module: networks the table is fitted to")
     parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
     parser.add_argument("--stability", type=int, default=0, metavar="N",

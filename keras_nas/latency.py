@@ -1011,9 +1011,9 @@ class _EPNASModuleSpace(_Space):
 
     A branch may read the cell input or any earlier branch, of many widths,
     so the entries are latencies per unit of a few counts of the network's
-    layers (`keras_nas.epnas.latency_model.FEATURES`: calls and work of
-    convolutions, poolings, concatenations), fitted by non-negative least
-    squares to `samples` networks of random cells of 1 to `max_branches`
+    layers (`keras_nas.epnas.latency_model.feature_names`: calls and work of
+    convolutions per output width, poolings, concatenations), fitted by
+    non-negative least squares of the relative errors to `samples` networks of random cells of 1 to `max_branches`
     branches (seeded by `seed`) measured end to end. `stages`,
     `cells_per_stage`, `filters` and `channel_table` are the search's
     (`keras-nas search epnas --mode module`; the channel table defaults to
@@ -1022,13 +1022,19 @@ class _EPNASModuleSpace(_Space):
 
     name = "epnas-module"
     SETTINGS = {"stages": 2, "cells_per_stage": 1, "filters": 16, "channel_table": None, "max_branches": 5,
-                "samples": 40, "seed": 0}
+                "samples": 60, "seed": 0}
 
     def entries(self, image_size, channels, num_classes, **settings):
         from keras_nas.epnas import latency_model
 
-        self._space(**{**self.SETTINGS, **settings})  # checks the settings
-        return {latency_model.feature_key(f): None for f in latency_model.FEATURES}
+        widths = self._widths(self._space(**{**self.SETTINGS, **settings}))  # checks the settings
+        return {latency_model.feature_key(f): None for f in latency_model.feature_names(widths)}
+
+    @staticmethod
+    def _widths(space):
+        from keras_nas.epnas import latency_model
+
+        return latency_model.conv_widths(space.channels, space.num_stages, space.filters)
 
     @staticmethod
     def _space(stages, cells_per_stage, filters, channel_table, max_branches, samples, seed):
@@ -1056,7 +1062,9 @@ class _EPNASModuleSpace(_Space):
             keras.utils.set_random_seed(0)
             return space.build(cell, (image_size, image_size, channels), num_classes)
 
-        return _fit_networks(sample, self.model_counts, measure, settings["samples"], progress, "module network")
+        widths = self._widths(space)
+        return _fit_networks(sample, lambda model: latency_model.layer_features(model, widths), measure,
+                             settings["samples"], progress, "module network", relative=True)
 
     def model_counts(self, model):
         from keras_nas.epnas import latency_model
@@ -1067,7 +1075,7 @@ class _EPNASModuleSpace(_Space):
         return list(self.model_counts(model))
 
 
-def fit_counts(counts, latencies_ms):
+def fit_counts(counts, latencies_ms, relative=False):
     """Non-negative least squares of latencies on counts: `(overhead_ms, {key: ms per unit})`.
 
     The table of a fitted space (`cnas`) holds one latency per unit of each
@@ -1078,6 +1086,8 @@ def fit_counts(counts, latencies_ms):
     Args:
         counts: list of dicts `{key: count}`, all with the same keys.
         latencies_ms: list of float. The measured latencies of the same networks.
+        relative: bool. Weight each network by 1 / latency^2: least
+            squares of the relative errors. Defaults to `False`.
 
     Example:
 
@@ -1091,7 +1101,8 @@ def fit_counts(counts, latencies_ms):
     keys = list(counts[0])
     x = np.array([[1.0] + [float(c[k]) for k in keys] for c in counts], dtype=np.float64)
     y = np.asarray(latencies_ms, dtype=np.float64)
-    overhead, *weights = LinearRegression(positive=True, fit_intercept=False).fit(x, y).coef_
+    weight = 1.0 / y**2 if relative else None
+    overhead, *weights = LinearRegression(positive=True, fit_intercept=False).fit(x, y, sample_weight=weight).coef_
     return float(overhead), {k: float(w) for k, w in zip(keys, weights)}
 
 
@@ -1099,7 +1110,7 @@ def _fitted_ms(counts, table):
     return float(table["overhead_ms"]) + sum(table["entries"][k] * float(v) for k, v in counts.items())
 
 
-def _fit_networks(sample, count, measure, samples, progress, what):
+def _fit_networks(sample, count, measure, samples, progress, what, relative=False):
     """`(overhead_ms, entries, extra)` of a fitted space: `samples` networks `sample(i)`, counted and measured."""
     import keras
 
@@ -1111,11 +1122,12 @@ def _fit_networks(sample, count, measure, samples, progress, what):
         keras.backend.clear_session()
         if progress is not None:
             progress(i + 1, samples, f"{what} {i + 1}")
-    overhead, entries = fit_counts(counts, measured)
+    overhead, entries = fit_counts(counts, measured, relative=relative)
     table = {"overhead_ms": overhead, "entries": entries}
     errors = [abs(_fitted_ms(c, table) / m - 1) for c, m in zip(counts, measured)]
     extra = {"fit": {"samples": len(measured), "median_error": round(float(statistics.median(errors)), 4),
-                     "measured_ms": [round(min(measured), 6), round(max(measured), 6)]}}
+                     "measured_ms": [round(min(measured), 6), round(max(measured), 6)],
+                     "weighting": "relative" if relative else "none"}}
     return overhead, entries, extra
 
 
@@ -1220,7 +1232,7 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
             epnas-module `stages`, `cells_per_stage`, `filters`,
             `channel_table` (the search's; defaults 2, 1, 16 and Table 3's
             8..32), `max_branches` (of the random cells; default 5),
-            `samples` (default 40) and `seed` (default 0).
+            `samples` (default 60) and `seed` (default 0).
 
     Returns:
         dict with the fields of the module doc.

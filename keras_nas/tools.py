@@ -165,8 +165,8 @@ LATENCY_TABLE = (
     Option("ops_per_node", 2, "cnas: ops per node (cnas --ops-per-node)", low=1),
     Option("sparse_data_format", "channels_first", "cnas: layout of the sparse models (cnas --sparse-data-format; "
            "its auto is channels_first for the nasnet space)", choices=("channels_first", "channels_last")),
-    Option("samples", 40, "cnas, epnas-module: random networks measured end to end to fit the table (each converted "
-           "to TFLite: seconds each)", low=2),
+    Option("samples", None, "cnas, epnas-module: random networks measured end to end to fit the table (each "
+           "converted to TFLite: seconds each; default 40 for cnas, 60 for epnas-module)", type=int, low=2),
     Option("channel_table", None, "epnas, epnas-module: the search's --channel-table, comma-separated (default "
            "Table 2's 16,32,64,96,128,256; Table 3's 8,12,16,24,32 for epnas-module)", parse=options_lib.int_list,
            validate=lambda name, value: options_lib.check_int_list(name, value, low=2, metavar="comma-separated "
@@ -540,7 +540,7 @@ def check_latency_table(args):
         if args.space != "cnas" and getattr(args, name) != default:
             raise OptionError(f"`{name}` does not apply to the {args.space} space (cnas only).",
                               **{name: getattr(args, name)})
-    if args.space not in ("cnas", "epnas-module") and args.samples != 40:
+    if args.space not in ("cnas", "epnas-module") and args.samples is not None:
         raise OptionError(f"`samples` does not apply to the {args.space} space (cnas and epnas-module only).",
                           samples=args.samples)
     if args.space == "cnas":
@@ -571,24 +571,26 @@ def run_latency_table(args):
                 "epnas-module": {"stages": 2 if args.stages is None else args.stages,
                                  "cells_per_stage": 1 if args.cells_per_stage is None else args.cells_per_stage,
                                  "filters": 16 if args.filters is None else args.filters,
-                                 "channel_table": args.channel_table, "samples": args.samples},
+                                 "channel_table": args.channel_table,
+                                 "samples": 60 if args.samples is None else args.samples},
                 "darts": {"cells": 5 if args.cells is None else args.cells,
                           "init_channels": 16 if args.init_channels is None else args.init_channels},
                 "cnas": {"cells": 1 if args.cells is None else args.cells, "nodes": args.nodes,
                          "ops_per_node": args.ops_per_node,
                          "init_channels": 8 if args.init_channels is None else args.init_channels,
-                         "sparse_data_format": args.sparse_data_format, "samples": args.samples},
+                         "sparse_data_format": args.sparse_data_format,
+                         "samples": 40 if args.samples is None else args.samples},
                 "epnas": {"channel_table": args.channel_table}}[args.space]
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     total = len(latency.table_keys(args.space, **size, **settings))
     fitted = args.space in ("cnas", "epnas-module")
     kind = "sparse networks" if args.space == "cnas" else "cell networks"
-    what = f"{args.samples} random {args.space} {kind}" if fitted else f"{total:,} {args.space} entries"
+    what = f"{settings['samples']} random {args.space} {kind}" if fitted else f"{total:,} {args.space} entries"
     print(f"Measuring {what} at {args.image_size}x{args.image_size}x{args.channels} "
           f"({args.runtime}, {args.threads} thread{'s' if args.threads > 1 else ''}, median of {args.runs} runs "
           f"after {args.warmup} warm-up){' to fit ' + str(total) + ' costs per unit' if fitted else ''}", flush=True)
     start = time.perf_counter()
-    step = max(1, (args.samples if fitted else total) // 20)
+    step = max(1, (settings["samples"] if fitted else total) // 20)
 
     def progress(done, count, key):
         if done % step == 0 or done == count:

@@ -33,6 +33,7 @@ EXAMPLES = [
     ("keras_nas.latency", "fit_counts"),
     ("keras_nas.cnas.latency_model", "layer_features"),
     ("keras_nas.epnas.latency_model", "layer_features"),
+    ("keras_nas.epnas.latency_model", "conv_widths"),
     ("keras_nas.engine.common_options", "latency_margin"),
     ("keras_nas.engine.common_options", "search_latency"),
 ]

@@ -492,7 +492,7 @@ def run(args):
             t = results["latency_target"]
             predicted = "timed" if t["predicted"] is None else f"predicted {t['predicted']:.3f} ms"
             print(f"  latency target {t['target']} (searched for {t['search_bound']}): {predicted}, measured "
-                  f"{t['measured']:.4f} ms on this machine ({t['runtime']}, {t['threads'] or 'default'} threads), "
+                  f"{t['measured']:.4f} ms on this machine ({t['runtime']}, {t['threads'] or 'default'} thread(s)), "
                   f"{'met' if t['met'] else 'NOT met'}", flush=True)
         if results.get("best_by_reward") and results["best"] is not None:
             r = results["best_by_reward"]
