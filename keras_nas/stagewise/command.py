@@ -138,16 +138,15 @@ def latency_space(args):
     return "resnet", {"stages": args.stages, "block": args.block}
 
 
-def budgets(args, search=True):
-    """`{resource: limit}` of the budgets given (`StageWiseOracle(budgets=)`).
+def budgets(args):
+    """`{resource: limit}` of the budgets the search applies (`StageWiseOracle(budgets=)`).
 
-    With `search` the latency budget is the one the search applies: the
-    `max_latency_ms` less the `latency_margin` (headroom for timing noise);
-    else as given.
+    The latency budget is `max_latency_ms` less the `latency_margin`
+    (headroom for timing noise); the others are as given.
     """
     limits = {resource: getattr(args, name) for name, resource in BUDGET_OPTIONS.items()
               if getattr(args, name, None) is not None}
-    if search and "latency_ms" in limits:
+    if "latency_ms" in limits:
         margin = common_options.latency_margin(getattr(args, "latency_margin", None), True, "max_latency_ms")
         limits["latency_ms"] = common_options.search_latency(limits["latency_ms"], margin)
     return limits
