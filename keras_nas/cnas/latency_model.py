@@ -9,7 +9,7 @@ multiply-accumulates, depthwise convolutions, channel slices, concatenations,
 ReLUs, factorized reductions). A table of the `cnas` space holds one
 latency per unit of each count, fitted by non-negative least squares
 (scikit-learn's `LinearRegression(positive=True)`) to sparse networks of
-random masks measured end to end (`fit_entries`), and the fixed part of
+random masks measured end to end (`keras_nas.latency.fit_counts`), and the fixed part of
 the network as its `overhead_ms`. Then
 
     predicted = overhead_ms + sum(entries[key] * count[key])
@@ -136,18 +136,6 @@ def sample_masks(graph, rng):
         masks[name] = (rng.random(len(full)) < keep).astype(np.float32)
     floor = graph.minimal_masks()
     return graph.effective({n: np.maximum(masks[n], floor[n]) for n in masks})
-
-
-def fit_entries(counts, latencies_ms):
-    """Non-negative least squares of latencies on counts: `(overhead_ms, {key: ms per unit})`.
-
-    Args:
-        counts: list of dicts `layer_features` returned.
-        latencies_ms: list of float. The measured latencies of the same networks.
-    """
-    from keras_nas.latency import fit_counts
-
-    return fit_counts([{feature_key(f): c[f] for f in FEATURES} for c in counts], latencies_ms)
 
 
 def edge_shapes(model, graph):

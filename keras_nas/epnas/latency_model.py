@@ -29,9 +29,8 @@ import numpy as np
 
 SPACE = "epnas-module"
 # Counts of a module network's layers; "k" = thousands (multiply-accumulates or tensor elements). The work of a
-# convolution is counted per output width (`conv_kmac_out<W>`): TFLite's kernels run a multiply-accumulate up to
-# ~10x faster at some widths than at others (8 and 12 slow, 32 fast on this machine), far more than kernel shape
-# or input width change it (benchmarks/RESULTS.md, "Latency tables").
+# convolution is counted per output width (`conv_kmac_out<W>`): what TFLite's kernels take per multiply-accumulate
+# depends on it far more than on the kernel shape or the input width (benchmarks/RESULTS.md, "Latency tables").
 FEATURES = ("conv", "conv_kelement", "pool", "max_pool_kelement", "avg_pool_kelement", "concat", "concat_kelement")
 
 

@@ -68,12 +68,13 @@ def test_predict_latency_of_a_cnas_model_sums_costs_per_unit():
         latency.predict_latency(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), table)
 
 
-def test_fit_entries_recovers_non_negative_costs():
+def test_the_fit_recovers_non_negative_costs():
     rng = np.random.default_rng(0)
     truth = dict(zip(latency_model.FEATURES, rng.uniform(0.001, 0.01, len(latency_model.FEATURES))))
     counts = [{f: float(v) for f, v in zip(latency_model.FEATURES, rng.uniform(0, 50, len(truth)))} for _ in range(40)]
     measured = [0.3 + sum(truth[f] * c[f] for f in truth) for c in counts]
-    overhead, entries = latency_model.fit_entries(counts, measured)
+    overhead, entries = latency.fit_counts([{latency_model.feature_key(f): v for f, v in c.items()} for c in counts],
+                                           measured)
     assert overhead == pytest.approx(0.3, abs=1e-6)
     for f, value in truth.items():
         assert entries[latency_model.feature_key(f)] == pytest.approx(value, abs=1e-6)
