@@ -1013,8 +1013,9 @@ class _EPNASModuleSpace(_Space):
     so the entries are latencies per unit of a few counts of the network's
     layers (`keras_nas.epnas.latency_model.feature_names`: calls and work of
     convolutions per output width, poolings, concatenations), fitted by
-    non-negative least squares of the relative errors to `samples` networks of random cells of 1 to `max_branches`
-    branches (seeded by `seed`) measured end to end. `stages`,
+    non-negative least squares of the relative errors to `samples` networks
+    of random cells of 1 to `max_branches` branches (seeded by `seed`)
+    measured end to end. `stages`,
     `cells_per_stage`, `filters` and `channel_table` are the search's
     (`keras-nas search epnas --mode module`; the channel table defaults to
     Table 3's 8..32).
@@ -1078,10 +1079,10 @@ class _EPNASModuleSpace(_Space):
 def fit_counts(counts, latencies_ms, relative=False):
     """Non-negative least squares of latencies on counts: `(overhead_ms, {key: ms per unit})`.
 
-    The table of a fitted space (`cnas`) holds one latency per unit of each
-    count of a network's layers; this finds them from measured networks
-    with scikit-learn's `LinearRegression(positive=True)`, the intercept
-    (`overhead_ms`) as a column of ones so that it too is >= 0.
+    The table of a fitted space (`cnas`, `epnas-module`) holds one latency
+    per unit of each count of a network's layers; this finds them from
+    measured networks with scikit-learn's `LinearRegression(positive=True)`,
+    the intercept (`overhead_ms`) as a column of ones so that it too is >= 0.
 
     Args:
         counts: list of dicts `{key: count}`, all with the same keys.
@@ -1436,7 +1437,7 @@ def predict_latency(model, table):
         if missing:
             raise ValueError(f"`table` has no entry {missing[0]!r}; measure it again with `keras-nas latency-table "
                              f"--space {table['space']}`.")
-        return total + sum(entries[k] * v for k, v in counts.items())
+        return _fitted_ms(counts, table)
     for k in model_keys(model, table["space"]):
         if k not in entries:
             config = table.get("config", {})

@@ -35,7 +35,7 @@ FEATURES = ("conv", "conv_kelement", "pool", "max_pool_kelement", "avg_pool_kele
 
 
 def conv_widths(channel_table, stages, filters):
-    """The output widths of every convolution a module network can have: branches' `c * 2**s` and cells' `filters * 2**s`.
+    """The output widths of every convolution of a module network: branches' `c * 2**s`, cells' `filters * 2**s`.
 
     Example:
 
