@@ -14,7 +14,9 @@ goal is a median within 15% and a rank correlation >= 0.9.
 - resnet: `stage_resnet(depths)` with basic blocks, 3 stages, each depth
   uniform in 1..`--max-depth`; with `--resnet-block bottleneck`,
   `stage_resnet(depths, block="bottleneck")` (ResNet-50's family: 7x7/pool
-  stem, 1x1-3x3-1x1 blocks, widths 64..512 x4), 4 stages.
+  stem, 1x1-3x3-1x1 blocks, widths 64..512 x4), 4 stages. The table's
+  memory term is fitted to `--resnet-calibration` networks of its own seed
+  (`seed + 1000`), not the ones tested here; 0 tests the entries alone.
 - epnas: `EPNASSpace("layers", initial_layers=(2, 12)).random_architecture`
   (Table 2's layer-by-layer space, 2 to 12 layers).
 - nasnet: `stage_nasnet(depths, filters=--nasnet-filters)` (stage-wise
@@ -49,7 +51,7 @@ busy machine (another benchmark on the 2 cores) disturbs the times.
 
     python benchmarks/bench_latency.py [--spaces resnet,epnas,epnas-module,darts,nasnet,cnas] [--runtime tflite|tf] [--threads 1]
         [--image-size 32] [--channels 3] [--samples 20] [--seed 0] [--runs 30] [--full-table]
-        [--resnet-block basic|bottleneck]
+        [--resnet-block basic|bottleneck] [--resnet-calibration 6]
     python benchmarks/bench_latency.py --stability 8 --image-size 8 --channels 1
 
 Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
@@ -156,13 +158,14 @@ def bench_space(space, args):
                            cnas_nodes=args.cnas_nodes, cnas_channels=args.cnas_channels,
                            module_stages=args.epnas_module_stages, module_filters=args.epnas_module_filters)
     needed = list(dict.fromkeys(k for _, m in models for k in latency.model_keys(m, space)))
-    if space in ("cnas", "epnas-module"):
-        needed = None  # fitted together: no subset to measure
+    if space in ("cnas", "epnas-module") or (space == "resnet" and args.resnet_calibration):
+        needed = None  # fitted together, or every entry for the calibration networks: no subset to measure
     start = time.perf_counter()
     # The table of the settings the sampled networks were built with (as keras-nas latency-table is given them).
     settings = {"darts": {"cells": args.darts_cells, "init_channels": args.darts_channels},
                 "nasnet": {"stages": 3, "filters": args.nasnet_filters},
-                "resnet": {"stages": RESNET_STAGES[args.resnet_block], "block": args.resnet_block},
+                "resnet": {"stages": RESNET_STAGES[args.resnet_block], "block": args.resnet_block,
+                           "calibration": args.resnet_calibration},
                 "cnas": {"nodes": args.cnas_nodes, "init_channels": args.cnas_channels,
                          "samples": args.cnas_fit_samples},
                 "epnas-module": {"stages": args.epnas_module_stages, "filters": args.epnas_module_filters,
@@ -172,6 +175,12 @@ def bench_space(space, args):
     if "fit" in table:
         print(f"  fitted to {table['fit']['samples']} networks: median error {table['fit']['median_error']:.1%} on "
               f"them; costs per unit {', '.join(f'{k}={v:.3g}' for k, v in table['entries'].items())}", flush=True)
+    if table.get("memory"):
+        memory = table["memory"]
+        print(f"  memory term {memory['ms_per_mb']:.4g} ms per MB of weights beyond {memory['cache_mb']:.1f} MB, "
+              f"fitted to {memory['networks']} calibration networks ({memory['weight_mb'][0]:.1f}-"
+              f"{memory['weight_mb'][1]:.1f} MB): median error on them {memory['median_error']['entries']:.1%} -> "
+              f"{memory['median_error']['with_memory']:.1%}", flush=True)
     table_seconds = time.perf_counter() - start
     print(f"\n{space}: table of {len(table['entries'])} entries (overhead {table['overhead_ms']:.4f} ms) in "
           f"{table_seconds:.0f} s; {len(models)} architectures at {args.image_size}x{args.image_size}x{args.channels}",
@@ -236,6 +245,8 @@ def main(argv=None):
     parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
     parser.add_argument("--stability", type=int, default=0, metavar="N",
                         help="time one small network N times with 1 and with 5 interpreters instead")
+    parser.add_argument("--resnet-calibration", type=int, default=6, metavar="N",
+                        help="resnet: networks the table's memory term is fitted to (0: entries alone)")
     parser.add_argument("--resnet-block", default="basic", choices=tuple(RESNET_STAGES),
                         help="resnet: basic (3 stages) or bottleneck (4 stages) blocks")
     args = parser.parse_args(argv)

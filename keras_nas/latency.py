@@ -9,6 +9,8 @@ A table is JSON, measured once per machine, runtime and input size:
  "instances": 5, "overhead_ms": 0.012, "entries": {key: median_ms}}
 ```
 
+(A resnet table also has `memory`, its memory term: `fit_memory_term`.)
+
 A key names a block kind and the shapes and settings that fix its cost,
 e.g. `resnet/basic|in=32x32x16|filters=16|stride=1|shortcut=padding` or
 `epnas/conv|type=conv2d|k=3|in=8x8x16|out=32`. Each entry is measured as a
@@ -286,21 +288,32 @@ class _ResNetSpace(_Space):
     stride 1); a block that keeps its shape has an identity shortcut, keyed
     `shortcut=identity`.
 
-    Each block is timed alone, its weights in cache. At the family's input
-    size (224x224) the sum predicts whole networks well; at small inputs the
-    last stages run at 1x1-2x2 with 1024-2048 channels, where a block is
-    bound by reading its megabytes of weights, and inside a network they
-    come from slower memory: the prediction is then low, though it still
-    ranks networks in order (figures: benchmarks/RESULTS.md, "Latency
-    tables").
+    Each block is timed alone, its weights in cache. Inside a network whose
+    weights outgrow the cache a block reads them from slower memory: at small
+    inputs the last bottleneck stages run at 1x1-2x2 with 1024-2048
+    channels, bound by reading their megabytes of weights, and the sum of
+    the entries alone comes out low (though in order). So the table also
+    holds a memory term (`fit_memory_term`), fitted to `calibration`
+    networks measured end to end (depth 1 in every stage, depth 6 in every
+    stage, then random depths 1..6 seeded by `seed`); `calibration=0`
+    leaves it out (figures: benchmarks/RESULTS.md,
+    "Latency tables").
     """
 
     name = "resnet"
-    SETTINGS = {"stages": 3, "block": "basic"}
+    SETTINGS = {"stages": 3, "block": "basic", "calibration": 6, "seed": 0}
+    # Depths of the calibration networks: 1..6 blocks per stage, the range benchmarks/bench_latency.py tests.
+    CALIBRATION_DEPTHS = (1, 6)
 
-    def entries(self, image_size, channels, num_classes, stages=3, block="basic"):
+    def entries(self, image_size, channels, num_classes, stages=3, block="basic", calibration=6, seed=0):
         from keras_nas.stagewise import resnet
 
+        for name, value in (("calibration", calibration), ("seed", seed)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"`{name}` must be an int >= 0. Received: {name}={value!r}")
+        if calibration == 1:
+            raise ValueError("`calibration` must be 0 (no memory term) or >= 2 networks (one cannot tell a slope "
+                             "from noise). Received: calibration=1")
         if block not in resnet.BLOCKS:
             raise ValueError(f"`block` must be one of {list(resnet.BLOCKS)}. Received: block={block!r}")
         if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
@@ -435,6 +448,23 @@ class _ResNetSpace(_Space):
         self._layers = {layer.name for layer in model.layers}
         self._head_input = _layer_input_shape(model.get_layer("head_pool")) if "head_pool" in self._layers else ()
         return _walk(self, model)
+
+    def calibration_networks(self, image_size, channels, num_classes, stages=3, block="basic", calibration=6,
+                             seed=0):
+        """`calibration` networks of the space, of seeded random depths, to fit the memory term to."""
+        from keras_nas.stagewise import resnet
+
+        # A stream of its own (seed + 1000): benchmarks/bench_latency.py tests the table on networks drawn from
+        # `default_rng(seed)`, so the table is not tested on the networks it was fitted to.
+        rng = np.random.default_rng(seed + 1000)
+        low, high = self.CALIBRATION_DEPTHS
+        for i in range(calibration):
+            # The smallest and the largest network first: the fitted cache size lies between the weights of
+            # networks that fit in the cache and of those that do not, so both ends must be there.
+            depths = (low,) * stages if i == 0 else (high,) * stages if i == 1 else tuple(
+                int(d) for d in rng.integers(low, high + 1, size=stages))
+            yield resnet.stage_resnet(depths, block=block, input_shape=(image_size, image_size, channels),
+                                      num_classes=num_classes)
 
     def _has(self, layer, name):
         return name in self._layers
@@ -1107,6 +1137,81 @@ def fit_counts(counts, latencies_ms, relative=False):
     return float(overhead), {k: float(w) for k, w in zip(keys, weights)}
 
 
+def weight_mb(model):
+    """Megabytes of `model`'s weights as float32 (what a converted model reads each call; BatchNorm counted too)."""
+    return model.count_params() * 4 / 2**20
+
+
+def fit_memory_term(predicted_ms, measured_ms, weights_mb):
+    """`(ms_per_mb, cache_mb)` of the memory term: `ms_per_mb * weight_mb` for a network of more than `cache_mb` (pure).
+
+    An entry is timed alone, its weights in cache. A network reads all its
+    weights once per call, in the same order each time: while they fit in
+    the cache they stay there, and once they outgrow it each call evicts
+    what the next one needs first (least-recently-used with a cyclic
+    access), so every megabyte comes from slower memory. The term adds that
+    cost, `ms_per_mb` for each megabyte of a network whose weights exceed
+    `cache_mb`, fitted to networks measured end to end: least squares of
+    the relative errors `(measured - predicted - term) / measured`, the
+    slope >= 0, in closed form for each cache size, the cache size
+    searched over 0 and the networks' own weight sizes. Two numbers, so
+    NumPy rather than scikit-learn's non-negative least squares; where no
+    slope > 0 helps, `(0.0, 0.0)`: no term.
+
+    Args:
+        predicted_ms: list of float. The networks' sums of entries (with the overhead).
+        measured_ms: list of float. Their measured latencies.
+        weights_mb: list of float. Their weights in MB (`weight_mb`).
+
+    Example:
+
+    >>> fit_memory_term([1.0, 2.0, 3.0], [1.0, 2.6, 4.2], [1.0, 6.0, 12.0])  # 0.1 ms per MB above 1 MB
+    (0.1, 1.0)
+    """
+    predicted, measured, weights = (np.asarray(a, dtype=np.float64) for a in (predicted_ms, measured_ms, weights_mb))
+    residual = (measured - predicted) / measured
+    best = (float(residual @ residual), 0.0, 0.0)
+    for cache in sorted({0.0, *weights.tolist()}):
+        x = np.where(weights > cache, weights, 0.0) / measured
+        if not x.any():
+            continue
+        slope = max(0.0, float(x @ residual / (x @ x)))
+        error = residual - slope * x
+        if slope > 0 and float(error @ error) < best[0] - 1e-12:
+            best = (float(error @ error), slope, cache)
+    return round(best[1], 9), round(best[2], 6)
+
+
+def memory_ms(model, table):
+    """The memory term of `table` for `model` in ms (`fit_memory_term`; 0 for a table without one)."""
+    memory = table.get("memory")
+    if not memory:
+        return 0.0
+    mb = weight_mb(model)
+    return float(memory["ms_per_mb"]) * mb if mb > float(memory["cache_mb"]) else 0.0
+
+
+def _fit_memory(space, size, settings, overhead, entries, measure, progress=None):
+    """The `memory` field of an entry table: its term fitted to the space's calibration networks."""
+    import keras
+
+    predicted, measured, weights = [], [], []
+    networks = list(space.calibration_networks(**size, **settings))
+    for i, model in enumerate(networks):
+        predicted.append(overhead + sum(entries[k] for k in space.model_keys(model)))
+        measured.append(measure(model))
+        weights.append(weight_mb(model))
+        if progress is not None:
+            progress(i + 1, len(networks), f"calibration network {i + 1}")
+    keras.backend.clear_session()
+    slope, cache = fit_memory_term(predicted, measured, weights)
+    with_term = [p + (slope * w if w > cache else 0.0) for p, w in zip(predicted, weights)]
+    error = lambda values: round(float(statistics.median(abs(v / m - 1) for v, m in zip(values, measured))), 4)  # noqa: E731
+    return {"ms_per_mb": slope, "cache_mb": cache, "networks": len(networks),
+            "weight_mb": [round(min(weights), 3), round(max(weights), 3)],
+            "median_error": {"entries": error(predicted), "with_memory": error(with_term)}}
+
+
 def _fitted_ms(counts, table):
     return float(table["overhead_ms"]) + sum(table["entries"][k] * float(v) for k, v in counts.items())
 
@@ -1217,12 +1322,14 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
         instances: int. TFLite interpreters each entry's timed calls are
             spread over (`measure_model`). Defaults to `5`.
         keys: list of str or None. Measure only these keys (each must be
-            one of the space's keys); None measures all. Defaults to None.
+            one of the space's keys; the table then has no memory term);
+            None measures all. Defaults to None.
         progress: callable or None. `progress(done, total, key)` after each
             entry.
         **settings: the space's own settings: `stages` and `block` for
             resnet (stage-wise `--stages`, `--block`; defaults 3 and
-            `"basic"`), `stages` and `filters` for nasnet (stage-wise `--stages`,
+            `"basic"`) and its `calibration` (networks the memory term is
+            fitted to, 0 for none; default 6) and `seed` (default 0), `stages` and `filters` for nasnet (stage-wise `--stages`,
             `--filters`; defaults 3 and 8), `channel_table` for epnas (the
             search's channel table; default Table 2's 16..256), `cells` and
             `init_channels` for darts (defaults 5 and 16); for cnas `cells`,
@@ -1265,6 +1372,16 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
     else:
         overhead, entries = _measure_entries(builders, keys, space, image_size, channels, runtime, threads, runs,
                                              warmup, instances, progress)
+        settings = {**space_object.SETTINGS, **settings}
+        # A subset of the keys cannot price the calibration networks: such a table has no memory term.
+        if settings.get("calibration") and keys is None:
+
+            def measure(model):
+                return measure_model(model, runtime=runtime, threads=threads, runs=runs, warmup=warmup,
+                                     instances=instances)
+
+            size = {"image_size": image_size, "channels": channels, "num_classes": num_classes}
+            extra["memory"] = _fit_memory(space_object, size, settings, overhead, entries, measure, progress)
     return {
         "space": space,
         "device": device_info(),
@@ -1403,7 +1520,8 @@ def predict_latency(model, table):
 
     `predicted = table["overhead_ms"] + sum(table["entries"][k] for k in
     model_keys(model, table["space"]))` (see the module doc for why the
-    overhead is stored apart).
+    overhead is stored apart), plus the table's memory term where it has
+    one (resnet tables: `memory_ms`).
 
     Args:
         model: a built Keras model of the table's space (`resnet`: from
@@ -1445,4 +1563,4 @@ def predict_latency(model, table):
                              f"channels={config.get('channels')}, num_classes={config.get('num_classes')}); re-run "
                              "`keras-nas latency-table` for this model's input size.")
         total += entries[k]
-    return total
+    return total + memory_ms(model, table)

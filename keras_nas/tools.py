@@ -165,6 +165,9 @@ LATENCY_TABLE = (
     Option("ops_per_node", 2, "cnas: ops per node (cnas --ops-per-node)", low=1),
     Option("sparse_data_format", "channels_first", "cnas: layout of the sparse models (cnas --sparse-data-format; "
            "its auto is channels_first for the nasnet space)", choices=("channels_first", "channels_last")),
+    Option("calibration", 6, "resnet: networks of random depths measured end to end to fit the table's memory term "
+           "(what a block costs more inside a network whose weights outgrow the cache than timed alone); 0: none",
+           low=0, metavar="N"),
     Option("samples", None, "cnas, epnas-module: random networks measured end to end to fit the table (each "
            "converted to TFLite: seconds each; default 40 for cnas, 60 for epnas-module)", type=int, low=2),
     Option("channel_table", None, "epnas, epnas-module: the search's --channel-table, comma-separated (default "
@@ -523,6 +526,11 @@ def check_latency_table(args):
                           stages=args.stages)
     if args.space != "resnet" and args.block != "basic":
         raise OptionError(f"`block` does not apply to the {args.space} space (resnet only).", block=args.block)
+    if args.space != "resnet" and args.calibration != 6:
+        raise OptionError(f"`calibration` does not apply to the {args.space} space (resnet only).",
+                          calibration=args.calibration)
+    if args.calibration == 1:
+        raise OptionError("`calibration` must be 0 (no memory term) or >= 2 networks.", calibration=1)
     if args.space not in ("nasnet", "epnas-module") and args.filters is not None:
         raise OptionError(f"`filters` does not apply to the {args.space} space (nasnet and epnas-module only).",
                           filters=args.filters)
@@ -566,7 +574,7 @@ def run_latency_table(args):
     from keras_nas import latency
 
     stages = 3 if args.stages is None else args.stages
-    settings = {"resnet": {"stages": stages, "block": args.block},
+    settings = {"resnet": {"stages": stages, "block": args.block, "calibration": args.calibration},
                 "nasnet": {"stages": stages, "filters": 8 if args.filters is None else args.filters},
                 "epnas-module": {"stages": 2 if args.stages is None else args.stages,
                                  "cells_per_stage": 1 if args.cells_per_stage is None else args.cells_per_stage,
@@ -586,15 +594,19 @@ def run_latency_table(args):
     fitted = args.space in ("cnas", "epnas-module")
     kind = "sparse networks" if args.space == "cnas" else "cell networks"
     what = f"{settings['samples']} random {args.space} {kind}" if fitted else f"{total:,} {args.space} entries"
+    calibration = (f", then {args.calibration} networks of random depths to fit the memory term"
+                   if args.space == "resnet" and args.calibration else "")
     print(f"Measuring {what} at {args.image_size}x{args.image_size}x{args.channels} "
           f"({args.runtime}, {args.threads} thread{'s' if args.threads > 1 else ''}, median of {args.runs} runs "
-          f"after {args.warmup} warm-up){' to fit ' + str(total) + ' costs per unit' if fitted else ''}", flush=True)
+          f"after {args.warmup} warm-up){' to fit ' + str(total) + ' costs per unit' if fitted else ''}"
+          f"{calibration}", flush=True)
     start = time.perf_counter()
     step = max(1, (settings["samples"] if fitted else total) // 20)
 
     def progress(done, count, key):
-        if done % step == 0 or done == count:
-            unit = "networks" if fitted else "entries"
+        calibrating = key.startswith("calibration network")
+        if done % step == 0 or done == count or calibrating:
+            unit = "calibration networks" if calibrating else "networks" if fitted else "entries"
             print(f"  {done:,}/{count:,} {unit}, {time.perf_counter() - start:.0f} s", flush=True)
 
     table = latency.measure_table(args.space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
@@ -602,6 +614,11 @@ def run_latency_table(args):
     latency.save_table(table, args.out, overwrite=args.overwrite)
     fit = (f", median error {table['fit']['median_error']:.1%} on the {table['fit']['samples']} networks it was fitted "
            "to" if "fit" in table else "")
+    if table.get("memory"):
+        memory = table["memory"]
+        fit = (f", memory term {memory['ms_per_mb']:.3g} ms per MB of weights beyond {memory['cache_mb']:.1f} MB: "
+               f"median error on its {memory['networks']} calibration networks {memory['median_error']['entries']:.1%}"
+               f" -> {memory['median_error']['with_memory']:.1%}")
     print(f"Latency table of {len(table['entries']):,} entries (overhead {table['overhead_ms']:.4f} ms{fit}) written "
           f"to {args.out} in {time.perf_counter() - start:.0f} s", flush=True)
     return table

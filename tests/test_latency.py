@@ -96,12 +96,49 @@ def test_a_tiny_measured_bottleneck_table_predicts_the_measured_network():
     model = stage_resnet((2,), block="bottleneck", input_shape=(8, 8, 1), num_classes=10)
     keys = latency.model_keys(model, "resnet")
     table = latency.measure_table("resnet", image_size=8, channels=1, num_classes=10, runs=5, stages=1,
-                                  block="bottleneck")
+                                  block="bottleneck", calibration=2)
     assert set(table["entries"]) == set(keys) and table["config"]["block"] == "bottleneck"
+    # The memory term was fitted to the two end networks of the space: depth 1 and depth 6.
+    ends = [latency.weight_mb(stage_resnet((d,), block="bottleneck", input_shape=(8, 8, 1))) for d in (1, 6)]
+    memory = table["memory"]
+    assert memory["networks"] == 2 and memory["weight_mb"] == [round(mb, 3) for mb in ends]
+    assert memory["ms_per_mb"] >= 0 and memory["cache_mb"] >= 0
+    assert set(memory["median_error"]) == {"entries", "with_memory"}
     predicted = costs.predict_latency(model, table)
     measured = latency.measure_model(model, runs=5)
     # A sanity check that the built entries are the network's blocks, not a speed assertion.
     assert measured / 2 < predicted < 2 * measured
+
+
+def test_the_memory_term_fit_recovers_a_made_up_slope_and_cache_size():
+    # 0.05 ms per MB for networks over 30 MB; the 20 MB one fits in the cache.
+    weights = [20.0, 40.0, 60.0, 120.0]
+    predicted = [1.0, 2.0, 3.0, 6.0]
+    measured = [p + (0.05 * w if w > 30 else 0.0) for p, w in zip(predicted, weights)]
+    assert latency.fit_memory_term(predicted, measured, weights) == (0.05, 20.0)
+    # Predictions already at or above the measurements: no slope > 0 helps, no term.
+    assert latency.fit_memory_term([2.0, 3.0], [1.0, 3.0], [10.0, 50.0]) == (0.0, 0.0)
+
+
+def test_the_memory_term_adds_to_a_prediction_only_above_the_cache_size():
+    import keras
+
+    model = stage_resnet((2, 1, 2), input_shape=(8, 8, 1), num_classes=10)
+    mb = latency.weight_mb(model)
+    assert mb == pytest.approx(model.count_params() * 4 / 2**20)
+    table = _table({k: 1.0 for k in RESNET_KEYS})
+    plain = latency.predict_latency(model, table)
+    assert plain == 0.5 + len(RESNET_KEYS)
+    table["memory"] = {"ms_per_mb": 2.0, "cache_mb": mb / 2}
+    assert latency.predict_latency(model, table) == pytest.approx(plain + 2.0 * mb)
+    table["memory"]["cache_mb"] = mb  # weights that fit in the cache: no term
+    assert latency.predict_latency(model, table) == plain
+    assert latency.memory_ms(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), {"entries": {}}) == 0.0
+
+
+def test_a_resnet_table_refuses_one_calibration_network():
+    with pytest.raises(ValueError, match=r"`calibration` must be 0 \(no memory term\) or >= 2 networks"):
+        latency.table_keys("resnet", image_size=8, channels=1, num_classes=10, calibration=1)
 
 
 def test_a_resnet_table_refuses_an_unknown_block():
@@ -323,6 +360,11 @@ def _refused(argv, capsys):
                                                "--block wide"),
     (["--space", "resnet", "--cells", "8"], "`--cells` does not apply to the resnet space (darts and cnas only). "
                                             "Received: --cells 8"),
+    (["--space", "nasnet", "--calibration", "2"], "`--calibration` does not apply to the nasnet space (resnet only). "
+                                                  "Received: --calibration 2"),
+    (["--space", "resnet", "--calibration", "1"], "`--calibration` must be 0 (no memory term) or >= 2 networks. "
+                                                  "Received: --calibration 1"),
+    (["--space", "resnet", "--calibration", "-1"], "`--calibration` must be an int >= 0. Received: --calibration -1"),
 ])
 def test_cli_refuses_bad_options_in_one_line(extra, message, tmp_path, capsys):
     err = _refused(["latency-table", *extra, "--out", str(tmp_path / "t.json")], capsys)
@@ -369,4 +411,10 @@ def test_cli_writes_a_bottleneck_resnet_table(tmp_path, monkeypatch, capsys):
     assert cli.main(["latency-table", "--space", "resnet", "--block", "bottleneck", "--stages", "4",
                      "--out", str(out)]) == 0
     assert (measured["space"], measured["stages"], measured["block"]) == ("resnet", 4, "bottleneck")
-    assert "Measuring 10 resnet entries at 8x8x1" in capsys.readouterr().out
+    assert measured["calibration"] == 6
+    out_text = capsys.readouterr().out
+    assert "Measuring 10 resnet entries at 8x8x1" in out_text
+    assert "then 6 networks of random depths to fit the memory term" in out_text
+    assert cli.main(["latency-table", "--space", "resnet", "--calibration", "0", "--out", str(out),
+                     "--overwrite"]) == 0
+    assert measured["calibration"] == 0 and "memory term" not in capsys.readouterr().out
