@@ -24,9 +24,11 @@ goal is a median within 15% and a rank correlation >= 0.9.
   depth uniform in 1..`--max-depth`.
 - cnas: CNAS sparse networks (`channel_nasnet(1, --cnas-nodes,
   --cnas-channels)`, channels first, as `keras-nas search cnas`
-  materialises them) of random masks (`latency_model.sample_masks`, a
-  seed apart from the `--cnas-fit-samples` networks the table is fitted
-  to: the table is tested on networks it has not seen).
+  materialises them; with `--cnas-space densenet-bc`,
+  `densenet_bc(--cnas-layers-per-block, --cnas-growth-rate)`) of random
+  masks (`latency_model.sample_masks`, a seed apart from the
+  `--cnas-fit-samples` networks the table is fitted to: the table is
+  tested on networks it has not seen).
 - epnas-module: EPNAS module networks (`EPNASSpace("module")` of
   `--epnas-module-stages`, `--epnas-module-filters`, 1 cell per stage, as
   `keras-nas search epnas --mode module`) of random cells of 1 to 5 branches
@@ -51,7 +53,7 @@ busy machine (another benchmark on the 2 cores) disturbs the times.
 
     python benchmarks/bench_latency.py [--spaces resnet,epnas,epnas-module,darts,nasnet,cnas] [--runtime tflite|tf] [--threads 1]
         [--image-size 32] [--channels 3] [--samples 20] [--seed 0] [--runs 30] [--full-table]
-        [--resnet-block basic|bottleneck] [--resnet-calibration 6]
+        [--resnet-block basic|bottleneck] [--resnet-calibration 6] [--cnas-space nasnet|densenet-bc]
     python benchmarks/bench_latency.py --stability 8 --image-size 8 --channels 1
 
 Figures, with their dates, commands and machine: benchmarks/RESULTS.md.
@@ -71,7 +73,8 @@ RESNET_STAGES = {"basic": 3, "bottleneck": 4}  # the CIFAR family's stages, ResN
 
 def sample_models(space, count, seed, image_size, channels, num_classes, max_depth, darts_cells=5,
                   darts_channels=16, nasnet_filters=8, resnet_block="basic", cnas_nodes=3,
-                  cnas_channels=8, module_stages=2, module_filters=16):
+                  cnas_channels=8, module_stages=2, module_filters=16, cnas_space="nasnet", cnas_layers=3,
+                  cnas_growth=6):
     """`[(description, model)]` of `count` seeded random architectures of `space`."""
     import numpy as np
 
@@ -108,20 +111,26 @@ def sample_models(space, count, seed, image_size, channels, num_classes, max_dep
     elif space == "cnas":
         from keras_nas.cnas import latency_model
         from keras_nas.cnas.channel_graph import ChannelGraph
+        from keras_nas.cnas.densenet_space import densenet_bc
         from keras_nas.cnas.layout import channel_layout
         from keras_nas.cnas.nasnet_space import channel_nasnet
 
-        kwargs = dict(cells_per_stage=1, nodes=cnas_nodes, channels=cnas_channels, num_classes=num_classes,
-                      input_shape=(image_size, image_size, channels))
-        _, topology = channel_nasnet(**kwargs, return_topology=True)
+        size = dict(num_classes=num_classes, input_shape=(image_size, image_size, channels))
+        if cnas_space == "densenet-bc":
+            build, kwargs, sparse = densenet_bc, dict(layers_per_block=cnas_layers, growth_rate=cnas_growth,
+                                                      **size), {}
+        else:
+            build, kwargs = channel_nasnet, dict(cells_per_stage=1, nodes=cnas_nodes, channels=cnas_channels, **size)
+            sparse = {"data_format": "channels_first"}
+        _, topology = build(**kwargs, return_topology=True)
         graph = ChannelGraph(topology)
         # A seed of its own: the table fits its costs to networks of `sample_masks` with the table's seed (0).
         rng = np.random.default_rng(seed + 1000)
         for _ in range(count):
             masks = latency_model.sample_masks(graph, rng)
             share = graph.input_channels(masks) / graph.input_channels(graph.full_masks())
-            models.append((f"{share:.0%} channels", channel_nasnet(
-                **kwargs, data_format="channels_first", selection=channel_layout(topology, graph.selection(masks)))))
+            models.append((f"{share:.0%} channels", build(
+                **kwargs, **sparse, selection=channel_layout(topology, graph.selection(masks)))))
     elif space == "epnas-module":
         from keras_nas.epnas import latency_model
         from keras_nas.epnas.space import EPNASSpace
@@ -156,6 +165,8 @@ def bench_space(space, args):
                            darts_cells=args.darts_cells, darts_channels=args.darts_channels,
                            nasnet_filters=args.nasnet_filters, resnet_block=args.resnet_block,
                            cnas_nodes=args.cnas_nodes, cnas_channels=args.cnas_channels,
+                           cnas_space=args.cnas_space, cnas_layers=args.cnas_layers_per_block,
+                           cnas_growth=args.cnas_growth_rate,
                            module_stages=args.epnas_module_stages, module_filters=args.epnas_module_filters)
     needed = list(dict.fromkeys(k for _, m in models for k in latency.model_keys(m, space)))
     if space in ("cnas", "epnas-module") or (space == "resnet" and args.resnet_calibration):
@@ -166,8 +177,10 @@ def bench_space(space, args):
                 "nasnet": {"stages": 3, "filters": args.nasnet_filters},
                 "resnet": {"stages": RESNET_STAGES[args.resnet_block], "block": args.resnet_block,
                            "calibration": args.resnet_calibration},
-                "cnas": {"nodes": args.cnas_nodes, "init_channels": args.cnas_channels,
-                         "samples": args.cnas_fit_samples},
+                "cnas": ({"cnas_space": "densenet-bc", "layers_per_block": args.cnas_layers_per_block,
+                          "growth_rate": args.cnas_growth_rate} if args.cnas_space == "densenet-bc" else
+                         {"nodes": args.cnas_nodes, "init_channels": args.cnas_channels})
+                | {"samples": args.cnas_fit_samples},
                 "epnas-module": {"stages": args.epnas_module_stages, "filters": args.epnas_module_filters,
                                  "samples": args.epnas_module_fit_samples}}.get(space, {})
     table = latency.measure_table(space, **size, runtime=args.runtime, threads=args.threads, runs=args.runs,
@@ -238,6 +251,10 @@ def main(argv=None):
     parser.add_argument("--cnas-nodes", type=int, default=3, help="cnas: nodes per cell (cnas --nodes)")
     parser.add_argument("--cnas-channels", type=int, default=8, help="cnas: C of stage 1 (cnas --init-channels)")
     parser.add_argument("--cnas-fit-samples", type=int, default=40, help="cnas: networks the table is fitted to")
+    parser.add_argument("--cnas-space", default="nasnet", choices=("nasnet", "densenet-bc"),
+                        help="cnas: the search's --space")
+    parser.add_argument("--cnas-layers-per-block", type=int, default=3, help="cnas densenet-bc: --layers-per-block")
+    parser.add_argument("--cnas-growth-rate", type=int, default=6, help="cnas densenet-bc: --growth-rate")
     parser.add_argument("--epnas-module-stages", type=int, default=2, help="epnas-module: stages (epnas --stages)")
     parser.add_argument("--epnas-module-filters", type=int, default=16, help="epnas-module: epnas --filters")
     parser.add_argument("--epnas-module-fit-samples", type=int, default=60,

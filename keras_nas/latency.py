@@ -274,6 +274,10 @@ class _Space:
         """The key `layer` stands for, None if it belongs to another layer's block; ValueError if foreign."""
         raise NotImplementedError
 
+    def resolved(self, settings):
+        """The settings as the table's config records them (a space resolves its automatic ones here)."""
+        return settings
+
 
 class _ResNetSpace(_Space):
     """Stage-wise ResNets (`keras_nas.stagewise.resnet.stage_resnet`) of one block family.
@@ -296,8 +300,9 @@ class _ResNetSpace(_Space):
     holds a memory term (`fit_memory_term`), fitted to `calibration`
     networks measured end to end (depth 1 in every stage, depth 6 in every
     stage, then random depths 1..6 seeded by `seed`); `calibration=0`
-    leaves it out (figures: benchmarks/RESULTS.md,
-    "Latency tables").
+    leaves it out. A network deeper than 6 blocks a stage is priced by the
+    term fitted up to depth 6 (figures: benchmarks/RESULTS.md, "Latency
+    tables").
     """
 
     name = "resnet"
@@ -459,8 +464,8 @@ class _ResNetSpace(_Space):
         rng = np.random.default_rng(seed + 1000)
         low, high = self.CALIBRATION_DEPTHS
         for i in range(calibration):
-            # The smallest and the largest network first: the fitted cache size lies between the weights of
-            # networks that fit in the cache and of those that do not, so both ends must be there.
+            # The smallest and the largest network first: the term's start (the cache size) and slope need both
+            # ends of the space's range of weights.
             depths = (low,) * stages if i == 0 else (high,) * stages if i == 1 else tuple(
                 int(d) for d in rng.integers(low, high + 1, size=stages))
             yield resnet.stage_resnet(depths, block=block, input_shape=(image_size, image_size, channels),
@@ -953,7 +958,7 @@ class _NASNetSpace(_Space):
 
 
 class _CNASSpace(_Space):
-    """CNAS sparse networks of the NASNet-shaped space (`keras_nas.cnas.channel_nasnet` with a `selection`).
+    """CNAS sparse networks (`keras-nas search cnas`) of the NASNet-shaped or the DenseNet-BC space.
 
     Not one entry per block: an edge may keep any subset of its input
     channels. The entries are the latencies per unit of a few counts of
@@ -962,16 +967,18 @@ class _CNASSpace(_Space):
     elements moved), fitted by non-negative least squares to `samples`
     sparse networks of random masks (seeded by `seed`) measured end to end;
     `overhead_ms` is the fitted intercept (stem, head, the call itself).
-    `cells`, `nodes`, `ops_per_node`, `init_channels` are the search's
-    (`keras-nas search cnas`); `sparse_data_format` is the sparse model's layout
-    (`--sparse-data-format`, whose `auto` is channels_first for this
-    space). The table also records `fit`: the samples and the median error
-    on them.
+    `cnas_space` is the search's `--space`: `"nasnet"` with its `cells`,
+    `nodes`, `ops_per_node`, `init_channels`, or `"densenet-bc"` with its
+    `layers_per_block`, `growth_rate` (the other space's settings are
+    ignored); `sparse_data_format` is the sparse model's layout
+    (`--sparse-data-format`; None is the search's `auto`: channels_first
+    for nasnet, channels_last, the only one it has, for densenet-bc). The
+    table also records `fit`: the samples and the median error on them.
     """
 
     name = "cnas"
-    SETTINGS = {"cells": 1, "nodes": 3, "ops_per_node": 2, "init_channels": 8, "sparse_data_format": "channels_first",
-                "samples": 40, "seed": 0}
+    SETTINGS = {"cnas_space": "nasnet", "cells": 1, "nodes": 3, "ops_per_node": 2, "init_channels": 8,
+                "layers_per_block": 3, "growth_rate": 6, "sparse_data_format": None, "samples": 40, "seed": 0}
 
     def entries(self, image_size, channels, num_classes, **settings):
         from keras_nas.cnas import latency_model
@@ -979,27 +986,56 @@ class _CNASSpace(_Space):
         self._network(image_size, channels, num_classes, **settings)  # checks the settings
         return {latency_model.feature_key(f): None for f in latency_model.FEATURES}
 
+    def resolved(self, settings):
+        """`settings` with the layout resolved (what the table's config records)."""
+        return {**settings, "sparse_data_format": self.data_format(settings.get("cnas_space", "nasnet"),
+                                                                   settings.get("sparse_data_format"))}
+
     @staticmethod
-    def _network(image_size, channels, num_classes, cells=1, nodes=3, ops_per_node=2, init_channels=8,
-                 sparse_data_format="channels_first", samples=40, seed=0):
+    def data_format(cnas_space="nasnet", sparse_data_format=None):
+        """The sparse models' layout: `sparse_data_format`, None resolved per space as the search's `auto`."""
+        if sparse_data_format is None:
+            return "channels_first" if cnas_space == "nasnet" else "channels_last"
+        return sparse_data_format
+
+    @classmethod
+    def _network(cls, image_size, channels, num_classes, cnas_space="nasnet", cells=1, nodes=3, ops_per_node=2,
+                 init_channels=8, layers_per_block=3, growth_rate=6, sparse_data_format=None, samples=40, seed=0):
+        """`(builder, keyword arguments, sparse-only keyword arguments)` of the space's networks, checked."""
+        from keras_nas.cnas.densenet_space import densenet_bc
+        from keras_nas.cnas.nasnet_space import channel_nasnet
+
+        if cnas_space not in ("nasnet", "densenet-bc"):
+            raise ValueError(f"`cnas_space` must be one of ['nasnet', 'densenet-bc']. Received: "
+                             f"cnas_space={cnas_space!r}")
         for name, value, low in (("samples", samples, 2), ("seed", seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
-        if sparse_data_format not in ("channels_first", "channels_last"):
+        layout = cls.data_format(cnas_space, sparse_data_format)
+        if layout not in ("channels_first", "channels_last"):
             raise ValueError(f"`sparse_data_format` must be 'channels_first' or 'channels_last'. Received: "
                              f"sparse_data_format={sparse_data_format!r}")
+        size = {"num_classes": num_classes, "input_shape": (image_size, image_size, channels)}
+        if cnas_space == "densenet-bc":
+            if layout != "channels_last":
+                raise ValueError("`sparse_data_format` must be 'channels_last' for the densenet-bc space (the only "
+                                 f"layout it has). Received: sparse_data_format={sparse_data_format!r}")
+            for name, value in (("layers_per_block", layers_per_block), ("growth_rate", growth_rate)):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")
+            return densenet_bc, {"layers_per_block": layers_per_block, "growth_rate": growth_rate, **size}, {}
         for name, value, low in (("cells", cells, 1), ("nodes", nodes, 1), ("ops_per_node", ops_per_node, 1),
                                  ("init_channels", init_channels, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value!r}")
+        if image_size < 4:
+            raise ValueError(f"`image_size` must be >= 4 for the 3 stages of the cnas nasnet space. Received: "
+                             f"image_size={image_size}")
         if init_channels % ops_per_node or init_channels % 2:
             raise ValueError(f"`init_channels` must be even and divisible by `ops_per_node`. Received: "
                              f"init_channels={init_channels}, ops_per_node={ops_per_node}")
-        if image_size < 4:
-            raise ValueError(f"`image_size` must be >= 4 for the 3 stages of the cnas space. Received: "
-                             f"image_size={image_size}")
-        return {"cells_per_stage": cells, "nodes": nodes, "channels": init_channels, "ops_per_node": ops_per_node,
-                "num_classes": num_classes, "input_shape": (image_size, image_size, channels)}
+        return channel_nasnet, {"cells_per_stage": cells, "nodes": nodes, "channels": init_channels,
+                                "ops_per_node": ops_per_node, **size}, {"data_format": layout}
 
     def fit(self, image_size, channels, num_classes, measure, progress=None, **settings):
         """`(overhead_ms, entries, extra)`: the counts' latencies fitted to measured random sparse networks."""
@@ -1008,11 +1044,10 @@ class _CNASSpace(_Space):
         from keras_nas.cnas import latency_model
         from keras_nas.cnas.channel_graph import ChannelGraph
         from keras_nas.cnas.layout import channel_layout
-        from keras_nas.cnas.nasnet_space import channel_nasnet
 
         settings = {**self.SETTINGS, **settings}
-        kwargs = self._network(image_size, channels, num_classes, **settings)
-        _, topology = channel_nasnet(**kwargs, return_topology=True)
+        build, kwargs, sparse = self._network(image_size, channels, num_classes, **settings)
+        _, topology = build(**kwargs, return_topology=True)
         graph = ChannelGraph(topology)
         rng = np.random.default_rng(settings["seed"])
 
@@ -1020,16 +1055,34 @@ class _CNASSpace(_Space):
             masks = latency_model.sample_masks(graph, rng)
             selection = channel_layout(topology, graph.selection(masks))
             keras.utils.set_random_seed(0)
-            return channel_nasnet(**kwargs, selection=selection, data_format=settings["sparse_data_format"])
+            return build(**kwargs, **sparse, selection=selection)
 
         return _fit_networks(sample, self.model_counts, measure, settings["samples"], progress, "sparse network")
+
+    @staticmethod
+    def model_space(model):
+        """`"nasnet"` or `"densenet-bc"`: the CNAS space `model` is a network of; ValueError if neither."""
+        # Every cell keeps its two pre-processing layers (the search keeps a channel of `d` per cell); every
+        # DenseNet-BC network has its final BatchNorm.
+        names = [layer.name for layer in model.layers]
+        if "final_bn" in names:
+            return "densenet-bc"
+        if any(re.fullmatch(r"cell\d+_pre[ab](_conv)?", name) for name in names):
+            return "nasnet"
+        raise ValueError(f"model {model.name!r} is not a CNAS network (channel_nasnet or densenet_bc).")
+
+    def check_model(self, model, table):
+        """Raises a ValueError unless `model` is a network of the CNAS space `table` was measured for."""
+        wanted = table.get("config", {}).get("cnas_space", "nasnet")
+        found = self.model_space(model)
+        if found != wanted:
+            raise ValueError(f"`table` was measured for CNAS {wanted} networks; the model is a {found} network "
+                             f"(`keras-nas latency-table --space cnas --cnas-space {found}`).")
 
     def model_counts(self, model):
         from keras_nas.cnas import latency_model
 
-        # Every cell keeps its two pre-processing layers (the search keeps a channel of `d` per cell).
-        if not any(re.fullmatch(r"cell\d+_pre[ab](_conv)?", layer.name) for layer in model.layers):
-            raise ValueError(f"model {model.name!r} is not a CNAS NASNet-shaped network (channel_nasnet).")
+        self.model_space(model)
         return {latency_model.feature_key(f): v for f, v in latency_model.layer_features(model).items()}
 
     def model_keys(self, model):
@@ -1143,18 +1196,21 @@ def weight_mb(model):
 
 
 def fit_memory_term(predicted_ms, measured_ms, weights_mb):
-    """`(ms_per_mb, cache_mb)` of the memory term: `ms_per_mb * weight_mb` for a network of more than `cache_mb` (pure).
+    """`(ms_per_mb, cache_mb)` of the memory term `ms_per_mb * max(0, weight_mb - cache_mb)` (pure).
 
     An entry is timed alone, its weights in cache. A network reads all its
-    weights once per call, in the same order each time: while they fit in
-    the cache they stay there, and once they outgrow it each call evicts
-    what the next one needs first (least-recently-used with a cyclic
-    access), so every megabyte comes from slower memory. The term adds that
-    cost, `ms_per_mb` for each megabyte of a network whose weights exceed
-    `cache_mb`, fitted to networks measured end to end: least squares of
-    the relative errors `(measured - predicted - term) / measured`, the
-    slope >= 0, in closed form for each cache size, the cache size
-    searched over 0 and the networks' own weight sizes. Two numbers, so
+    weights once per call, in the same order each time; once they outgrow
+    the cache, about `cache_mb` of them stay there (a last-level cache
+    resists being flushed by such a cyclic sweep) and the rest come from
+    slower memory on every call. The term adds what that costs, in
+    proportion to the megabytes beyond the cache, fitted to networks
+    measured end to end: least squares of the relative errors `(measured -
+    predicted - term) / measured`, the slope >= 0 in closed form for each
+    cache size, the cache size searched on a grid of 0 to the largest
+    network's weights (and at each network's own). A linear ramp rather
+    than a step at the cache size: on a shared machine the share of the
+    cache a process gets moves, and a network near it is sometimes in,
+    sometimes out (benchmarks/RESULTS.md, "Latency tables"). Two numbers, so
     NumPy rather than scikit-learn's non-negative least squares; where no
     slope > 0 helps, `(0.0, 0.0)`: no term.
 
@@ -1165,14 +1221,14 @@ def fit_memory_term(predicted_ms, measured_ms, weights_mb):
 
     Example:
 
-    >>> fit_memory_term([1.0, 2.0, 3.0], [1.0, 2.6, 4.2], [1.0, 6.0, 12.0])  # 0.1 ms per MB above 1 MB
+    >>> fit_memory_term([1.0, 2.0, 3.0], [1.0, 2.5, 4.0], [1.0, 6.0, 11.0])  # 0.1 ms per MB beyond 1 MB
     (0.1, 1.0)
     """
     predicted, measured, weights = (np.asarray(a, dtype=np.float64) for a in (predicted_ms, measured_ms, weights_mb))
     residual = (measured - predicted) / measured
     best = (float(residual @ residual), 0.0, 0.0)
-    for cache in sorted({0.0, *weights.tolist()}):
-        x = np.where(weights > cache, weights, 0.0) / measured
+    for cache in sorted({*np.linspace(0.0, float(weights.max()), 201).tolist(), *weights.tolist()}):
+        x = np.maximum(weights - cache, 0.0) / measured
         if not x.any():
             continue
         slope = max(0.0, float(x @ residual / (x @ x)))
@@ -1187,8 +1243,7 @@ def memory_ms(model, table):
     memory = table.get("memory")
     if not memory:
         return 0.0
-    mb = weight_mb(model)
-    return float(memory["ms_per_mb"]) * mb if mb > float(memory["cache_mb"]) else 0.0
+    return float(memory["ms_per_mb"]) * max(0.0, weight_mb(model) - float(memory["cache_mb"]))
 
 
 def _fit_memory(space, size, settings, overhead, entries, measure, progress=None):
@@ -1205,7 +1260,7 @@ def _fit_memory(space, size, settings, overhead, entries, measure, progress=None
             progress(i + 1, len(networks), f"calibration network {i + 1}")
     keras.backend.clear_session()
     slope, cache = fit_memory_term(predicted, measured, weights)
-    with_term = [p + (slope * w if w > cache else 0.0) for p, w in zip(predicted, weights)]
+    with_term = [p + slope * max(0.0, w - cache) for p, w in zip(predicted, weights)]
     error = lambda values: round(float(statistics.median(abs(v / m - 1) for v, m in zip(values, measured))), 4)  # noqa: E731
     return {"ms_per_mb": slope, "cache_mb": cache, "networks": len(networks),
             "weight_mb": [round(min(weights), 3), round(max(weights), 3)],
@@ -1328,14 +1383,18 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
             entry.
         **settings: the space's own settings: `stages` and `block` for
             resnet (stage-wise `--stages`, `--block`; defaults 3 and
-            `"basic"`) and its `calibration` (networks the memory term is
-            fitted to, 0 for none; default 6) and `seed` (default 0), `stages` and `filters` for nasnet (stage-wise `--stages`,
-            `--filters`; defaults 3 and 8), `channel_table` for epnas (the
-            search's channel table; default Table 2's 16..256), `cells` and
-            `init_channels` for darts (defaults 5 and 16); for cnas `cells`,
-            `nodes`, `ops_per_node`, `init_channels` (the search's; defaults
-            1, 3, 2, 8), `sparse_data_format` (the sparse models' layout; default
-            `"channels_first"`), `samples` (random sparse networks the
+            `"basic"`) with its `calibration` (networks the memory term
+            is fitted to, 0 for none; default 6) and `seed` (default 0);
+            `stages` and `filters` for nasnet (stage-wise `--stages`,
+            `--filters`; defaults 3 and 8); `channel_table` for epnas (the
+            search's channel table; default Table 2's 16..256); `cells` and
+            `init_channels` for darts (defaults 5 and 16); for cnas
+            `cnas_space` (the search's `--space`: `"nasnet"`, default, or
+            `"densenet-bc"`), `cells`, `nodes`, `ops_per_node`,
+            `init_channels` (nasnet; the search's defaults 1, 3, 2, 8),
+            `layers_per_block`, `growth_rate` (densenet-bc; defaults 3 and
+            6), `sparse_data_format` (the sparse models' layout; default
+            None, the search's `auto`), `samples` (random sparse networks the
             costs are fitted to; default 40) and `seed` (default 0); for
             epnas-module `stages`, `cells_per_stage`, `filters`,
             `channel_table` (the search's; defaults 2, 1, 16 and Table 3's
@@ -1360,28 +1419,24 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
                          f"{sorted(space_object.SETTINGS) or 'none'}).")
     builders = space_object.entries(image_size, channels, num_classes, **settings)
     extra = {}
+
+    def measure(model):
+        return measure_model(model, runtime=runtime, threads=threads, runs=runs, warmup=warmup, instances=instances)
+
     if hasattr(space_object, "fit"):
         if keys is not None:
             raise ValueError(f"`keys` does not apply to the {space} space (its entries are fitted together).")
-
-        def measure(model):
-            return measure_model(model, runtime=runtime, threads=threads, runs=runs, warmup=warmup,
-                                 instances=instances)
-
         overhead, entries, extra = space_object.fit(image_size, channels, num_classes, measure, progress, **settings)
     else:
         overhead, entries = _measure_entries(builders, keys, space, image_size, channels, runtime, threads, runs,
                                              warmup, instances, progress)
-        settings = {**space_object.SETTINGS, **settings}
-        # A subset of the keys cannot price the calibration networks: such a table has no memory term.
-        if settings.get("calibration") and keys is None:
-
-            def measure(model):
-                return measure_model(model, runtime=runtime, threads=threads, runs=runs, warmup=warmup,
-                                     instances=instances)
-
-            size = {"image_size": image_size, "channels": channels, "num_classes": num_classes}
-            extra["memory"] = _fit_memory(space_object, size, settings, overhead, entries, measure, progress)
+        if {**space_object.SETTINGS, **settings}.get("calibration"):
+            if keys is None:
+                size = {"image_size": image_size, "channels": channels, "num_classes": num_classes}
+                extra["memory"] = _fit_memory(space_object, size, {**space_object.SETTINGS, **settings}, overhead,
+                                              entries, measure, progress)
+            else:  # a subset of the keys cannot price the calibration networks: no memory term
+                settings = {**settings, "calibration": 0}
     return {
         "space": space,
         "device": device_info(),
@@ -1390,7 +1445,7 @@ def measure_table(space, *, image_size, channels, num_classes, runtime="tflite",
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": {"image_size": image_size, "channels": channels, "num_classes": num_classes,
-                   **space_object.SETTINGS, **settings},
+                   **space_object.resolved({**space_object.SETTINGS, **settings})},
         "runs": runs,
         "warmup": warmup,
         "instances": instances if runtime == "tflite" else 1,
@@ -1494,7 +1549,9 @@ def read_option_table(name, path, space, input_shape=None, num_classes=None, **s
     height, width, channels = (int(d) for d in input_shape)
     wanted = {"image_size": height, "channels": channels, "num_classes": int(num_classes), **settings}
     # A table written before a space gained a setting was measured at that setting's default.
-    config = {**SPACES[space].SETTINGS, **table.get("config", {})} if space in SPACES else table.get("config", {})
+    config = table.get("config", {})
+    if space in SPACES:
+        config = SPACES[space]().resolved({**SPACES[space].SETTINGS, **config})
     if height != width or any(config.get(k) != v for k, v in wanted.items()):
         found = ", ".join(f"{k}={config.get(k)}" for k in wanted)
         needed = " ".join(f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
@@ -1529,7 +1586,8 @@ def predict_latency(model, table):
             `block` setting; `nasnet`: from
             `stage_nasnet`; `epnas`: from `EPNASSpace("layers").build`;
             `epnas-module`: from `EPNASSpace("module").build`; `cnas`: a
-            sparse `channel_nasnet`;
+            sparse `channel_nasnet` or `densenet_bc`, as the table's
+            `cnas_space`;
             `darts`: from `eval_network`).
         table: dict or str. A table from `measure_table`, or its JSON path.
 
@@ -1550,6 +1608,8 @@ def predict_latency(model, table):
     total = float(table["overhead_ms"])
     space = _space(table["space"])
     if hasattr(space, "model_counts"):  # a fitted space (cnas): entries are ms per unit of a count
+        if hasattr(space, "check_model"):
+            space.check_model(model, table)
         counts = space.model_counts(model)
         missing = [k for k in counts if k not in entries]
         if missing:

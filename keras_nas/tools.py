@@ -163,11 +163,17 @@ LATENCY_TABLE = (
            low=1),
     Option("nodes", 3, "cnas: nodes per cell (cnas --nodes)", low=1),
     Option("ops_per_node", 2, "cnas: ops per node (cnas --ops-per-node)", low=1),
-    Option("sparse_data_format", "channels_first", "cnas: layout of the sparse models (cnas --sparse-data-format; "
-           "its auto is channels_first for the nasnet space)", choices=("channels_first", "channels_last")),
-    Option("calibration", 6, "resnet: networks of random depths measured end to end to fit the table's memory term "
-           "(what a block costs more inside a network whose weights outgrow the cache than timed alone); 0: none",
-           low=0, metavar="N"),
+    Option("cnas_space", "nasnet", "cnas: the search's --space, nasnet (NASNet-shaped cells) or densenet-bc",
+           choices=("nasnet", "densenet-bc")),
+    Option("layers_per_block", None, "cnas densenet-bc: bottleneck layers per block (cnas --layers-per-block; "
+           "default 3)", type=int, low=1),
+    Option("growth_rate", None, "cnas densenet-bc: growth rate k (cnas --growth-rate; default 6)", type=int, low=1),
+    Option("sparse_data_format", "auto", "cnas: layout of the sparse models (cnas --sparse-data-format; auto: "
+           "channels_first for nasnet, channels_last for densenet-bc)",
+           choices=("auto", "channels_first", "channels_last")),
+    Option("calibration", None, "resnet: networks measured end to end (depths 1 and 6 in every stage, then random) to "
+           "fit the table's memory term, what a block costs more inside a network whose weights outgrow the cache "
+           "than timed alone (default 6; 0: none)", type=int, low=0, metavar="N"),
     Option("samples", None, "cnas, epnas-module: random networks measured end to end to fit the table (each "
            "converted to TFLite: seconds each; default 40 for cnas, 60 for epnas-module)", type=int, low=2),
     Option("channel_table", None, "epnas, epnas-module: the search's --channel-table, comma-separated (default "
@@ -526,7 +532,7 @@ def check_latency_table(args):
                           stages=args.stages)
     if args.space != "resnet" and args.block != "basic":
         raise OptionError(f"`block` does not apply to the {args.space} space (resnet only).", block=args.block)
-    if args.space != "resnet" and args.calibration != 6:
+    if args.space != "resnet" and args.calibration is not None:
         raise OptionError(f"`calibration` does not apply to the {args.space} space (resnet only).",
                           calibration=args.calibration)
     if args.calibration == 1:
@@ -544,20 +550,35 @@ def check_latency_table(args):
     if args.space == "darts" and args.cells is not None and args.cells < 3:
         raise OptionError("`cells` must be >= 3 for the darts space (its reductions sit at 1/3 and 2/3).",
                           cells=args.cells)
-    for name, default in (("nodes", 3), ("ops_per_node", 2), ("sparse_data_format", "channels_first")):
+    for name, default in (("nodes", 3), ("ops_per_node", 2), ("sparse_data_format", "auto"),
+                          ("cnas_space", "nasnet")):
         if args.space != "cnas" and getattr(args, name) != default:
             raise OptionError(f"`{name}` does not apply to the {args.space} space (cnas only).",
                               **{name: getattr(args, name)})
+    for name in ("layers_per_block", "growth_rate"):
+        if (args.space != "cnas" or args.cnas_space != "densenet-bc") and getattr(args, name) is not None:
+            raise OptionError(f"`{name}` applies to the cnas space with `cnas_space` densenet-bc only.",
+                              names=("cnas_space",), **{name: getattr(args, name)})
+    if args.space == "cnas" and args.cnas_space == "densenet-bc":
+        for name, default in (("cells", None), ("init_channels", None), ("nodes", 3), ("ops_per_node", 2)):
+            if getattr(args, name) != default:
+                raise OptionError(f"`{name}` applies to the cnas space with `cnas_space` nasnet only.",
+                                  names=("cnas_space",), **{name: getattr(args, name)})
+        if args.sparse_data_format == "channels_first":
+            raise OptionError("`sparse_data_format` channels_first applies to `cnas_space` nasnet only (densenet-bc "
+                              "has channels_last alone).", names=("cnas_space",),
+                              sparse_data_format=args.sparse_data_format)
     if args.space not in ("cnas", "epnas-module") and args.samples is not None:
         raise OptionError(f"`samples` does not apply to the {args.space} space (cnas and epnas-module only).",
                           samples=args.samples)
-    if args.space == "cnas":
+    if args.space == "cnas" and args.cnas_space == "nasnet":
         channels = 8 if args.init_channels is None else args.init_channels
         if channels % 2 or channels % args.ops_per_node:
             raise OptionError("`init_channels` must be even and divisible by `ops_per_node`.",
                               init_channels=channels, ops_per_node=args.ops_per_node)
         if args.image_size < 4:
-            raise OptionError("`image_size` must be >= 4 for the cnas space (3 stages).", image_size=args.image_size)
+            raise OptionError("`image_size` must be >= 4 for the cnas nasnet space (3 stages).",
+                              image_size=args.image_size)
     if args.channel_table is not None:
         if args.space not in ("epnas", "epnas-module"):
             raise OptionError(f"`channel_table` does not apply to the {args.space} space (epnas and epnas-module "
@@ -568,13 +589,26 @@ def check_latency_table(args):
                               channel_table=args.channel_table)
 
 
+def cnas_table_settings(args):
+    """The `measure_table` settings of a cnas table from `keras-nas latency-table` options."""
+    layout = None if args.sparse_data_format == "auto" else args.sparse_data_format
+    settings = {"cnas_space": args.cnas_space, "sparse_data_format": layout,
+                "samples": 40 if args.samples is None else args.samples}
+    if args.cnas_space == "densenet-bc":
+        return {**settings, "layers_per_block": 3 if args.layers_per_block is None else args.layers_per_block,
+                "growth_rate": 6 if args.growth_rate is None else args.growth_rate}
+    return {**settings, "cells": 1 if args.cells is None else args.cells, "nodes": args.nodes,
+            "ops_per_node": args.ops_per_node, "init_channels": 8 if args.init_channels is None else args.init_channels}
+
+
 def run_latency_table(args):
     import time
 
     from keras_nas import latency
 
     stages = 3 if args.stages is None else args.stages
-    settings = {"resnet": {"stages": stages, "block": args.block, "calibration": args.calibration},
+    calibration = 6 if args.calibration is None else args.calibration
+    settings = {"resnet": {"stages": stages, "block": args.block, "calibration": calibration},
                 "nasnet": {"stages": stages, "filters": 8 if args.filters is None else args.filters},
                 "epnas-module": {"stages": 2 if args.stages is None else args.stages,
                                  "cells_per_stage": 1 if args.cells_per_stage is None else args.cells_per_stage,
@@ -583,19 +617,15 @@ def run_latency_table(args):
                                  "samples": 60 if args.samples is None else args.samples},
                 "darts": {"cells": 5 if args.cells is None else args.cells,
                           "init_channels": 16 if args.init_channels is None else args.init_channels},
-                "cnas": {"cells": 1 if args.cells is None else args.cells, "nodes": args.nodes,
-                         "ops_per_node": args.ops_per_node,
-                         "init_channels": 8 if args.init_channels is None else args.init_channels,
-                         "sparse_data_format": args.sparse_data_format,
-                         "samples": 40 if args.samples is None else args.samples},
+                "cnas": cnas_table_settings(args),
                 "epnas": {"channel_table": args.channel_table}}[args.space]
     size = {"image_size": args.image_size, "channels": args.channels, "num_classes": args.num_classes}
     total = len(latency.table_keys(args.space, **size, **settings))
     fitted = args.space in ("cnas", "epnas-module")
     kind = "sparse networks" if args.space == "cnas" else "cell networks"
     what = f"{settings['samples']} random {args.space} {kind}" if fitted else f"{total:,} {args.space} entries"
-    calibration = (f", then {args.calibration} networks of random depths to fit the memory term"
-                   if args.space == "resnet" and args.calibration else "")
+    calibration = (f", then {settings['calibration']} networks end to end to fit the memory term"
+                   if args.space == "resnet" and settings["calibration"] else "")
     print(f"Measuring {what} at {args.image_size}x{args.image_size}x{args.channels} "
           f"({args.runtime}, {args.threads} thread{'s' if args.threads > 1 else ''}, median of {args.runs} runs "
           f"after {args.warmup} warm-up){' to fit ' + str(total) + ' costs per unit' if fitted else ''}"

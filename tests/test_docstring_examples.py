@@ -31,6 +31,7 @@ EXAMPLES = [
     ("keras_nas.latency", "key"),
     ("keras_nas.latency", "table_keys"),
     ("keras_nas.latency", "fit_counts"),
+    ("keras_nas.latency", "fit_memory_term"),
     ("keras_nas.cnas.latency_model", "layer_features"),
     ("keras_nas.epnas.latency_model", "layer_features"),
     ("keras_nas.epnas.latency_model", "conv_widths"),

@@ -65,7 +65,8 @@ OPTIONS = (
            "on this machine (TFLite, 1 thread, measured after every iteration) is at most MS; alone or with "
            "--sparsity (both must hold)", type=float, low=0, low_open=True, group=SEARCH, metavar="MS"),
     Option("latency_table", None, "with --target-latency-ms: a cnas latency table (keras-nas latency-table --space "
-           "cnas at this run's input size, --cells, --nodes, --ops-per-node, --init-channels): channels then go in "
+           "cnas at this run's input size and network: --cnas-space and that space's --cells, --nodes, --ops-per-node, "
+           "--init-channels or --layers-per-block, --growth-rate): channels then go in "
            "increasing saliency per ms they save (ours, not the paper's), and results.json gives the table's "
            "prediction beside the measurement", validate=common_options.latency_table_file("cnas"), paper="none",
            group=SEARCH, metavar="TABLE.json"),
@@ -133,9 +134,6 @@ def check(args):
         if args.target_latency_ms is None:
             raise OptionError("`latency_table` is read for a latency target only; add `target_latency_ms`.",
                               names=("target_latency_ms",), latency_table=args.latency_table)
-        if args.space != "nasnet":
-            raise OptionError("`latency_table` applies to `space` nasnet only (the cnas latency tables model its "
-                              "sparse networks).", latency_table=args.latency_table, space=args.space)
         from keras_nas import latency  # pure Python at import (its measuring loads TensorFlow)
 
         latency.read_option_table("latency_table", args.latency_table, "cnas")
@@ -154,6 +152,16 @@ def sparse_data_format(args):
     if value == "auto":
         return "channels_first" if args.space == "nasnet" else "channels_last"
     return value
+
+
+def latency_table_settings(args):
+    """The cnas latency table settings this run needs (`keras-nas latency-table --space cnas` options)."""
+    if args.space == "nasnet":
+        space = {"cells": args.cells, "nodes": args.nodes, "ops_per_node": args.ops_per_node,
+                 "init_channels": args.init_channels}
+    else:
+        space = {"layers_per_block": args.layers_per_block, "growth_rate": args.growth_rate}
+    return {"cnas_space": args.space, **space, "sparse_data_format": sparse_data_format(args)}
 
 
 def sparse_overrides(args):
@@ -379,10 +387,8 @@ def run(args):
         from keras_nas import latency
         from keras_nas.cnas import latency_model
 
-        table = latency.read_option_table(
-            "latency_table", args.latency_table, "cnas", dataset.input_shape, dataset.num_classes, cells=args.cells,
-            nodes=args.nodes, ops_per_node=args.ops_per_node, init_channels=args.init_channels,
-            sparse_data_format=sparse_data_format(args))
+        table = latency.read_option_table("latency_table", args.latency_table, "cnas", dataset.input_shape,
+                                          dataset.num_classes, **latency_table_settings(args))
         shapes = latency_model.edge_shapes(oneshot, graph)
 
         def cost_fn(masks):

@@ -6,7 +6,8 @@ its inputs), so a table cannot hold one entry per block as the other spaces'
 tables do. Instead the network's Keras layers are reduced to a few counts
 (`layer_features`): calls and work per kind of op (convolutions and their
 multiply-accumulates, depthwise convolutions, channel slices, concatenations,
-ReLUs, factorized reductions). A table of the `cnas` space holds one
+ReLUs, factorized reductions, elements moved), for the NASNet-shaped space
+and the DenseNet-BC one alike (a table is measured for one of them). A table of the `cnas` space holds one
 latency per unit of each count, fitted by non-negative least squares
 (scikit-learn's `LinearRegression(positive=True)`) to sparse networks of
 random masks measured end to end (`keras_nas.latency.fit_counts`), and the fixed part of
@@ -15,9 +16,12 @@ the network as its `overhead_ms`. Then
     predicted = overhead_ms + sum(entries[key] * count[key])
 
 and the latency an input channel of an edge costs is what the counts lose
-when it goes (`channel_savings`): its share of the node's slice, ReLU and
-depthwise convolution and of the edge's pointwise convolution, plus the
-calls of the ops that disappear with the edge's (or node's) last channel.
+when it goes (`channel_savings`): in the NASNet-shaped space its share of
+the node's slice, ReLU and depthwise convolution and of the edge's
+pointwise convolution, plus the calls of the ops that disappear with the
+edge's (or node's) last channel; in the DenseNet-BC space its share of the
+layer's slice, BN-ReLU and 1x1 convolution, plus the whole layer with its
+last channel.
 Channels then go in increasing saliency per millisecond saved
 (`keras_nas.cnas.zero_least_salient(..., cost=...)`).
 
@@ -50,12 +54,15 @@ def _spatial(shape, data_format):
 
 
 def layer_features(model):
-    """The counts of `FEATURES` of a CNAS sparse network (`channel_nasnet` with a `selection`).
+    """The counts of `FEATURES` of a CNAS sparse network (`channel_nasnet` or `densenet_bc` with a `selection`).
 
     Layers that every network of the space has once (the input transpose,
     the stem's BatchNorm, the head's pooling and classifier) are left to
     the fitted intercept; BatchNorms after a convolution fold into it when
-    the model is converted.
+    the model is converted. A BatchNorm that does not (DenseNet-BC's
+    BN-ReLU-conv order) becomes a multiply and an add, and an average
+    pooling (its transitions) reads and writes its elements: both count as
+    elements moved (the NASNet-shaped space has neither).
 
     Example:
 
@@ -107,7 +114,25 @@ def layer_features(model):
         elif isinstance(layer, keras.layers.ReLU) and layer.name != "head_relu":
             counts["relu"] += 1
             counts["kelement"] += _size(shape_out) / 1e3
+        elif isinstance(layer, keras.layers.BatchNormalization) and not _after_conv(layer):
+            counts["kelement"] += 2 * _size(shape_out) / 1e3  # a multiply and an add, each reading and writing
+        elif isinstance(layer, keras.layers.AveragePooling2D):
+            counts["kelement"] += (_size(shape_in) + _size(shape_out)) / 1e3
     return counts
+
+
+def _after_conv(layer):
+    """Whether `layer` alone reads a convolution's output (a BatchNorm there folds into the convolution).
+
+    (DenseNet-BC's first BN-ReLU of a block reads the stem or transition
+    convolution's output, which the block's concatenation reads too: that
+    BatchNorm stays.)
+    """
+    import keras
+
+    producer = layer.input._keras_history[0]
+    return (isinstance(producer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
+            and len(producer._outbound_nodes) == 1)
 
 
 def predict_from_features(counts, table):
@@ -139,12 +164,19 @@ def sample_masks(graph, rng):
 
 
 def edge_shapes(model, graph):
-    """`{edge: (spatial size, output channels)}` of every edge of a one-shot network (its mask layer's input)."""
+    """`{edge: (spatial size, output channels)}` of every edge of a one-shot network (its mask layer's input).
+
+    The output channels are those of the convolution an input channel feeds:
+    the edge's pointwise convolution (NASNet-shaped), the layer's 1x1
+    bottleneck convolution (DenseNet-BC).
+    """
     shapes = {}
+    densenet = graph.topology.get("space") == "densenet-bc"
     for name in graph.edges:
         edge = graph.topology["edges"][name]
         shape = tuple(model.get_layer(edge["mask"]).input.shape)
-        shapes[name] = (int(np.prod(shape[1:-1])), int(edge["outputs"]))
+        outputs = model.get_layer(f"{name}_conv1").filters if densenet else edge["outputs"]
+        shapes[name] = (int(np.prod(shape[1:-1])), int(outputs))
     return shapes
 
 
@@ -159,10 +191,19 @@ def channel_savings(graph, masks, shapes, table):
     convolution, ReLU and slice. Removing a node's output does not count
     what it saves downstream (those channels are removed with it, for free).
 
+    In the DenseNet-BC space (an edge is a bottleneck layer, `out` its 1x1
+    convolution's width) a channel is the layer's slice copy, BatchNorm (a
+    multiply and an add), ReLU and 1x1 convolution input: `5 s` elements
+    and `s out` multiply-accumulates. No layer loses its last channel (each
+    is a cell, and the search keeps one block-input channel per cell), so
+    there is no whole-layer saving.
+
     Returns:
         dict edge -> float > 0 in milliseconds (floored at 1e-9, so the ratio stays finite).
     """
     entries = {f: table["entries"][feature_key(f)] for f in FEATURES}
+    if graph.topology.get("space") == "densenet-bc":
+        return _densenet_savings(graph, shapes, entries)
     eff = graph.effective(masks)
     node_kept = {}
     for name in graph.edges:
@@ -180,4 +221,13 @@ def channel_savings(graph, masks, shapes, table):
         if node_kept[node] <= 1:
             ms += entries["depthwise"] + entries["relu"] + entries["slice"]
         savings[name] = max(ms, 1e-9)
+    return savings
+
+
+def _densenet_savings(graph, shapes, entries):
+    """`channel_savings` of the DenseNet-BC space (see there)."""
+    savings = {}
+    for name in graph.edges:
+        s, out = shapes[name]
+        savings[name] = max((entries["kelement"] * 5 * s + entries["conv_kmac"] * s * out) / 1e3, 1e-9)
     return savings

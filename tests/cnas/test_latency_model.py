@@ -8,6 +8,7 @@ import pytest
 from keras_nas import cli, latency
 from keras_nas.cnas import latency_model
 from keras_nas.cnas.channel_graph import ChannelGraph
+from keras_nas.cnas.densenet_space import densenet_bc
 from keras_nas.cnas.layout import channel_layout
 from keras_nas.cnas.nasnet_space import channel_nasnet
 from keras_nas.cnas.progressive import zero_least_salient
@@ -62,7 +63,7 @@ def test_predict_latency_of_a_cnas_model_sums_costs_per_unit():
     thin = channel_nasnet(**kw, selection=graph.selection(masks))
     assert "cell1_node0_depthwise" not in [layer.name for layer in thin.layers]
     assert latency.predict_latency(thin, table) > 0.5
-    with pytest.raises(ValueError, match="is not a CNAS NASNet-shaped network"):
+    with pytest.raises(ValueError, match=r"is not a CNAS network \(channel_nasnet or densenet_bc\)"):
         import keras
 
         latency.predict_latency(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), table)
@@ -177,11 +178,126 @@ def test_cnas_search_refuses_a_table_of_another_network_before_writing(tmp_path,
         cli.main(["search", "cnas", "--out", str(out), "--target-latency-ms", "1", "--latency-table", str(table)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "`--latency-table` was measured for image_size=8, channels=1, num_classes=10, cells=1, nodes=3, " \
-           "ops_per_node=2, init_channels=16, sparse_data_format=channels_first; this run needs `keras-nas " \
-           "latency-table --space cnas --image-size 8 --channels 1 --num-classes 10 --cells 1 --nodes 3 " \
-           "--ops-per-node 2 --init-channels 8 --sparse-data-format channels_first`" in err
+    assert "`--latency-table` was measured for image_size=8, channels=1, num_classes=10, cnas_space=nasnet, " \
+           "cells=1, nodes=3, ops_per_node=2, init_channels=16, sparse_data_format=channels_first; this run needs " \
+           "`keras-nas latency-table --space cnas --image-size 8 --channels 1 --num-classes 10 --cnas-space nasnet " \
+           "--cells 1 --nodes 3 --ops-per-node 2 --init-channels 8 --sparse-data-format channels_first`" in err
     assert not out.exists()
+
+
+DENSE = dict(blocks=1, growth_rate=2, input_shape=(4, 4, 1), num_classes=3)
+
+
+def test_layer_features_count_a_sparse_densenet_by_hand():
+    _, topology = densenet_bc(1, **DENSE, return_topology=True)
+    graph = ChannelGraph(topology)
+    sparse = densenet_bc(1, **DENSE, selection=graph.selection(graph.full_masks()))
+    counts = latency_model.layer_features(sparse)
+    # One block of one layer on a 4x4 stem of 2k = 4 channels (s = 16): BN1 (not folded: the block's
+    # concatenation reads the stem conv too), ReLU1, 1x1 conv 4 -> 4k = 8, BN2 (folded), ReLU2, 3x3 conv 8 -> 2;
+    # the block concatenates 4 + 2 channels; the final BN (after a concatenation) and ReLU.
+    assert counts["conv"] == 2 and counts["conv_kmac"] == pytest.approx((16 * 8 * 4 + 16 * 2 * 8 * 9) / 1e3)
+    assert (counts["depthwise"], counts["slice"], counts["concat"], counts["relu"]) == (0, 0, 1, 3)
+    # BN1 2 x 64, ReLU1 64, conv1 64 + 128, ReLU2 128, conv2 128 + 32, concat 96, final BN 2 x 96, final ReLU 96.
+    assert counts["kelement"] == pytest.approx((128 + 64 + 192 + 128 + 160 + 96 + 192 + 96) / 1e3)
+
+
+def test_densenet_channel_savings_by_hand():
+    oneshot, topology = densenet_bc(2, **DENSE, return_topology=True)
+    graph = ChannelGraph(topology)
+    shapes = latency_model.edge_shapes(oneshot, graph)
+    # Each layer reads 4x4 pixels; an input channel feeds its 1x1 conv of 4k = 8 outputs.
+    assert shapes == {"block1_layer1": (16, 8), "block1_layer2": (16, 8)}
+    table = _table(kelement=1.0, conv_kmac=2.0, conv=10.0, relu=100.0, slice=1000.0)
+    savings = latency_model.channel_savings(graph, graph.minimal_masks(), shapes, table)
+    # A channel: 5 s elements and s x 8 multiply-accumulates (per thousand), even a layer's last one (the search
+    # keeps one block-input channel per layer, so no layer goes whole).
+    assert savings == {name: pytest.approx((5 * 16 + 2 * 16 * 8) / 1e3) for name in shapes}
+
+
+def test_measure_table_fits_a_densenet_table_and_it_predicts_sparse_models():
+    table = latency.measure_table("cnas", image_size=4, channels=1, num_classes=3, runs=3, warmup=1, instances=1,
+                                  cnas_space="densenet-bc", layers_per_block=1, growth_rate=2, samples=3)
+    config = table["config"]
+    assert (config["cnas_space"], config["layers_per_block"], config["sparse_data_format"]) == (
+        "densenet-bc", 1, "channels_last")
+    assert table["fit"]["samples"] == 3
+    _, topology = densenet_bc(1, growth_rate=2, input_shape=(4, 4, 1), num_classes=3, return_topology=True)
+    graph = ChannelGraph(topology)
+    sparse = densenet_bc(1, growth_rate=2, input_shape=(4, 4, 1), num_classes=3,
+                         selection=channel_layout(topology, graph.selection(graph.full_masks())))
+    assert latency.predict_latency(sparse, table) > 0
+    nasnet = channel_nasnet(**KW, masked=False)
+    with pytest.raises(ValueError, match=r"`table` was measured for CNAS densenet-bc networks; the model is a nasnet "
+                                         r"network \(`keras-nas latency-table --space cnas --cnas-space nasnet`\)"):
+        latency.predict_latency(nasnet, table)
+    with pytest.raises(ValueError, match="`sparse_data_format` must be 'channels_last' for the densenet-bc space"):
+        latency.table_keys("cnas", image_size=4, channels=1, num_classes=3, cnas_space="densenet-bc",
+                           sparse_data_format="channels_first")
+    with pytest.raises(ValueError, match=r"`cnas_space` must be one of \['nasnet', 'densenet-bc'\]"):
+        latency.table_keys("cnas", image_size=4, channels=1, num_classes=3, cnas_space="resnet")
+
+
+def test_cli_densenet_table_options(tmp_path, monkeypatch, capsys):
+    measured = {}
+
+    def fake_measure_table(space, **kwargs):  # the CLI's part: the densenet settings reach measure_table
+        measured.update(space=space, **kwargs)
+        return _table()
+
+    monkeypatch.setattr(latency, "measure_table", fake_measure_table)
+    out = tmp_path / "t.json"
+    assert cli.main(["latency-table", "--space", "cnas", "--cnas-space", "densenet-bc", "--growth-rate", "4",
+                     "--out", str(out)]) == 0
+    assert (measured["cnas_space"], measured["layers_per_block"], measured["growth_rate"]) == ("densenet-bc", 3, 4)
+    assert measured["sparse_data_format"] is None and "cells" not in measured
+    for argv, message in (
+            (["--space", "cnas", "--growth-rate", "4"], "`--growth-rate` applies to the cnas space with "
+                                                        "`--cnas-space` densenet-bc only."),
+            (["--space", "cnas", "--cnas-space", "densenet-bc", "--nodes", "4"],
+             "`--nodes` applies to the cnas space with `--cnas-space` nasnet only."),
+            (["--space", "cnas", "--cnas-space", "densenet-bc", "--sparse-data-format", "channels_first"],
+             "`--sparse-data-format` channels_first applies to `--cnas-space` nasnet only"),
+            (["--space", "resnet", "--cnas-space", "densenet-bc"], "`--cnas-space` does not apply to the resnet "
+                                                                  "space (cnas only).")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["latency-table", "--out", str(tmp_path / "refused.json")] + argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "refused.json").exists()
+
+
+def test_a_densenet_search_refuses_a_nasnet_table_naming_the_command(tmp_path, capsys):
+    table = tmp_path / "cnas.json"
+    table.write_text(json.dumps({**_table(), "config": {"image_size": 8, "channels": 1, "num_classes": 10,
+                                                         "sparse_data_format": "channels_first"}}))
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["search", "cnas", "--space", "densenet-bc", "--out", str(out), "--target-latency-ms", "1",
+                  "--latency-table", str(table)])
+    assert exit_info.value.code == 2
+    assert ("this run needs `keras-nas latency-table --space cnas --image-size 8 --channels 1 --num-classes 10 "
+            "--cnas-space densenet-bc --layers-per-block 3 --growth-rate 6 --sparse-data-format channels_last`"
+            in capsys.readouterr().err)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_densenet_search_with_a_table_ranks_per_ms_and_reports_the_prediction(tmp_path):
+    import subprocess
+    import sys
+
+    table, out = tmp_path / "d.json", tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "keras_nas", "latency-table", "--space", "cnas", "--cnas-space",
+                    "densenet-bc", "--layers-per-block", "2", "--samples", "4", "--runs", "5", "--out", str(table)],
+                   check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "keras_nas", "search", "cnas", "--space", "densenet-bc",
+                    "--layers-per-block", "2", "--out", str(out), "--epochs", "1", "--final-epochs", "1", "--gamma",
+                    "0.3", "--saliency-batches", "2", "--no-baselines", "--target-latency-ms", "0.001",
+                    "--latency-table", str(table)], check=True, capture_output=True)
+    report = json.loads((out / "results.json").read_text())["latency"]
+    assert report["ranking"] == "saliency per ms saved" and report["table"] == str(table)
+    assert report["predicted_ms"] > 0 and report["measured_ms"] > 0
 
 
 @pytest.mark.slow
