@@ -149,14 +149,21 @@ def sample_masks(graph, rng):
     clipped to 1), so thin and whole edges, dead edges and dead nodes
     occur, and the cells' resolutions and widths vary apart (which lets
     the fit tell work per element from work per multiply-accumulate); one
-    channel from `d` per cell stays (as the search keeps it).
+    channel from `d` per cell stays (as the search keeps it). In the
+    DenseNet-BC space every layer is a cell, and the shares of its dozens
+    of cells would average out to networks that all keep about half their
+    channels: there a network-wide share `g` (uniform in [0.02, 1]) is drawn
+    first and `p_cell = g * u_cell` (`u_cell` in [0.5, 1.5]), so the
+    networks span the range a search prunes through.
     """
     shares = {}
     masks = {}
+    network = rng.uniform(0.02, 1.0) if graph.topology.get("space") == "densenet-bc" else None
     for name, full in graph.full_masks().items():
         cell = graph.cell_of(name)
         if cell not in shares:
-            shares[cell] = rng.uniform(0.02, 1.0)
+            shares[cell] = (rng.uniform(0.02, 1.0) if network is None else
+                            min(1.0, max(0.02, network * rng.uniform(0.5, 1.5))))
         keep = min(1.0, shares[cell] * rng.uniform(0.5, 1.5))
         masks[name] = (rng.random(len(full)) < keep).astype(np.float32)
     floor = graph.minimal_masks()

@@ -122,6 +122,19 @@ def test_sample_masks_keep_a_channel_from_d_in_every_cell():
     assert min(shares) < 0.5 < max(shares)
 
 
+def test_densenet_sample_masks_span_the_pruning_range():
+    # Nine layers (cells): without a network-wide share every sample would keep about half the channels.
+    _, topology = densenet_bc(3, growth_rate=4, input_shape=(8, 8, 1), return_topology=True)
+    graph = ChannelGraph(topology)
+    rng = np.random.default_rng(0)
+    shares = []
+    for _ in range(20):
+        masks = latency_model.sample_masks(graph, rng)
+        assert all(count >= 1 for count in graph.protected(masks).values())
+        shares.append(graph.input_channels(masks) / graph.input_channels(graph.full_masks()))
+    assert min(shares) < 0.25 and max(shares) > 0.75
+
+
 def test_measure_table_fits_a_cnas_table_and_it_predicts_sparse_models(tmp_path):
     table = latency.measure_table("cnas", image_size=4, channels=1, num_classes=3, runs=3, warmup=1, instances=1,
                                   cells=1, nodes=1, init_channels=4, samples=3)
