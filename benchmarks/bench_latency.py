@@ -212,6 +212,14 @@ def bench_space(space, args):
     print(f"  {space}: median absolute error {100 * statistics.median(errors):.1f}% (max "
           f"{100 * max(errors):.1f}%), Spearman rank correlation {rho:.3f}; measured "
           f"{min(measured):.3f}-{max(measured):.3f} ms", flush=True)
+    if args.remeasure:
+        # How well the measurement ranks the networks against itself: the ceiling of any table's rank correlation.
+        again = [latency.measure_model(model, runtime=args.runtime, threads=args.threads, runs=args.runs,
+                                       warmup=args.warmup) for _, model in models]
+        changes = [abs(a - m) / m for a, m in zip(again, measured)]
+        print(f"  {space}: measured again, median change {100 * statistics.median(changes):.1f}% (max "
+              f"{100 * max(changes):.1f}%), Spearman of the two measurements {spearmanr(measured, again).statistic:.3f}; "
+              f"table against the second: {spearmanr(predicted, again).statistic:.3f}", flush=True)
     return {"space": space, "median_error": statistics.median(errors), "spearman": rho}
 
 
@@ -262,6 +270,9 @@ def main(argv=None):
     parser.add_argument("--full-table", action="store_true", help="measure every key of the space")
     parser.add_argument("--stability", type=int, default=0, metavar="N",
                         help="time one small network N times with 1 and with 5 interpreters instead")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="measure the architectures a second time: the rank correlation of the measurement "
+                             "with itself, the ceiling of a table's")
     parser.add_argument("--resnet-calibration", type=int, default=6, metavar="N",
                         help="resnet: networks the table's memory term is fitted to (0: entries alone)")
     parser.add_argument("--resnet-block", default="basic", choices=tuple(RESNET_STAGES),

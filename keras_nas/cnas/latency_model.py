@@ -130,6 +130,7 @@ def _after_conv(layer):
     """
     import keras
 
+    # Keras has no public graph-walking API for functional models (see keras_nas.folding).
     producer = layer.input._keras_history[0]
     return (isinstance(producer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
             and len(producer._outbound_nodes) == 1)
