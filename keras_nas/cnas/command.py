@@ -239,6 +239,8 @@ def train_phase(name, model, dataset, out, *, epochs, lr_fn, args, strategy, lea
                            "again with --overwrite.")
     test_loss, test_accuracy = model.evaluate(dataset.test, verbose=0)[:2]
     val_loss, val_accuracy = model.evaluate(dataset.validation, verbose=0)[:2]
+    # A phase with nothing to fit (a search whose one-shot network already meets its targets) wrote no checkpoint.
+    os.makedirs(directory, exist_ok=True)
     model.save_weights(final_weights)
     done = {"phase": name, "epochs_done": len(history.get("loss", [])), "history": history,
             "val_accuracy": float(val_accuracy), "test_accuracy": float(test_accuracy),

@@ -179,3 +179,25 @@ def test_reciprocal_form_prunes_the_largest_accumulated_reciprocal(synthetic):
         assert new[name][i] == 0
         chosen[form] = {(n, i) for n in graph.edges for i in np.flatnonzero(new[n] == 0)}
     assert chosen["taylor"] != chosen["reciprocal"]  # the forms rank across layers differently
+
+
+def test_a_phase_with_nothing_to_fit_still_saves_its_weights_and_resumes(tmp_path):
+    # A search whose one-shot network already meets its targets fits nothing in the "search" phase; the phase must
+    # still leave its weights and summary (it once failed writing them into a folder no checkpoint had made).
+    import types
+
+    import keras
+    import tensorflow as tf
+
+    from keras_nas.cnas import command
+
+    x, y = np.zeros((8, 4, 4, 1), "float32"), np.zeros((8,), "int32")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    dataset = types.SimpleNamespace(train=data, validation=data, test=data)
+    args = types.SimpleNamespace(momentum=0.9, weight_decay=0.0, jit_compile=False, verbose=0)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    run = dict(epochs=3, lr_fn=lambda epoch: 0.1, args=args, strategy=None, learning_rate=0.1,
+               skip_fit=lambda: True)
+    done = command.train_phase("search", model, dataset, str(tmp_path), **run)
+    assert done["epochs_done"] == 0 and (tmp_path / "search" / "final.weights.h5").exists()
+    assert command.train_phase("search", model, dataset, str(tmp_path), **run) == done  # read back, not redone
