@@ -43,7 +43,8 @@ head is left out, it does not run when the model serves) and `nasnet`
 shape of its two inputs and its filters a network of 1 or more cells per
 stage gives it, e.g. `nasnet/normal|ip=4x4x96|p=4x4x64|filters=16`, and the
 head; a cell reading two tensors is measured as a model of two inputs).
-`cnas` (CNAS sparse networks, `keras_nas.cnas.channel_nasnet` with a
+`cnas` (CNAS sparse networks, `keras_nas.cnas.channel_nasnet` or, with the
+setting `cnas_space="densenet-bc"`, `keras_nas.cnas.densenet_bc`, with a
 selection) is fitted rather than enumerated: an edge may keep any subset of
 its input channels, so its entries are latencies per unit of a few counts
 of a network's layers (`keras_nas.cnas.latency_model`), fitted to measured
