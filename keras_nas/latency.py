@@ -1222,7 +1222,7 @@ def fit_memory_term(predicted_ms, measured_ms, weights_mb):
 
     Example:
 
-    >>> fit_memory_term([1.0, 2.0, 3.0], [1.0, 2.5, 4.0], [1.0, 6.0, 11.0])  # 0.1 ms per MB beyond 1 MB
+    >>> fit_memory_term([1.0, 2.0, 3.0], [1.0, 2.5, 4.0], [1.0, 6.0, 11.0])  # a slope of 0.1 per MB beyond 1 MB
     (0.1, 1.0)
     """
     predicted, measured, weights = (np.asarray(a, dtype=np.float64) for a in (predicted_ms, measured_ms, weights_mb))
