@@ -1252,18 +1252,21 @@ def _fit_memory(space, size, settings, overhead, entries, measure, progress=None
     import keras
 
     predicted, measured, weights = [], [], []
-    networks = list(space.calibration_networks(**size, **settings))
-    for i, model in enumerate(networks):
+    count = settings["calibration"]
+    # One network at a time, cleared after it (as `_fit_networks` does): six ResNet-50-sized models at once
+    # would hold gigabytes for nothing.
+    for i, model in enumerate(space.calibration_networks(**size, **settings)):
         predicted.append(overhead + sum(entries[k] for k in space.model_keys(model)))
         measured.append(measure(model))
         weights.append(weight_mb(model))
+        del model
+        keras.backend.clear_session()
         if progress is not None:
-            progress(i + 1, len(networks), f"calibration network {i + 1}")
-    keras.backend.clear_session()
+            progress(i + 1, count, f"calibration network {i + 1}")
     slope, cache = fit_memory_term(predicted, measured, weights)
     with_term = [p + slope * max(0.0, w - cache) for p, w in zip(predicted, weights)]
     error = lambda values: round(float(statistics.median(abs(v / m - 1) for v, m in zip(values, measured))), 4)  # noqa: E731
-    return {"ms_per_mb": slope, "cache_mb": cache, "networks": len(networks),
+    return {"ms_per_mb": slope, "cache_mb": cache, "networks": len(measured),
             "weight_mb": [round(min(weights), 3), round(max(weights), 3)],
             "median_error": {"entries": error(predicted), "with_memory": error(with_term)}}
 

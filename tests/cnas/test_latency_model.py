@@ -110,28 +110,27 @@ def test_zero_least_salient_with_costs_removes_low_saliency_per_ms_first():
     assert weighted["cell1_node0_op0"].sum() == 4 and weighted["cell1_node0_op1"].sum() == 4 - 2
 
 
-def test_sample_masks_keep_a_channel_from_d_in_every_cell():
-    _, topology = channel_nasnet(1, 2, 4, input_shape=(8, 8, 1), return_topology=True)
-    graph = ChannelGraph(topology)
-    rng = np.random.default_rng(1)
+def _sampled_shares(graph, seed, samples):
+    """Shares of the input channels `samples` masks of `sample_masks` keep, each checked to keep a `d` per cell."""
+    rng = np.random.default_rng(seed)
     shares = []
-    for _ in range(10):
+    for _ in range(samples):
         masks = latency_model.sample_masks(graph, rng)
         assert all(count >= 1 for count in graph.protected(masks).values())
         shares.append(graph.input_channels(masks) / graph.input_channels(graph.full_masks()))
+    return shares
+
+
+def test_sample_masks_keep_a_channel_from_d_in_every_cell():
+    _, topology = channel_nasnet(1, 2, 4, input_shape=(8, 8, 1), return_topology=True)
+    shares = _sampled_shares(ChannelGraph(topology), seed=1, samples=10)
     assert min(shares) < 0.5 < max(shares)
 
 
 def test_densenet_sample_masks_span_the_pruning_range():
     # Nine layers (cells): without a network-wide share every sample would keep about half the channels.
     _, topology = densenet_bc(3, growth_rate=4, input_shape=(8, 8, 1), return_topology=True)
-    graph = ChannelGraph(topology)
-    rng = np.random.default_rng(0)
-    shares = []
-    for _ in range(20):
-        masks = latency_model.sample_masks(graph, rng)
-        assert all(count >= 1 for count in graph.protected(masks).values())
-        shares.append(graph.input_channels(masks) / graph.input_channels(graph.full_masks()))
+    shares = _sampled_shares(ChannelGraph(topology), seed=0, samples=20)
     assert min(shares) < 0.25 and max(shares) > 0.75
 
 
