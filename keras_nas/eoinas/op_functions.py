@@ -137,6 +137,29 @@ def _conv(spec, x, weights, depthwise):
     return tf.nn.bias_add(y, weights.pop(0)) if use_bias else y
 
 
+def _max_pool(x, pool_size, strides, padding):
+    """`tf.nn.max_pool2d` whose gradient function runs the pooling again beside `MaxPoolGrad`.
+
+    The backward pass of an op function is a function of its own. There a
+    lone `MaxPoolGrad` runs TensorFlow's generic CPU kernel, ~20x slower than
+    oneDNN's, which it uses only when the forward `MaxPool` is in the same
+    graph (benchmarks/RESULTS.md, 2026-12-08). Recomputing the pooling costs
+    one forward pass (~5% of the pair); the gradient is the same.
+    """
+
+    @tf.custom_gradient
+    def pool(inputs):
+        def grad(upstream):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs = tf.nn.max_pool2d(inputs, pool_size, strides, padding)
+            return tape.gradient(outputs, inputs, output_gradients=upstream)
+
+        return tf.nn.max_pool2d(inputs, pool_size, strides, padding), grad
+
+    return pool(x)
+
+
 def _strided_dilated_depthwise(spec, following):
     """A stride-1 "same" depthwise conv of dilation 2 and odd kernel, followed by a 1x1 max-pool of stride 2."""
     return (spec[0] == "depthwise" and spec[2] == (1, 1) and spec[3] == "same" and spec[4] == (2, 2)
@@ -168,9 +191,10 @@ def apply(specs, x, weights, stats, training):
             x = _conv(spec, x, weights, depthwise=kind == "depthwise")
         elif kind == "bn":
             x = _batch_norm(spec, x, weights, stats, new_stats, training)
-        elif kind in ("max_pool", "avg_pool"):
-            pool = tf.nn.max_pool2d if kind == "max_pool" else tf.nn.avg_pool2d
-            x = pool(x, spec[1], spec[2], spec[3].upper())
+        elif kind == "max_pool":
+            x = _max_pool(x, spec[1], spec[2], spec[3].upper())
+        elif kind == "avg_pool":
+            x = tf.nn.avg_pool2d(x, spec[1], spec[2], spec[3].upper())
         elif kind == "zero":
             x = tf.zeros_like(x[:, ::spec[1], ::spec[1], :])
         elif kind == "factorized_reduce":

@@ -32,6 +32,24 @@ def test_every_darts_op_computes_what_its_keras_layer_computes(name, strides):
         assert not np.allclose(op.non_trainable_variables[0].numpy(), stats[0])
 
 
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("name", ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "dil_conv_3x3"])
+def test_input_gradient_matches_keras(name, strides):
+    # max_pool_3x3's gradient is its own function (the pooling is run again beside `MaxPoolGrad`).
+    op = darts_ops.make_op(name, 4, strides, affine=False)
+    x = tf.random.normal((2, 6, 6, 4), seed=3)
+    op.build(x.shape)
+    upstream = tf.random.normal(op(x, training=True).shape, seed=4)
+    grads = []
+    for run in (lambda: op(x, training=True), lambda: OpFunctions().call(op, x, training=True)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(run() * upstream)
+        grads.append(tape.gradient(loss, x).numpy())
+    assert np.abs(grads[0]).max() > 0
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-4, atol=1e-5)
+
+
 def test_affine_batch_norm_and_gradients_match_keras():
     op = darts_ops.make_op("sep_conv_3x3", 4, 1, affine=True)
     x = tf.random.normal((2, 5, 5, 4), seed=2)
