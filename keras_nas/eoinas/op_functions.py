@@ -23,6 +23,8 @@ Keras has no public way to call a layer with weights passed in at this cost
 costs ~10x more per op, and keeps BatchNormalization unfused), hence this.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -214,6 +216,38 @@ def apply(specs, x, weights, stats, training):
                 x = tf.nn.softmax(x)
         # "identity": x as it is
     return x, new_stats
+
+
+_NO_REWRITES = {}
+
+
+@contextlib.contextmanager
+def without_graph_rewrites():
+    """Calls of op functions within it skip Grappler's graph rewrites; the caller's other options are kept.
+
+    An op function is a handful of ops: the rewrites find nothing to gain
+    there (the same step time, benchmarks/RESULTS.md, 2026-12-08) but cost
+    ~25% of each function's first call, paid for every kind and shape of op
+    and for its gradient. The options are TensorFlow's thread-local function
+    call options, so they reach the backward functions a `GradientTape`
+    runs within the block and leave the user's own functions as they are.
+    The same options must be in force at every call of a function (they
+    are part of its instantiation), hence one block around each step.
+    """
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    options = context.context().function_call_options
+    saved = options.config_proto_serialized
+    if saved not in _NO_REWRITES:
+        config = config_pb2.ConfigProto.FromString(saved)
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        _NO_REWRITES[saved] = config
+    options.config_proto_serialized = _NO_REWRITES[saved]  # (the setter takes a proto, not bytes)
+    try:
+        yield
+    finally:
+        options.config_proto_serialized = config_pb2.ConfigProto.FromString(saved)
 
 
 # (specs, input shapes, training, weight gradients, op index, mixture) -> [tf.function, concrete function]

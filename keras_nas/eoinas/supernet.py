@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_nas.engine.fast_variables import fast_variable_creation
 from keras_nas.eoinas.genotypes import EDGE_MODES, EXECUTORS
 from keras_nas.eoinas.gumbel_edge import run_sampled
-from keras_nas.eoinas.op_functions import OpFunctions
+from keras_nas.eoinas.op_functions import OpFunctions, without_graph_rewrites
 from keras_nas.eoinas.search_cell import SearchCell, cell_edges
 from keras_nas.eoinas import darts_ops
 
@@ -288,7 +289,8 @@ class BilevelSearchModel(keras.Model):
         }
         # Every variable now, from the shapes (no symbolic pass through the
         # 896 ops), so nothing is created inside a traced conditional later.
-        self.build((None,) + self.image_shape)
+        with fast_variable_creation():
+            self.build((None,) + self.image_shape)
 
     def _set_latency(self, costs, weight, reference):
         from keras_nas.eoinas import latency_cost
@@ -386,7 +388,8 @@ class BilevelSearchModel(keras.Model):
     def call(self, inputs, training=None):
         if self._runs_ops():
             samples = self._sample_ops()
-            return self._ops_forward(inputs, samples, training=bool(training), weight_gradients=False)[0]
+            with without_graph_rewrites():
+                return self._ops_forward(inputs, samples, training=bool(training), weight_gradients=False)[0]
         return self.forward(inputs, training=training)[0]
 
     # -- the "ops" executor ----------------------------------------------
@@ -563,8 +566,9 @@ class BilevelSearchModel(keras.Model):
         # Built eagerly: with `update_unsampled_ops=False` the weight update
         # runs inside the edges' `Case` ops, where the optimizer could not
         # create its slots.
-        optimizer.build(self.weight_variables)
-        arch_optimizer.build(self.arch_variables)
+        with fast_variable_creation():
+            optimizer.build(self.weight_variables)
+            arch_optimizer.build(self.arch_variables)
 
     @property
     def metrics(self):
@@ -610,7 +614,8 @@ class BilevelSearchModel(keras.Model):
     def weight_step(self, x, y):
         """SGD on the weights (Algorithm 1 line 3)."""
         if self._runs_ops():
-            return self._ops_weight_step(x, y)
+            with without_graph_rewrites():
+                return self._ops_weight_step(x, y)
         probs, loss, grads, index = self._run_forward_backward(x, y, "weights")
         weights = self.weight_variables
         if not self.update_unsampled_ops:
@@ -674,7 +679,8 @@ class BilevelSearchModel(keras.Model):
     def arch_step(self, x, y):
         """Adam on alpha (Algorithm 1 line 4), skipped while `arch_enabled` is 0."""
         if self._runs_ops():
-            probs, loss, grads, index = self._ops_arch_step(x, y)
+            with without_graph_rewrites():
+                probs, loss, grads, index = self._ops_arch_step(x, y)
         else:
             probs, loss, grads, index = self._run_forward_backward(x, y, "arch")
         arch = self.arch_variables

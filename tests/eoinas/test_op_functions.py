@@ -135,3 +135,29 @@ def test_strided_dilated_conv_reads_the_even_pixels_at_any_size(name, size):
     y = OpFunctions().call(op, x, training=False)
     assert y.shape == op(x, training=False).shape
     np.testing.assert_allclose(y.numpy(), op(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_graph_rewrites_are_off_only_within_the_block():
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    from keras_nas.eoinas.op_functions import without_graph_rewrites
+
+    options = context.context().function_call_options
+    before = options.config_proto_serialized
+    with without_graph_rewrites():
+        inside = config_pb2.ConfigProto.FromString(options.config_proto_serialized)
+        op = darts_ops.make_op("max_pool_3x3", 4, 1, affine=False)
+        x = tf.random.normal((2, 6, 6, 4), seed=5)
+        op.build(x.shape)
+        np.testing.assert_allclose(OpFunctions().call(op, x, training=False).numpy(),
+                                   op(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+    assert inside.graph_options.rewrite_options.disable_meta_optimizer
+    # The caller's other settings stay (here: the context's own config, as TensorFlow set it).
+    expected = config_pb2.ConfigProto.FromString(before)
+    inside.graph_options.rewrite_options.disable_meta_optimizer = False
+    assert inside.graph_options.rewrite_options == expected.graph_options.rewrite_options
+    inside.ClearField("graph_options")
+    expected.ClearField("graph_options")
+    assert inside == expected
+    assert options.config_proto_serialized == before
