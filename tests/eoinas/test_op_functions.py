@@ -161,3 +161,27 @@ def test_graph_rewrites_are_off_only_within_the_block():
     expected.ClearField("graph_options")
     assert inside == expected
     assert options.config_proto_serialized == before
+
+
+@pytest.mark.parametrize("height, width", [(6, 6), (7, 7), (7, 6)])
+def test_factorized_reduce_as_one_convolution_matches_the_layer(height, width):
+    layer = FactorizedReduce(6, affine=True)
+    x = tf.random.normal((2, height, width, 4), seed=6)
+    layer.build(x.shape)
+    functions = OpFunctions()
+    weights = functions.weight_variables(layer)
+    assert len(weights) == 4  # conv_1, conv_2 kernels, gamma, beta
+    upstream = tf.random.normal(layer(x, training=True).shape, seed=7)
+    outputs, grads = [], []
+    for run in (lambda: layer(x, training=True), lambda: functions.call(layer, x, training=True)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = run()
+            loss = tf.reduce_sum(y * upstream)
+        outputs.append(y.numpy())
+        grads.append([g.numpy() for g in tape.gradient(loss, [x] + [v.value for v in weights])])
+    assert outputs[0].shape == (2, (height + 1) // 2, (width + 1) // 2, 6)
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-4, atol=1e-4)
+    for a, b in zip(*grads):
+        assert np.abs(a).max() > 0
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
