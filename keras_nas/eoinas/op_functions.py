@@ -143,10 +143,10 @@ def _max_pool(x, pool_size, strides, padding):
     """`tf.nn.max_pool2d` whose gradient function runs the pooling again beside `MaxPoolGrad`.
 
     The backward pass of an op function is a function of its own. There a
-    lone `MaxPoolGrad` runs TensorFlow's generic CPU kernel, ~20x slower than
-    oneDNN's, which it uses only when the forward `MaxPool` is in the same
-    graph (benchmarks/RESULTS.md, 2026-12-08). Recomputing the pooling costs
-    one forward pass (~5% of the pair); the gradient is the same.
+    lone `MaxPoolGrad` runs TensorFlow's generic CPU kernel, 7-20x slower
+    than oneDNN's, which it uses only when the forward `MaxPool` is in the
+    same graph (benchmarks/RESULTS.md, 2026-12-08). The price is one more
+    forward pooling; the gradient is the same.
     """
 
     @tf.custom_gradient
@@ -172,7 +172,7 @@ def _factorized_reduce(x, kernel_1, kernel_2):
     `kernel_2` for the second half, and whose other taps are zero; the
     gradient reaches the two kernels through the concatenation that builds it.
     One convolution instead of a pad, a shift, two convolutions and a concat
-    makes forward + backward ~4x faster (benchmarks/RESULTS.md, 2026-12-08).
+    makes forward + backward ~3x faster (benchmarks/RESULTS.md, 2026-12-08).
     """
     x = tf.nn.relu(x)
     odd_rows, odd_cols = x.shape[1] % 2, x.shape[2] % 2
@@ -247,7 +247,7 @@ def without_graph_rewrites():
 
     An op function is a handful of ops: the rewrites find nothing to gain
     there (the same step time, benchmarks/RESULTS.md, 2026-12-08) but cost
-    ~25% of each function's first call, paid for every kind and shape of op
+    20-30% of each function's first call, paid for every kind and shape of op
     and for its gradient. The options are TensorFlow's thread-local function
     call options, so they reach the backward functions a `GradientTape`
     runs within the block and leave the user's own functions as they are.
