@@ -17,6 +17,7 @@ EXAMPLES = [
     ("keras_nas.folding", "fold_into_kernel"),
     ("keras_nas.cnas.channel_select", "channel_runs"),
     ("keras_nas.eoinas.search_cell", "cell_edges"),
+    ("keras_nas.eoinas.command", "undertrained_warning"),
     ("keras_nas.epnas.constraints", "parse_constraint"),
     ("keras_nas.epnas.constraints", "parse_constraints"),
     ("keras_nas.epnas.constraints", "with_latency_margin"),

@@ -121,6 +121,31 @@ def _search_kwargs(args):
     return {o.name: getattr(args, o.name) for o in SEARCH_OPTIONS}
 
 
+def undertrained_warning(arch_accuracy, num_classes, epochs):
+    """A one-line warning when the supernet ended its search near chance, else None.
+
+    GDAS/EoiNAS derive the cells from alpha, which learns only once the
+    supernet's weights do; a search that ends with the sampled networks near
+    chance on the validation half derives near-random cells (on
+    digits-cluttered for the first ~8 epochs, benchmarks/RESULTS.md "Search
+    quality"). "Near chance" is our rule, not a paper's: below a quarter of
+    the way from chance to 1.
+
+    Example:
+
+    >>> undertrained_warning(0.15, 10, 4)[:45]
+    'the supernet ended its search at 0.150 archit'
+    >>> undertrained_warning(0.62, 10, 16) is None
+    True
+    """
+    chance = 1.0 / num_classes
+    if not arch_accuracy < chance + (1.0 - chance) / 4:  # (NaN: nothing recorded, no warning)
+        return None
+    return (f"the supernet ended its search at {arch_accuracy:.3f} architecture accuracy (chance {chance:.3f}) "
+            f"after {epochs} epochs: too few steps to learn alpha, so the cells are close to random draws; "
+            "give it more --epochs")
+
+
 def _scores_after_skip_limit(search, collapse):
     """The normal cell's scores with the skip connections `--limit-skip-connections` removed set to -inf."""
     import numpy as np
@@ -216,6 +241,9 @@ def run(args):
                         title=f"EoiNAS ({args.variant}) best seed {search['seed']}")
     print(f"Best seed {search['seed']} (val accuracy {search['val_accuracy']:.4f}); genotype: "
           f"{darts.genotype_to_dict(genotype)}", flush=True)
+    undertrained = undertrained_warning(search["val_accuracy"], dataset.num_classes, args.epochs)
+    if undertrained:
+        print(f"Warning: {undertrained}.", flush=True)
     model = darts.eval_network(genotype, cells=args.eval_cells, channels=args.eval_channels,
                                num_classes=dataset.num_classes, input_shape=dataset.input_shape,
                                auxiliary=args.auxiliary_weight > 0, drop_path=args.drop_path,
@@ -246,7 +274,8 @@ def run(args):
         "parameter_free": collapse.pop("parameter_free"),
         "collapse": collapse,
         "trials": common.trial_records(oracle),
-        "search": {k: search[k] for k in ("val_accuracy", "search_seconds", "pruning", "live_ops")},
+        "search": {**{k: search[k] for k in ("val_accuracy", "search_seconds", "pruning", "live_ops")},
+                   "undertrained_warning": undertrained},
         "final": result,
         "params_without_auxiliary": darts.count_params_without_auxiliary(model),
         "costs": training.summarize_costs(model, result["train_seconds"]),

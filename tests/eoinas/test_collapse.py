@@ -71,6 +71,20 @@ def test_search_reports_parameter_free_ops_and_applies_the_limit(tmp_path, capsy
     out_text = capsys.readouterr().out
     assert "Skip connections limited to 0 in the normal cell (P-DARTS)" in out_text
     assert (collapse["warning"] is None) == ("Warning: the derived normal cell" not in out_text)
+    undertrained = results["search"]["undertrained_warning"]
+    assert (undertrained is None) == ("Warning: the supernet ended its search" not in out_text)
+
+
+def test_undertrained_warning_below_a_quarter_of_the_way_from_chance():
+    from keras_nas.eoinas.command import undertrained_warning
+
+    # 10 classes: chance 0.1, warned below 0.1 + 0.9 / 4 = 0.325.
+    assert "at 0.324 architecture accuracy (chance 0.100) after 4 epochs" in undertrained_warning(0.324, 10, 4)
+    assert undertrained_warning(0.326, 10, 4) is None
+    # 2 classes: chance 0.5, warned below 0.625.
+    assert undertrained_warning(0.62, 2, 3).endswith("give it more --epochs")
+    assert undertrained_warning(0.63, 2, 3) is None
+    assert undertrained_warning(float("nan"), 10, 4) is None  # nothing recorded
 
 
 def test_bad_limit_is_one_line(tmp_path, capsys):
