@@ -121,29 +121,39 @@ def _search_kwargs(args):
     return {o.name: getattr(args, o.name) for o in SEARCH_OPTIONS}
 
 
-def undertrained_warning(arch_accuracy, num_classes, epochs):
-    """A one-line warning when the supernet ended its search near chance, else None.
+def undertrained_warning(arch_accuracy, num_classes, when):
+    """A one-line warning when the supernet was near chance when the cells were decided, else None.
 
-    GDAS/EoiNAS derive the cells from alpha, which learns only once the
-    supernet's weights do; a search that ends with the sampled networks near
-    chance on the validation half derives near-random cells (on
-    digits-cluttered for the first ~8 epochs, benchmarks/RESULTS.md "Search
-    quality"). "Near chance" is our rule, not a paper's: below a quarter of
-    the way from chance to 1.
+    GDAS derives the cells from alpha at the end of the search; EoiNAS and
+    GOP fix them earlier, at their last pruning decision. A supernet whose
+    sampled networks were still near chance on the validation half then
+    (`arch_accuracy`) gives near-random cells: on digits-cluttered it stays
+    there until pruning leaves one op per edge (benchmarks/RESULTS.md
+    "Search quality"). "Near chance" is our rule, not a paper's: below a
+    quarter of the way from chance to 1. `when` says when, for the message.
 
     Example:
 
-    >>> undertrained_warning(0.15, 10, 4)[:45]
-    'the supernet ended its search at 0.150 archit'
-    >>> undertrained_warning(0.62, 10, 16) is None
+    >>> undertrained_warning(0.15, 10, "after 4 epochs").split(",")[0]
+    'the supernet was at 0.150 architecture accuracy (chance 0.100) after 4 epochs'
+    >>> undertrained_warning(0.62, 10, "after 16 epochs") is None
     True
     """
     chance = 1.0 / num_classes
     if not arch_accuracy < chance + (1.0 - chance) / 4:  # (NaN: nothing recorded, no warning)
         return None
-    return (f"the supernet ended its search at {arch_accuracy:.3f} architecture accuracy (chance {chance:.3f}) "
-            f"after {epochs} epochs: too few steps to learn alpha, so the cells are close to random draws; "
-            "give it more --epochs")
+    return (f"the supernet was at {arch_accuracy:.3f} architecture accuracy (chance {chance:.3f}) {when}, "
+            "so the cells are close to random draws; give it more --epochs (and, with pruning, a longer "
+            "--warmup-epochs and --prune-interval)")
+
+
+def _decision_accuracy(search, epochs):
+    """`(architecture accuracy, when)` at which the best seed's cells were decided."""
+    decided = [d["epoch"] for d in search.get("pruning") or []]
+    accuracy = (search.get("history") or {}).get("arch_accuracy") or []
+    if decided and len(accuracy) >= max(decided):  # the accuracy of the epoch that ended with the decision
+        return float(accuracy[max(decided) - 1]), f"when it took its last pruning decision (epoch {max(decided)})"
+    return float(search["val_accuracy"]), f"after {epochs} epochs"
 
 
 def _scores_after_skip_limit(search, collapse):
@@ -241,7 +251,8 @@ def run(args):
                         title=f"EoiNAS ({args.variant}) best seed {search['seed']}")
     print(f"Best seed {search['seed']} (val accuracy {search['val_accuracy']:.4f}); genotype: "
           f"{darts.genotype_to_dict(genotype)}", flush=True)
-    undertrained = undertrained_warning(search["val_accuracy"], dataset.num_classes, args.epochs)
+    decision_accuracy, when = _decision_accuracy(search, args.epochs)
+    undertrained = undertrained_warning(decision_accuracy, dataset.num_classes, when)
     if undertrained:
         print(f"Warning: {undertrained}.", flush=True)
     model = darts.eval_network(genotype, cells=args.eval_cells, channels=args.eval_channels,

@@ -72,25 +72,28 @@ def test_search_reports_parameter_free_ops_and_applies_the_limit(tmp_path, capsy
     assert "Skip connections limited to 0 in the normal cell (P-DARTS)" in out_text
     assert (collapse["warning"] is None) == ("Warning: the derived normal cell" not in out_text)
     undertrained = results["search"]["undertrained_warning"]
-    assert (undertrained is None) == ("Warning: the supernet ended its search" not in out_text)
+    assert (undertrained is None) == ("Warning: the supernet was at" not in out_text)
 
 
 def test_undertrained_warning_below_a_quarter_of_the_way_from_chance():
     from keras_nas.eoinas.command import undertrained_warning
 
     # 10 classes: chance 0.1, warned below 0.1 + 0.9 / 4 = 0.325.
-    assert "at 0.324 architecture accuracy (chance 0.100) after 4 epochs" in undertrained_warning(0.324, 10, 4)
-    assert undertrained_warning(0.326, 10, 4) is None
+    message = undertrained_warning(0.324, 10, "after 4 epochs")
+    assert message.startswith("the supernet was at 0.324 architecture accuracy (chance 0.100) after 4 epochs,")
+    assert undertrained_warning(0.326, 10, "after 4 epochs") is None
     # 2 classes: chance 0.5, warned below 0.625.
-    assert undertrained_warning(0.62, 2, 3).endswith("give it more --epochs")
-    assert undertrained_warning(0.63, 2, 3) is None
-    assert undertrained_warning(float("nan"), 10, 4) is None  # nothing recorded
+    assert "give it more --epochs" in undertrained_warning(0.62, 2, "after 3 epochs")
+    assert undertrained_warning(0.63, 2, "after 3 epochs") is None
+    assert undertrained_warning(float("nan"), 10, "after 4 epochs") is None  # nothing recorded
 
 
-def test_bad_limit_is_one_line(tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        cli.main(["search", "eoinas", "--out", str(tmp_path / "r"), "--limit-skip-connections", "-1"])
-    assert info.value.code == 2
-    assert "`--limit-skip-connections` must be an int >= 0. Received: --limit-skip-connections -1" in \
-        capsys.readouterr().err
-    assert not (tmp_path / "r").exists()
+def test_the_cells_are_judged_where_they_were_decided():
+    from keras_nas.eoinas.command import _decision_accuracy
+
+    history = {"arch_accuracy": [0.1, 0.2, 0.3, 0.9]}
+    # EoiNAS / GOP: the accuracy of the epoch that ended with the last pruning decision (1-based epoch 3).
+    pruned = {"val_accuracy": 0.9, "history": history, "pruning": [{"epoch": 2}, {"epoch": 3}, {"epoch": 3}]}
+    assert _decision_accuracy(pruned, 4) == (0.3, "when it took its last pruning decision (epoch 3)")
+    # GDAS (no pruning): the last epoch's.
+    assert _decision_accuracy({"val_accuracy": 0.9, "history": history, "pruning": []}, 4) == (0.9, "after 4 epochs")
