@@ -3,10 +3,10 @@
 TensorFlow gives the `VarHandleOp` behind every eager variable a
 `debug_name` attribute: the name scope the variable is created in, which
 Keras makes unique per layer. Eager kernels are cached by their attributes,
-so each new layer's variables instantiate new `VarHandleOp` kernels, ~0.7 ms
-each: ~3 s of the ~9 s it takes to build the EoiNAS supernet at the paper's
-size (4,700 variables; benchmarks/RESULTS.md, 2026-12-08). Neither Keras nor
-TensorFlow has a public switch for it, hence this.
+so each new layer's variables instantiate new `VarHandleOp` kernels: a
+third of the time it takes to build the EoiNAS supernet at the paper's size
+(benchmarks/RESULTS.md, `bench_op_functions.py --parts variables`). Neither
+Keras nor TensorFlow has a public switch for it, hence this.
 
 The name is used only in TensorFlow's own error messages about a resource;
 the variables' Keras names and paths, which checkpoints use, are unchanged.

@@ -20,7 +20,7 @@ layer uses the biased one; the normalisation itself is the same.
 
 Keras has no public way to call a layer with weights passed in at this cost
 (`Layer.stateless_call` runs the layer's own Python `call`, whose tracing
-costs ~10x more per op, and keeps BatchNormalization unfused), hence this.
+costs many times more per op, and keeps BatchNormalization unfused), hence this.
 """
 
 import contextlib
@@ -143,10 +143,11 @@ def _max_pool(x, pool_size, strides, padding):
     """`tf.nn.max_pool2d` whose gradient function runs the pooling again beside `MaxPoolGrad`.
 
     The backward pass of an op function is a function of its own. There a
-    lone `MaxPoolGrad` runs TensorFlow's generic CPU kernel, 7-20x slower
-    than oneDNN's, which it uses only when the forward `MaxPool` is in the
-    same graph (benchmarks/RESULTS.md, 2026-12-08). The price is one more
-    forward pooling; the gradient is the same.
+    lone `MaxPoolGrad` runs TensorFlow's generic CPU kernel, several times
+    slower than oneDNN's, which it uses only when the forward `MaxPool` is in
+    the same graph (benchmarks/RESULTS.md, `bench_op_functions.py --parts
+    max-pool`). The price is one more forward pooling; the gradient is the
+    same.
     """
 
     @tf.custom_gradient
@@ -172,7 +173,8 @@ def _factorized_reduce(x, kernel_1, kernel_2):
     `kernel_2` for the second half, and whose other taps are zero; the
     gradient reaches the two kernels through the concatenation that builds it.
     One convolution instead of a pad, a shift, two convolutions and a concat
-    makes forward + backward ~3x faster (benchmarks/RESULTS.md, 2026-12-08).
+    makes forward + backward faster (benchmarks/RESULTS.md,
+    `bench_op_functions.py --parts ops`).
     """
     x = tf.nn.relu(x)
     odd_rows, odd_cols = x.shape[1] % 2, x.shape[2] % 2
@@ -246,9 +248,9 @@ def without_graph_rewrites():
     """Calls of op functions within it skip Grappler's graph rewrites; the caller's other options are kept.
 
     An op function is a handful of ops: the rewrites find nothing to gain
-    there (the same step time, benchmarks/RESULTS.md, 2026-12-08) but cost
-    20-30% of each function's first call, paid for every kind and shape of op
-    and for its gradient. The options are TensorFlow's thread-local function
+    there (the same step time) but add to each function's first call, paid
+    for every kind and shape of op and for its gradient (benchmarks/RESULTS.md,
+    `bench_op_functions.py --parts first-call`). The options are TensorFlow's thread-local function
     call options, so they reach the backward functions a `GradientTape`
     runs within the block and leave the user's own functions as they are.
     The same options must be in force at every call of a function (they
@@ -259,15 +261,16 @@ def without_graph_rewrites():
 
     options = context.context().function_call_options
     saved = options.config_proto_serialized
-    if saved not in _NO_REWRITES:
+    if saved not in _NO_REWRITES:  # (the setter takes a proto, not bytes): both protos parsed once
         config = config_pb2.ConfigProto.FromString(saved)
         config.graph_options.rewrite_options.disable_meta_optimizer = True
-        _NO_REWRITES[saved] = config
-    options.config_proto_serialized = _NO_REWRITES[saved]  # (the setter takes a proto, not bytes)
+        _NO_REWRITES[saved] = (config, config_pb2.ConfigProto.FromString(saved))
+    without, original = _NO_REWRITES[saved]
+    options.config_proto_serialized = without
     try:
         yield
     finally:
-        options.config_proto_serialized = config_pb2.ConfigProto.FromString(saved)
+        options.config_proto_serialized = original
 
 
 # (specs, input shapes, training, weight gradients, op index, mixture) -> [tf.function, concrete function]
